@@ -1,0 +1,100 @@
+"""Input validation shared by every public function: clear errors that say what was wrong and where.
+
+Finiteness checks cost one device synchronisation each; they are on by default and can be
+switched off for a hot training loop with :func:`set_checks` (``contrastkit.set_checks(False)``)
+or the :func:`checks_disabled` context manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+_FINITE_CHECKS = True
+
+
+def set_checks(enabled: bool) -> None:
+    """Turn the (synchronising) NaN/Inf checks on inputs on or off globally."""
+    global _FINITE_CHECKS
+    _FINITE_CHECKS = bool(enabled)
+
+
+def checks_enabled() -> bool:
+    return _FINITE_CHECKS
+
+
+@contextlib.contextmanager
+def checks_disabled() -> Iterator[None]:
+    """Context manager that skips NaN/Inf checks inside it (shape checks stay)."""
+    global _FINITE_CHECKS
+    previous = _FINITE_CHECKS
+    _FINITE_CHECKS = False
+    try:
+        yield
+    finally:
+        _FINITE_CHECKS = previous
+
+
+def check_tensor(x: object, name: str, where: str, ndim: int | None = None) -> Tensor:
+    """Check that ``x`` is a floating tensor (of ``ndim`` dims if given) with only finite values."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: `{name}` must be a torch.Tensor, got {type(x).__name__}")
+    if ndim is not None and x.dim() != ndim:
+        raise ValueError(f"{where}: `{name}` must have {ndim} dimensions, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{where}: `{name}` must be a floating-point tensor, got dtype {x.dtype}")
+    if _FINITE_CHECKS and x.numel() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{where}: `{name}` holds {bad} NaN/Inf value(s); the loss would be NaN")
+    return x
+
+
+def check_labels(labels: object, n: int, where: str, name: str = "labels") -> Tensor:
+    """Check that ``labels`` is an integer (or bool) vector of length ``n``."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"{where}: `{name}` must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"{where}: `{name}` must have shape ({n},) to match the embeddings, "
+                         f"got {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"{where}: `{name}` must be integer class ids, got dtype {labels.dtype}")
+    return labels
+
+
+def check_same_shape(a: Tensor, b: Tensor, names: tuple[str, str], where: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{where}: `{names[0]}` and `{names[1]}` must have the same shape, "
+                         f"got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def check_positive(value: float, name: str, where: str, allow_zero: bool = False) -> float:
+    v = float(value)
+    if not (v > 0 or (allow_zero and v == 0)) or v != v:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{where}: `{name}` must be {bound}, got {value!r}")
+    return v
+
+
+def compute_dtype(*tensors: Tensor) -> torch.dtype:
+    """The dtype to reduce in: float64 stays float64, everything else (bf16, fp16, fp32) is float32."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def upcast(x: Tensor, dtype: torch.dtype) -> Tensor:
+    return x if x.dtype == dtype else x.to(dtype)
+
+
+def zero_loss(*tensors: Tensor) -> Tensor:
+    """A finite scalar zero that is still connected to the graph of ``tensors`` (backward gives zeros)."""
+    total = None
+    for t in tensors:
+        if isinstance(t, Tensor) and t.requires_grad:
+            term = t.sum() * 0.0
+            total = term if total is None else total + term
+    if total is None:
+        t0 = tensors[0]
+        return torch.zeros((), dtype=compute_dtype(t0), device=t0.device)
+    return total.to(compute_dtype(*tensors))
