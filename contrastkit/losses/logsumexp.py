@@ -1,0 +1,150 @@
+r"""Row-wise log-sum-exp of a score matrix that is an inner product, with exclusions and two memory modes.
+
+The softmax denominators of InfoNCE / NT-Xent are
+
+.. math::  \mathrm{lse}_i = \log \sum_{j \in V(i)} \exp(a_i^\top c_j),
+
+with ``a`` (R, D) the (temperature-scaled) anchors, ``c`` (S, D) the candidates and ``V(i)`` the valid
+candidates of row ``i``: all of them, minus every candidate with the anchor's label if labels are given
+(false negatives), with the diagonal ``j = i`` treated by ``diagonal``:
+
+* ``"plain"``: no special role (candidates unrelated to the anchors, e.g. a queue of negatives);
+* ``"exclude"``: always excluded (NT-Xent: an anchor is not its own candidate);
+* ``"positive"``: always kept, even when its label matches (in-batch InfoNCE: ``c_i`` is the positive of ``a_i``).
+
+Two modes, same value and gradient:
+
+* **direct** (``block_size=None``): one (R, S) matrix; the forward keeps the softmax probabilities
+  :math:`P_{ij} = \exp(a_i^\top c_j - \mathrm{lse}_i)` for the backward, which is then two matrix
+  products: :math:`\partial a = (g \odot P) c`, :math:`\partial c = (g \odot P)^\top a`. This is the
+  floor of the computation (three products) plus a few elementwise passes, done in place.
+* **blockwise** (``block_size=b``): rows are processed ``b`` at a time; nothing of size R x S is ever held.
+  The backward recomputes each block's scores (one more product) -- the memory-efficient mode, peak extra
+  memory O(b · S). It lets 2N = 65,536 NT-Xent run in well under 2 GiB on a CPU.
+
+Both are a ``torch.autograd.Function``: gradients flow to ``a`` and ``c`` (and through them to a
+temperature, a normalisation or an encoder).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["row_logsumexp"]
+
+
+def _mask_block(
+    scores: Tensor,
+    start: int,
+    diagonal: str,
+    row_labels: Tensor | None,
+    col_labels: Tensor | None,
+) -> None:
+    """Fill excluded entries of the score block (global rows start..start+b) with -inf, in place."""
+    b, s = scores.shape
+    rows = torch.arange(start, max(start, min(start + b, s)), device=scores.device)  # rows with a diagonal entry
+    local = rows - start
+    if row_labels is not None and col_labels is not None:
+        same = row_labels[start:start + b, None] == col_labels[None, :]  # (b, S)
+        if diagonal == "positive":
+            same[local, rows] = False  # the positive keeps its place although its label matches
+        scores.masked_fill_(same, float("-inf"))
+    if diagonal == "exclude":
+        scores[local, rows] = float("-inf")
+
+
+def _block_scores(a: Tensor, c: Tensor, start: int, stop: int, ctx_args: tuple) -> Tensor:
+    block = a[start:stop] @ c.T  # (b, S)
+    _mask_block(block, start, *ctx_args)
+    return block
+
+
+def _exp_rows_in_place(block: Tensor) -> tuple[Tensor, Tensor]:
+    """Replace ``block`` by exp(block - row max) in place; return (row sums, row max).
+
+    Rows that are all -inf (no valid candidate) get max 0 and sum 0, so their lse is -inf.
+    """
+    row_max = block.amax(dim=1)  # (b,)
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    block.sub_(row_max[:, None]).exp_()
+    return block.sum(dim=1), row_max
+
+
+class _RowLogSumExp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, c: Tensor, diagonal: str, row_labels: Tensor | None,
+                col_labels: Tensor | None, block_size: int | None) -> Tensor:
+        mask_args = (diagonal, row_labels, col_labels)
+        R = a.shape[0]
+        ctx.diagonal = diagonal
+        if block_size is None or block_size >= R:
+            block = _block_scores(a, c, 0, R, mask_args)  # (R, S)
+            row_sum, row_max = _exp_rows_in_place(block)
+            block.div_(row_sum.clamp_min(torch.finfo(block.dtype).tiny)[:, None])  # probabilities P
+            ctx.block_size = None
+            ctx.save_for_backward(a, c, block)
+            return row_sum.log() + row_max
+        lse = a.new_empty(R)
+        for start in range(0, R, block_size):
+            stop = min(start + block_size, R)
+            row_sum, row_max = _exp_rows_in_place(_block_scores(a, c, start, stop, mask_args))
+            lse[start:stop] = row_sum.log() + row_max
+        ctx.block_size = block_size
+        saved_labels = (row_labels, col_labels) if row_labels is not None else (None, None)
+        ctx.save_for_backward(a, c, lse, *saved_labels)
+        return lse
+
+    @staticmethod
+    def backward(ctx, grad_lse: Tensor):
+        if ctx.block_size is None:
+            a, c, probs = ctx.saved_tensors
+            weights = probs * grad_lse[:, None]  # (R, S): g_i * P_ij (0 where excluded)
+            grad_a = weights @ c if ctx.needs_input_grad[0] else None
+            grad_c = weights.T @ a if ctx.needs_input_grad[1] else None
+            return grad_a, grad_c, None, None, None, None
+        a, c, lse, row_labels, col_labels = ctx.saved_tensors
+        mask_args = (ctx.diagonal, row_labels, col_labels)
+        finite = torch.isfinite(lse)
+        grad_lse = torch.where(finite, grad_lse, torch.zeros_like(grad_lse))
+        safe_lse = torch.where(finite, lse, torch.zeros_like(lse))
+        grad_a = torch.empty_like(a) if ctx.needs_input_grad[0] else None
+        grad_c = torch.zeros_like(c) if ctx.needs_input_grad[1] else None
+        R, b = a.shape[0], ctx.block_size
+        for start in range(0, R, b):
+            stop = min(start + b, R)
+            block = _block_scores(a, c, start, stop, mask_args)  # (b, S), recomputed
+            block.sub_(safe_lse[start:stop, None]).exp_().mul_(grad_lse[start:stop, None])  # g * P
+            if grad_a is not None:
+                torch.mm(block, c, out=grad_a[start:stop])
+            if grad_c is not None:
+                grad_c.addmm_(block.T, a[start:stop])
+        return grad_a, grad_c, None, None, None, None
+
+
+def row_logsumexp(
+    a: Tensor,
+    c: Tensor,
+    *,
+    diagonal: str = "plain",
+    row_labels: Tensor | None = None,
+    col_labels: Tensor | None = None,
+    block_size: int | None = None,
+) -> Tensor:
+    r"""``lse_i = log sum_{j in V(i)} exp(a_i . c_j)`` for ``a`` (R, D), ``c`` (S, D) -> (R,).
+
+    See the module docstring for ``V(i)`` and ``diagonal``; runs in the inputs' dtype with autocast off.
+    ``block_size=None`` is the direct mode (one R x S matrix kept for the backward); an int is the
+    blockwise, recompute-in-backward mode with O(block_size x S) memory.
+    A row with no valid candidate gives ``-inf`` and a zero gradient.
+    """
+    if a.dim() != 2 or c.dim() != 2 or a.shape[1] != c.shape[1]:
+        raise ValueError(f"row_logsumexp: need (R, D) and (S, D), got {tuple(a.shape)} and {tuple(c.shape)}")
+    if (row_labels is None) != (col_labels is None):
+        raise ValueError("row_logsumexp: give both row_labels and col_labels, or neither")
+    if diagonal not in ("plain", "exclude", "positive"):
+        raise ValueError(f"row_logsumexp: diagonal must be 'plain', 'exclude' or 'positive', got {diagonal!r}")
+    if block_size is not None and block_size < 1:
+        raise ValueError(f"row_logsumexp: block_size must be >= 1, got {block_size}")
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        return _RowLogSumExp.apply(a, c, diagonal, row_labels, col_labels, block_size)

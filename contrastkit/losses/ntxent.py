@@ -1,0 +1,137 @@
+r"""NT-Xent, SimCLR's normalised temperature-scaled cross-entropy (Chen et al. 2020), and SupCon.
+
+For a batch of N pairs of views the 2N embeddings :math:`z` are scored against each other; each anchor
+:math:`i` has one positive :math:`p(i)` (its other view) and 2(N-1) negatives:
+
+.. math::
+
+    \ell_i = -\log \frac{\exp(s(z_i, z_{p(i)}) / \tau)}{\sum_{k \ne i} \exp(s(z_i, z_k) / \tau)},
+    \qquad L = \frac{1}{2N} \sum_{i=1}^{2N} \ell_i .
+
+With ``labels``, every other sample of the anchor's class is a positive -- the supervised contrastive
+loss :math:`L^{sup}_{out}` of Khosla et al. 2020, eq. 2:
+
+.. math::
+
+    \ell_i = -\frac{1}{|P(i)|} \sum_{p \in P(i)} \log
+    \frac{\exp(s_{ip}/\tau)}{\sum_{k \ne i} \exp(s_{ik}/\tau)} ,
+
+mean over the anchors that have at least one positive. Same-class samples are then no longer treated
+as negatives only: they are pulled together. Without labels it is exactly NT-Xent (each pair its own class).
+The value equals lightly's and PyTorch Metric Learning's ``NTXentLoss`` for the same pairs.
+
+The score :math:`s` defaults to the cosine similarity (SimCLR); any :class:`~contrastkit.similarity.Measure`
+works (distances enter negated). Closed form: 2N identical embeddings give :math:`\log(2N-1)`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from contrastkit._checks import check_labels, check_same_shape, check_tensor
+from contrastkit.losses.logsumexp import row_logsumexp
+from contrastkit.losses.temperature import Temperature, check_temperature, default_block_size
+from contrastkit.similarity import Measure, cosine, get_measure
+
+__all__ = ["NTXentLoss", "nt_xent"]
+
+_WHERE = "nt_xent"
+
+
+def _class_ids(labels: Tensor) -> tuple[Tensor, int]:
+    """Remap arbitrary integer labels to 0..C-1."""
+    _, ids = torch.unique(labels, return_inverse=True)
+    return ids, int(ids.max()) + 1 if ids.numel() else 0
+
+
+def nt_xent(
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float | Tensor = 0.5,
+    *,
+    labels: Tensor | None = None,
+    score: Measure | str = cosine,
+    memory_efficient: bool = False,
+    block_size: int | None = None,
+) -> Tensor:
+    """NT-Xent over the 2N views ``z1`` (N, D), ``z2`` (N, D); see the module docstring.
+
+    Args:
+        temperature: :math:`\\tau` > 0, a float or a 0-dim tensor (learnable: :class:`NTXentLoss`).
+        labels: (N,) class ids of the pairs (both views share them) for SupCon; ``None`` = NT-Xent.
+        score: the measure giving :math:`s` (cosine by default).
+        memory_efficient: never hold the (2N, 2N) score matrix: blockwise log-sum-exp, recomputed in the
+            backward (same value and gradients). Needs a score that is an inner product of transformed
+            inputs (cosine, dot, squared Euclidean, bilinear).
+        block_size: rows per block in the memory-efficient mode (default: about 128 MiB of scores).
+
+    Returns:
+        scalar loss, float32 (float64 for float64 inputs).
+    """
+    check_tensor(z1, "z1", _WHERE, ndim=2)
+    check_tensor(z2, "z2", _WHERE, ndim=2)
+    check_same_shape(z1, z2, ("z1", "z2"), _WHERE)
+    n = z1.shape[0]
+    if n == 0:
+        raise ValueError(f"{_WHERE}: empty batch (z1 has 0 rows)")
+    temperature = check_temperature(temperature, _WHERE)
+    score = get_measure(score)
+    if labels is None:
+        pair_ids = torch.arange(n, device=z1.device)
+    else:
+        pair_ids, _ = _class_ids(check_labels(labels, n, _WHERE))
+    ids = torch.cat([pair_ids, pair_ids])  # (2N,) class of every view
+    num_classes = int(ids.max()) + 1
+    z = torch.cat([z1, z2])  # (2N, D)
+
+    num_pos = torch.bincount(ids, minlength=num_classes)[ids] - 1  # (2N,) |P(i)| >= 1: the other view
+    factors = score.score_factors(z, z)
+    if factors is None:
+        if memory_efficient:
+            raise ValueError(f"{_WHERE}: memory_efficient=True needs an inner-product score (cosine, dot, "
+                             f"squared Euclidean, bilinear); {type(score).__name__} is not one")
+        logits = score.scores(z, z) / temperature  # (2N, 2N)
+        eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+        lse = torch.logsumexp(logits.masked_fill(eye, float("-inf")), dim=1)  # (2N,)
+        positive = (ids[:, None] == ids[None, :]) & ~eye
+        pos_sum = (logits * positive).sum(1)  # (2N,) sum of positive logits
+    else:
+        a, c, offset = factors
+        a = a / temperature  # (2N, D')
+        block = (block_size or default_block_size(2 * n)) if memory_efficient else None
+        lse = row_logsumexp(a, c, diagonal="exclude", block_size=block)  # (2N,)
+        class_sum = torch.zeros(num_classes, c.shape[1], dtype=c.dtype, device=c.device).index_add_(0, ids, c)
+        pos_sum = (a * (class_sum[ids] - c)).sum(1)  # (2N,) sum over p in P(i) of a_i . c_p
+        if offset is not None:
+            lse = lse + offset / temperature
+            pos_sum = pos_sum + num_pos * offset / temperature
+    return (lse - pos_sum / num_pos).mean()
+
+
+class NTXentLoss(nn.Module):
+    """:func:`nt_xent` as a module; ``learnable_temperature=True`` learns :math:`\\tau` (starting at ``temperature``).
+
+    Call as ``loss(z1, z2)`` or ``loss(z1, z2, labels)`` (SupCon).
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.5,
+        *,
+        score: Measure | str = cosine,
+        learnable_temperature: bool = False,
+        memory_efficient: bool = False,
+        block_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.temperature = Temperature(temperature, learnable_temperature, "NTXentLoss")
+        self.score = get_measure(score)
+        self.memory_efficient, self.block_size = memory_efficient, block_size
+
+    def forward(self, z1: Tensor, z2: Tensor, labels: Tensor | None = None) -> Tensor:
+        return nt_xent(z1, z2, self.temperature(), labels=labels, score=self.score,
+                       memory_efficient=self.memory_efficient, block_size=self.block_size)
+
+    def extra_repr(self) -> str:
+        return f"memory_efficient={self.memory_efficient}"
