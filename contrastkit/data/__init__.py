@@ -1,0 +1,34 @@
+"""Datasets for contrastkit: built-in sets that need no download, user image folders and arrays.
+
+``load_dataset(name_or_path)`` is the entry point; batches come from :func:`epoch_batches` /
+:func:`iterate_batches` as uint8 and become float on the device via :func:`uint8_to_float`.
+"""
+
+from contrastkit.data.batches import (
+    epoch_batches,
+    epoch_permutation,
+    iterate_batches,
+    num_batches,
+    take_batch,
+    uint8_to_float,
+)
+from contrastkit.data.builtin import BUILTIN_DATASETS
+from contrastkit.data.containers import UNLABELLED, ArrayDataset, DatasetSplits
+from contrastkit.data.load import DatasetNotFoundError, load_dataset
+from contrastkit.data.split import stratified_split
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "UNLABELLED",
+    "ArrayDataset",
+    "DatasetNotFoundError",
+    "DatasetSplits",
+    "epoch_batches",
+    "epoch_permutation",
+    "iterate_batches",
+    "load_dataset",
+    "num_batches",
+    "stratified_split",
+    "take_batch",
+    "uint8_to_float",
+]

@@ -1,0 +1,84 @@
+"""One entry point for every dataset: :func:`load_dataset`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from contrastkit.data.arrays import channels_for_mode, convert_channels, parse_size, resize_images
+from contrastkit.data.assemble import presplit_arrays, split_arrays
+from contrastkit.data.builtin import BUILTIN_DATASETS
+from contrastkit.data.containers import DatasetSplits
+from contrastkit.data.folder import load_image_folder
+from contrastkit.data.npfiles import load_npy, load_npz
+from contrastkit.data.split import check_seed
+
+
+class DatasetNotFoundError(FileNotFoundError, ValueError):
+    """Neither a built-in dataset name nor an existing path (catchable as either base class)."""
+
+
+def _shape_arrays(images: np.ndarray, channels: int | None, size: tuple[int, int] | None) -> np.ndarray:
+    if channels is not None:
+        images = convert_channels(images, channels)
+    return resize_images(images, size) if size is not None else images
+
+
+def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None = None,
+                 test_fraction: float = 0.2, seed: int = 0, mode: str | None = None) -> DatasetSplits:
+    """Load a built-in dataset by name, or an image folder / ``.npy`` / ``.npz`` file by path.
+
+    Args:
+        name_or_path: ``"mnist5k"`` or ``"digits"`` (see :mod:`contrastkit.data.builtin`);
+            anything else is a path to a folder (:mod:`contrastkit.data.folder`) or an
+            ``.npy`` / ``.npz`` file (:mod:`contrastkit.data.npfiles`).
+        size: resize every image to (H, W) (an int means square). For a folder whose images
+            differ in size this is required.
+        test_fraction: share of each class put in the test split, in [0, 1). Unused when an
+            ``.npz`` file brings its own ``x_train`` / ``x_test``.
+        seed: the *split* seed (not a training seed: pass the same value to keep the same
+            split). The defaults give the canonical splits: mnist5k 4,000 / 1,000 (100 test
+            per class) and digits 1,438 / 359.
+        mode: ``"L"`` (1 channel) or ``"RGB"`` (3 channels) to force the channel count; by
+            default a folder uses its majority and arrays keep theirs.
+
+    Returns:
+        :class:`DatasetSplits` with uint8 (N, C, H, W) images and int64 labels (-1 and
+        ``num_classes == 0`` when the data carries no labels).
+    """
+    where = "load_dataset"
+    size_hw = parse_size(size, where)
+    channels = channels_for_mode(mode, where)
+    seed = check_seed(seed, where)
+    if not isinstance(test_fraction, int | float) or not 0.0 <= float(test_fraction) < 1.0:
+        raise ValueError(f"{where}: `test_fraction` must be in [0, 1), got {test_fraction!r}")
+    if not isinstance(name_or_path, str | Path):
+        raise TypeError(f"{where}: `name_or_path` must be a str or Path, got {type(name_or_path).__name__}")
+
+    key = str(name_or_path)
+    if key.lower() in BUILTIN_DATASETS:
+        images, labels, class_names = BUILTIN_DATASETS[key.lower()]()
+        return split_arrays(key.lower(), _shape_arrays(images, channels, size_hw), labels,
+                            test_fraction=test_fraction, seed=seed, class_names=class_names, where=where)
+
+    path = Path(key).expanduser()
+    if not path.exists():
+        raise DatasetNotFoundError(f"{where}: {key!r} is neither a built-in dataset "
+                                   f"({', '.join(sorted(BUILTIN_DATASETS))}) nor an existing path "
+                                   f"(an image folder, .npy or .npz file)")
+    if path.is_dir():
+        images, labels, class_names = load_image_folder(path, mode=mode, size=size_hw, where=where)
+        return split_arrays(path.name, images, labels, test_fraction=test_fraction, seed=seed,
+                            class_names=class_names, where=where)
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise ValueError(f"{where}: cannot load '{path}': expected a folder of images, an .npy or an .npz "
+                         f"file, or a built-in name ({', '.join(sorted(BUILTIN_DATASETS))})")
+    source = load_npy(path, where) if suffix == ".npy" else load_npz(path, where)
+    images = _shape_arrays(source.images, channels, size_hw)
+    if source.test_images is None or source.test_labels is None:
+        return split_arrays(path.name, images, source.labels, test_fraction=test_fraction, seed=seed,
+                            where=where)
+    return presplit_arrays(path.name, images, source.labels,
+                           _shape_arrays(source.test_images, channels, size_hw), source.test_labels, where)
