@@ -1,0 +1,265 @@
+"""Triplet mining: exact counts and index lists against brute-force enumeration and PyTorch Metric Learning."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contrastkit.mining import (
+    TRIPLET_KINDS,
+    TripletCounts,
+    band_coefficients,
+    mine_triplets,
+    triplet_band,
+    triplet_categories,
+)
+from contrastkit.similarity import MahalanobisDistance, cosine, dot, euclidean
+
+pml_miners = pytest.importorskip("pytorch_metric_learning.miners")
+pml_distances = pytest.importorskip("pytorch_metric_learning.distances")
+
+SIZES = [2, 7, 24, 40]
+
+
+def batch(n: int, dim: int = 5, classes: int = 3, seed: int = 0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, dim, generator=g, dtype=dtype)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return x, y
+
+
+def loop_dissimilarity(x: torch.Tensor, measure: str) -> list[list[float]]:
+    """d[i][j], smaller = closer, by explicit loops: Euclidean distance or negated cosine similarity."""
+    rows = x.double().tolist()
+    n = len(rows)
+    d = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(n):
+            u, v = rows[i], rows[j]
+            if measure == "euclidean":
+                d[i][j] = math.sqrt(sum((a - b) ** 2 for a, b in zip(u, v, strict=True)))
+            else:  # cosine: d = -cos
+                dot_uv = sum(a * b for a, b in zip(u, v, strict=True))
+                d[i][j] = -dot_uv / (math.sqrt(sum(a * a for a in u)) * math.sqrt(sum(b * b for b in v)))
+    return d
+
+
+def brute_force_sets(x: torch.Tensor, y: torch.Tensor, margin: float, measure: str = "euclidean"):
+    """Every valid triplet (a != p same label, n other label) sorted into the survey's states."""
+    d = loop_dissimilarity(x, measure)
+    labels = y.tolist()
+    n = len(labels)
+    sets: dict[str, set[tuple[int, int, int]]] = {kind: set() for kind in TRIPLET_KINDS}
+    total = 0
+    for a, p, q in itertools.product(range(n), repeat=3):
+        if a == p or labels[a] != labels[p] or labels[q] == labels[a]:
+            continue
+        total += 1
+        d_ap, d_an = d[a][p], d[a][q]
+        if d_an < d_ap:
+            sets["hard"].add((a, p, q))
+        elif d_an < d_ap + margin:
+            sets["semi-hard"].add((a, p, q))
+        else:
+            sets["easy"].add((a, p, q))
+        if d_an < d_ap + margin:
+            sets["all"].add((a, p, q))
+    return sets, total
+
+
+def as_set(indices: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> set[tuple[int, int, int]]:
+    a, p, n = (t.tolist() for t in indices)
+    triplets = set(zip(a, p, n, strict=True))
+    assert len(triplets) == len(a), "a triplet was listed twice"
+    return triplets
+
+
+PML_TYPE = {"all": "all", "hard": "hard", "semi-hard": "semihard", "easy": "easy"}
+
+
+def pml_triplets(x, y, kind, margin, measure="euclidean"):
+    # PML's LpDistance normalises embeddings by default; switch that off to compare raw Euclidean distances.
+    distance = (pml_distances.LpDistance(normalize_embeddings=False) if measure == "euclidean"
+                else pml_distances.CosineSimilarity())
+    miner = pml_miners.TripletMarginMiner(margin=margin, type_of_triplets=PML_TYPE[kind], distance=distance)
+    return as_set(miner(x, y))
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("measure", ["euclidean", "cosine"])
+def test_categories_match_brute_force(n, measure):
+    x, y = batch(n, seed=n)
+    margin = 0.4 if measure == "euclidean" else 0.1
+    sets, total = brute_force_sets(x, y, margin, measure)
+    counts = triplet_categories(x, y, margin, distance=measure)
+    assert counts == TripletCounts(hard=len(sets["hard"]), semi_hard=len(sets["semi-hard"]),
+                                   easy=len(sets["easy"]), total=total)
+    assert counts.hard + counts.semi_hard + counts.easy == counts.total
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("kind", TRIPLET_KINDS)
+def test_mined_sets_match_brute_force_and_pml(n, kind):
+    x, y = batch(n, seed=100 + n)
+    margin = 0.5
+    sets, _ = brute_force_sets(x, y, margin)
+    mined = as_set(mine_triplets(x, y, kind, margin))
+    assert mined == sets[kind]
+    # PML's boundaries differ only on ties (e.g. its "hard" is d_an <= d_ap), which random floats never hit.
+    assert mined == pml_triplets(x, y, kind, margin)
+
+
+@pytest.mark.parametrize("kind", TRIPLET_KINDS)
+def test_cosine_orientation_matches_pml_cosine_similarity(kind):
+    # A similarity is oriented by its type (d = -cos); PML needs its is_inverted flag for the same sets.
+    x, y = batch(30, classes=4, seed=7)
+    mined = as_set(mine_triplets(x, y, kind, 0.2, distance=cosine))
+    assert mined == brute_force_sets(x, y, 0.2, "cosine")[0][kind]
+    assert mined == pml_triplets(x, y, kind, 0.2, "cosine")
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 16, 1000])
+def test_chunking_changes_nothing(chunk_size):
+    x, y = batch(33, classes=4, seed=3)
+    assert triplet_categories(x, y, 0.3, chunk_size=chunk_size) == triplet_categories(x, y, 0.3)
+    for kind in TRIPLET_KINDS:
+        reference = mine_triplets(x, y, kind, 0.3)
+        chunked = mine_triplets(x, y, kind, 0.3, chunk_size=chunk_size)
+        for ours, ref in zip(chunked, reference, strict=True):
+            assert torch.equal(ours, ref)
+
+
+def test_triplets_ordered_by_anchor_and_distances():
+    x, y = batch(24, seed=11)
+    a, p, n = mine_triplets(x, y, "all", 0.5)
+    d = torch.cdist(x, x)
+    key = torch.stack([a.double(), d[a, p], d[a, n]], 1).tolist()
+    assert key == sorted(key)
+
+
+def test_counts_at_a_larger_size_against_broadcast_enumeration():
+    # A second, independent reference at N = 200: the (N, N, N) masks built directly (8M booleans).
+    x, y = batch(200, dim=8, classes=6, seed=5, dtype=torch.float32)
+    margin = 0.7
+    d = euclidean.pairwise(x, x).double()
+    same = y[:, None] == y[None, :]
+    valid = (same & ~torch.eye(200, dtype=torch.bool))[:, :, None] & ~same[:, None, :]  # (a, p, n)
+    d_ap, d_an = d[:, :, None], d[:, None, :]
+    counts = triplet_categories(x, y, margin)
+    assert counts.total == int(valid.sum())
+    assert counts.hard == int((valid & (d_an < d_ap)).sum())
+    assert counts.semi_hard == int((valid & (d_an >= d_ap) & (d_an < d_ap + margin)).sum())
+    assert counts.easy == int((valid & (d_an >= d_ap + margin)).sum())
+
+
+def test_total_at_n_1024_equals_closed_form():
+    # total = sum over classes c of n_c (n_c - 1) (N - n_c); runs in O(chunk * N) memory.
+    x, y = batch(1024, dim=16, classes=16, seed=9, dtype=torch.float32)
+    sizes = torch.bincount(y).tolist()
+    counts = triplet_categories(x, y, 0.2, chunk_size=128)
+    assert counts.total == sum(c * (c - 1) * (1024 - c) for c in sizes)
+    assert counts.hard + counts.semi_hard + counts.easy == counts.total
+    assert min(counts.hard, counts.semi_hard, counts.easy) > 0
+
+
+@pytest.mark.parametrize("kind", ["all", "semi-hard", "hard", "easy"])
+def test_band_coefficients_give_the_triplet_sum(kind):
+    x, y = batch(24, classes=3, seed=21)
+    margin = 0.5
+    d_loop = loop_dissimilarity(x, "euclidean")
+    sets, _ = brute_force_sets(x, y, margin)
+    expected = sum(d_loop[a][p] - d_loop[a][n] for a, p, n in sets[kind])
+    d = euclidean.pairwise(x, x)
+    coefficients, n_triplets = band_coefficients(d, y, triplet_band(kind, margin), chunk_size=5)
+    assert n_triplets == len(sets[kind])
+    assert abs(float((coefficients * d).sum()) - expected) < 1e-10
+    # Per anchor, sum_p count(a, p) = sum_n w(a, n) = triplets of that anchor: rows of C sum to zero.
+    assert torch.equal(coefficients.sum(1), torch.zeros(24, dtype=torch.float64))
+
+
+def test_counts_helpers():
+    counts = TripletCounts(hard=1, semi_hard=2, easy=5, total=8)
+    assert counts.as_dict() == {"hard": 1, "semi_hard": 2, "easy": 5, "total": 8}
+    assert counts.fractions() == {"hard": 0.125, "semi_hard": 0.25, "easy": 0.625}
+    assert TripletCounts(0, 0, 0, 0).fractions() == {"hard": 0.0, "semi_hard": 0.0, "easy": 0.0}
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 0, 0, 0], [0, 1, 2, 3, 4], [3]], ids=["one-class", "all-distinct",
+                                                                                 "batch-of-one"])
+def test_no_valid_triplet(labels):
+    y = torch.tensor(labels)
+    x = torch.randn(len(labels), 4, dtype=torch.float64)
+    assert triplet_categories(x, y, 0.2) == TripletCounts(0, 0, 0, 0)
+    for kind in TRIPLET_KINDS:
+        a, p, n = mine_triplets(x, y, kind, 0.2)
+        assert a.dtype == p.dtype == n.dtype == torch.long
+        assert a.numel() == p.numel() == n.numel() == 0
+
+
+def test_empty_batch():
+    x, y = torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
+    assert triplet_categories(x, y, 0.2).total == 0
+    assert all(t.numel() == 0 for t in mine_triplets(x, y, "all", 0.2))
+
+
+def test_zero_margin_has_no_semi_hard_triplet():
+    x, y = batch(20, seed=2)
+    counts = triplet_categories(x, y, 0.0)
+    assert counts.semi_hard == 0 and counts.hard + counts.easy == counts.total
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_are_compared_in_float32(dtype):
+    x, y = batch(40, classes=4, seed=4, dtype=torch.float32)
+    x_half = x.to(dtype)
+    assert triplet_categories(x_half, y, 0.3) == triplet_categories(x_half.float(), y, 0.3)
+    assert as_set(mine_triplets(x_half, y, "semi-hard", 0.3)) == as_set(
+        mine_triplets(x_half.float(), y, "semi-hard", 0.3))
+
+
+def test_any_measure_works():
+    x, y = batch(16, dim=4, seed=8)
+    counts = triplet_categories(x, y, 0.5, distance=dot)
+    assert counts.hard + counts.semi_hard + counts.easy == counts.total > 0
+    learned = MahalanobisDistance(4)  # identity init: Euclidean
+    assert triplet_categories(x, y, 0.5, distance=learned) == triplet_categories(x, y, 0.5)
+
+
+def test_errors_name_the_problem():
+    x, y = batch(6)
+    with pytest.raises(ValueError, match="kind"):
+        mine_triplets(x, y, "semihard", 0.2)
+    with pytest.raises(ValueError, match="margin"):
+        triplet_categories(x, y, -0.1)
+    with pytest.raises(ValueError, match="labels"):
+        triplet_categories(x, y[:5], 0.2)
+    with pytest.raises(TypeError, match="labels"):
+        mine_triplets(x, y.double(), "all", 0.2)
+    with pytest.raises(ValueError, match="NaN"):
+        triplet_categories(torch.full((6, 5), float("nan")), y, 0.2)
+    with pytest.raises(ValueError, match="embeddings"):
+        triplet_categories(x[0], y, 0.2)
+    with pytest.raises(ValueError, match="chunk_size"):
+        triplet_categories(x, y, 0.2, chunk_size=0)
+    with pytest.raises(ValueError, match="unknown measure"):
+        triplet_categories(x, y, 0.2, distance="manhattan")
+    with pytest.raises(ValueError, match="dissimilarities"):
+        band_coefficients(torch.zeros(5, 6), y, triplet_band("all", 0.2))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 18), classes=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
+def test_permuting_the_batch_permutes_the_triplets(n, classes, seed):
+    x, y = batch(n, dim=3, classes=classes, seed=seed)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    assert triplet_categories(x[perm], y[perm], 0.3) == triplet_categories(x, y, 0.3)
+    for kind in ("all", "semi-hard"):
+        original = as_set(mine_triplets(x, y, kind, 0.3))
+        permuted = as_set(mine_triplets(x[perm], y[perm], kind, 0.3))
+        # Index i of the permuted batch is sample perm[i] of the original.
+        assert {(int(perm[a]), int(perm[p]), int(perm[q])) for a, p, q in permuted} == original
