@@ -72,6 +72,12 @@ def _exp_rows_in_place(block: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class _RowLogSumExp(torch.autograd.Function):
+    """Forward keeps E = exp(s - row max) (direct) or nothing of size R x S (blockwise).
+
+    Backward uses that scaling rows commutes with the products, so no R x S elementwise pass is needed:
+    with w_i = g_i / sum_j E_ij, grad_a = w * (E c) and grad_c = E^T (w * a).
+    """
+
     @staticmethod
     def forward(ctx, a: Tensor, c: Tensor, diagonal: str, row_labels: Tensor | None,
                 col_labels: Tensor | None, block_size: int | None) -> Tensor:
@@ -79,11 +85,10 @@ class _RowLogSumExp(torch.autograd.Function):
         R = a.shape[0]
         ctx.diagonal = diagonal
         if block_size is None or block_size >= R:
-            block = _block_scores(a, c, 0, R, mask_args)  # (R, S)
-            row_sum, row_max = _exp_rows_in_place(block)
-            block.div_(row_sum.clamp_min(torch.finfo(block.dtype).tiny)[:, None])  # probabilities P
+            unnormalised = _block_scores(a, c, 0, R, mask_args)  # (R, S) scores ...
+            row_sum, row_max = _exp_rows_in_place(unnormalised)  # ... now exp(s - row max)
             ctx.block_size = None
-            ctx.save_for_backward(a, c, block)
+            ctx.save_for_backward(a, c, unnormalised, row_sum)
             return row_sum.log() + row_max
         lse = a.new_empty(R)
         for start in range(0, R, block_size):
@@ -91,34 +96,35 @@ class _RowLogSumExp(torch.autograd.Function):
             row_sum, row_max = _exp_rows_in_place(_block_scores(a, c, start, stop, mask_args))
             lse[start:stop] = row_sum.log() + row_max
         ctx.block_size = block_size
-        saved_labels = (row_labels, col_labels) if row_labels is not None else (None, None)
-        ctx.save_for_backward(a, c, lse, *saved_labels)
+        ctx.save_for_backward(a, c, lse, row_labels, col_labels)
         return lse
 
     @staticmethod
     def backward(ctx, grad_lse: Tensor):
+        need_a, need_c = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if ctx.block_size is None:
-            a, c, probs = ctx.saved_tensors
-            weights = probs * grad_lse[:, None]  # (R, S): g_i * P_ij (0 where excluded)
-            grad_a = weights @ c if ctx.needs_input_grad[0] else None
-            grad_c = weights.T @ a if ctx.needs_input_grad[1] else None
+            a, c, unnormalised, row_sum = ctx.saved_tensors
+            # rows without any valid candidate (sum 0) get no gradient
+            weight = torch.where(row_sum > 0, grad_lse / row_sum.clamp_min(torch.finfo(row_sum.dtype).tiny),
+                                 torch.zeros_like(row_sum))[:, None]  # (R, 1)
+            grad_a = weight * (unnormalised @ c) if need_a else None
+            grad_c = unnormalised.T @ (weight * a) if need_c else None
             return grad_a, grad_c, None, None, None, None
         a, c, lse, row_labels, col_labels = ctx.saved_tensors
         mask_args = (ctx.diagonal, row_labels, col_labels)
         finite = torch.isfinite(lse)
-        grad_lse = torch.where(finite, grad_lse, torch.zeros_like(grad_lse))
-        safe_lse = torch.where(finite, lse, torch.zeros_like(lse))
-        grad_a = torch.empty_like(a) if ctx.needs_input_grad[0] else None
-        grad_c = torch.zeros_like(c) if ctx.needs_input_grad[1] else None
+        weight = torch.where(finite, grad_lse, torch.zeros_like(grad_lse))[:, None]  # (R, 1)
+        safe_lse = torch.where(finite, lse, torch.zeros_like(lse))[:, None]
+        grad_a = torch.empty_like(a) if need_a else None
+        grad_c = torch.zeros_like(c) if need_c else None
         R, b = a.shape[0], ctx.block_size
         for start in range(0, R, b):
             stop = min(start + b, R)
-            block = _block_scores(a, c, start, stop, mask_args)  # (b, S), recomputed
-            block.sub_(safe_lse[start:stop, None]).exp_().mul_(grad_lse[start:stop, None])  # g * P
+            probs = _block_scores(a, c, start, stop, mask_args).sub_(safe_lse[start:stop]).exp_()  # (b, S)
             if grad_a is not None:
-                torch.mm(block, c, out=grad_a[start:stop])
+                torch.mm(probs, c, out=grad_a[start:stop]).mul_(weight[start:stop])
             if grad_c is not None:
-                grad_c.addmm_(block.T, a[start:stop])
+                grad_c.addmm_(probs.T, weight[start:stop] * a[start:stop])
         return grad_a, grad_c, None, None, None, None
 
 

@@ -101,8 +101,11 @@ def nt_xent(
         a = a / temperature  # (2N, D')
         block = (block_size or default_block_size(2 * n)) if memory_efficient else None
         lse = row_logsumexp(a, c, diagonal="exclude", block_size=block)  # (2N,)
-        class_sum = torch.zeros(num_classes, c.shape[1], dtype=c.dtype, device=c.device).index_add_(0, ids, c)
-        pos_sum = (a * (class_sum[ids] - c)).sum(1)  # (2N,) sum over p in P(i) of a_i . c_p
+        if labels is None:  # the one positive of view i is the other view of its pair
+            pos_sum = (a * torch.cat([c[n:], c[:n]])).sum(1)  # (2N,)
+        else:  # sum over p in P(i) of a_i . c_p = a_i . (class sum of c - c_i)
+            class_sum = c.new_zeros(num_classes, c.shape[1]).index_add(0, ids, c)  # (C, D')
+            pos_sum = (a * (class_sum[ids] - c)).sum(1)  # (2N,)
         if offset is not None:
             lse = lse + offset / temperature
             pos_sum = pos_sum + num_pos * offset / temperature

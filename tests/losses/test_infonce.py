@@ -1,0 +1,173 @@
+"""InfoNCE against a loop written from CPC's eq. 4 (one query, its candidates, a softmax), in float64."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contrastkit.losses.infonce import InfoNCELoss, info_nce
+from contrastkit.similarity import BilinearSimilarity, MLPCritic, cosine, dot, euclidean, squared_euclidean
+
+
+def reference_info_nce(q, p, negatives, temperature, score=cosine, labels=None, negative_labels=None):
+    n = q.shape[0]
+
+    def s(x, y):
+        return score.scores(x[None], y[None]).detach().item() / temperature
+
+    total = 0.0
+    for i in range(n):
+        positive = s(q[i], p[i])
+        if negatives is None:
+            others = [s(q[i], p[j]) for j in range(n) if j != i and (labels is None or labels[j] != labels[i])]
+        elif negatives.dim() == 2:
+            others = [s(q[i], negatives[j]) for j in range(negatives.shape[0])
+                      if labels is None or negative_labels[j] != labels[i]]
+        else:
+            others = [s(q[i], negatives[i, j]) for j in range(negatives.shape[1])]
+        total += -(positive - math.log(math.exp(positive) + sum(math.exp(o) for o in others)))
+    return total / n
+
+
+def _inputs(n, m, d=5, per_query=False):
+    q, p = torch.randn(n, d, dtype=torch.float64), torch.randn(n, d, dtype=torch.float64)
+    shape = (n, m, d) if per_query else (m, d)
+    return q, p, torch.randn(*shape, dtype=torch.float64)
+
+
+SCORES = [cosine, dot, squared_euclidean, euclidean]
+
+
+@pytest.mark.parametrize("n", [1, 3, 10])
+@pytest.mark.parametrize("score", SCORES, ids=lambda m: type(m).__name__)
+@pytest.mark.parametrize("kind", ["in-batch", "shared", "per-query"])
+def test_matches_reference(n, score, kind):
+    q, p, neg = _inputs(n, 7, per_query=kind == "per-query")
+    negatives = None if kind == "in-batch" else neg
+    expect = reference_info_nce(q, p, negatives, 0.3, score)
+    assert info_nce(q, p, negatives, 0.3, score=score).item() == pytest.approx(expect, rel=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["in-batch", "shared"])
+def test_false_negative_masking_matches_reference(kind):
+    q, p, neg = _inputs(12, 9)
+    labels = torch.randint(0, 3, (12,))
+    neg_labels = torch.randint(0, 3, (9,)) if kind == "shared" else None
+    negatives = neg if kind == "shared" else None
+    expect = reference_info_nce(q, p, negatives, 0.2, cosine, labels, neg_labels)
+    for efficient in (False, True):
+        got = info_nce(q, p, negatives, 0.2, labels=labels, negative_labels=neg_labels,
+                       memory_efficient=efficient, block_size=5)
+        assert got.item() == pytest.approx(expect, rel=1e-10)
+    unmasked = info_nce(q, p, negatives, 0.2)
+    assert unmasked.item() != pytest.approx(expect, rel=1e-6)
+
+
+def test_cpc_style_scores():
+    q, p, neg = _inputs(6, 4, d=3, per_query=True)
+    for score in [BilinearSimilarity(3, 3, bias=True).double(), MLPCritic(3, hidden=6).double()]:
+        with torch.no_grad():
+            for param in score.parameters():
+                param.add_(0.5 * torch.randn_like(param))
+        for negatives in (None, neg, neg[0]):
+            expect = reference_info_nce(q, p, negatives, 1.0, score)
+            assert info_nce(q, p, negatives, 1.0, score=score).item() == pytest.approx(expect, rel=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["in-batch", "shared"])
+@pytest.mark.parametrize("score", [cosine, dot, squared_euclidean], ids=lambda m: type(m).__name__)
+def test_memory_efficient_equals_direct(kind, score):
+    q = torch.randn(29, 8, dtype=torch.float64, requires_grad=True)
+    p = torch.randn(29, 8, dtype=torch.float64, requires_grad=True)
+    neg = torch.randn(41, 8, dtype=torch.float64, requires_grad=True) if kind == "shared" else None
+    inputs = (q, p) if neg is None else (q, p, neg)
+    direct = info_nce(q, p, neg, 0.1, score=score)
+    g_direct = torch.autograd.grad(direct, inputs)
+    for block in (1, 7, None):
+        blockwise = info_nce(q, p, neg, 0.1, score=score, memory_efficient=True, block_size=block)
+        assert blockwise.item() == pytest.approx(direct.item(), rel=1e-6)
+        for g_b, g_d in zip(torch.autograd.grad(blockwise, inputs), g_direct, strict=True):
+            assert torch.allclose(g_b, g_d, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["in-batch", "shared", "per-query"])
+def test_gradcheck(kind):
+    q, p, neg = (t.requires_grad_() for t in _inputs(4, 3, d=3, per_query=kind == "per-query"))
+    negatives = None if kind == "in-batch" else neg
+    inputs = (q, p) if negatives is None else (q, p, negatives)
+    assert torch.autograd.gradcheck(lambda *x: info_nce(x[0], x[1], x[2] if len(x) > 2 else None, 0.5), inputs)
+    assert torch.autograd.gradcheck(
+        lambda *x: info_nce(x[0], x[1], x[2] if len(x) > 2 else None, 0.5, memory_efficient=True, block_size=2)
+        if kind != "per-query" else info_nce(*x, 0.5), inputs)
+
+
+def test_mutual_information_bound():
+    q, p, neg = _inputs(8, 15)
+    loss, bound = info_nce(q, p, neg, 0.5, return_bound=True)
+    assert bound.item() == pytest.approx(math.log(16) - loss.item())
+    loss, bound = info_nce(q, p, None, 0.5, return_bound=True)
+    assert bound.item() == pytest.approx(math.log(8) - loss.item())
+    # a perfect critic (positives identical, negatives orthogonal, low temperature) reaches log(K + 1)
+    eye = torch.eye(16, dtype=torch.float64)
+    _, bound = info_nce(eye[:1], eye[:1], eye[1:], 0.01, return_bound=True)
+    assert bound.item() == pytest.approx(math.log(16), abs=1e-6)
+
+
+def test_in_batch_equals_explicit_negatives_from_other_positives():
+    q, p, _ = _inputs(6, 1)
+    per_query = torch.stack([torch.cat([p[:i], p[i + 1:]]) for i in range(6)])  # (6, 5, D)
+    assert info_nce(q, p).item() == pytest.approx(info_nce(q, p, per_query).item(), rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 8), m=st.integers(1, 6), seed=st.integers(0, 2**31 - 1))
+def test_permutation_invariance_and_non_negativity(n, m, seed):
+    g = torch.Generator().manual_seed(seed)
+    q, p = torch.randn(n, 4, generator=g, dtype=torch.float64), torch.randn(n, 4, generator=g, dtype=torch.float64)
+    neg = torch.randn(m, 4, generator=g, dtype=torch.float64)
+    perm, neg_perm = torch.randperm(n, generator=g), torch.randperm(m, generator=g)
+    for negatives, permuted in ((None, None), (neg, neg[neg_perm])):
+        loss = info_nce(q, p, negatives, 0.3)
+        assert info_nce(q[perm], p[perm], permuted, 0.3).item() == pytest.approx(loss.item(), rel=1e-10)
+        assert loss.item() >= -1e-12
+
+
+def test_learnable_temperature_module():
+    loss_fn = InfoNCELoss(0.07, learnable_temperature=True)
+    loss_fn(torch.randn(8, 4), torch.randn(8, 4), torch.randn(16, 4)).backward()
+    assert loss_fn.temperature.learned.log_temperature.grad is not None
+    fixed = InfoNCELoss(0.07)
+    q, p = torch.randn(5, 3), torch.randn(5, 3)
+    assert fixed(q, p).item() == pytest.approx(info_nce(q, p, None, 0.07).item())
+
+
+def test_zero_vectors_and_half_precision():
+    z = torch.zeros(3, 4, requires_grad=True)
+    loss = info_nce(z, z, torch.zeros(5, 4))
+    assert loss.item() == pytest.approx(math.log(6), rel=1e-6)  # all scores 0: uniform over 6 candidates
+    loss.backward()
+    assert torch.isfinite(z.grad).all()
+    for dtype in (torch.bfloat16, torch.float16):
+        q = torch.randn(8, 16).to(dtype)
+        out = info_nce(q, q, torch.randn(32, 16).to(dtype), 0.05, memory_efficient=True, block_size=3)
+        assert out.dtype == torch.float32 and torch.isfinite(out)
+
+
+def test_bad_input_errors():
+    q = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="same number of rows"):
+        info_nce(q, torch.randn(3, 3))
+    with pytest.raises(ValueError, match=r"\(N, M, D\) with N = 4"):
+        info_nce(q, q, torch.randn(3, 2, 3))
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        info_nce(q, q, torch.full((2, 3), float("inf")))
+    with pytest.raises(ValueError, match="negatives` is empty"):
+        info_nce(q, q, torch.randn(0, 3))
+    with pytest.raises(ValueError, match="needs `negative_labels`"):
+        info_nce(q, q, torch.randn(2, 3), labels=torch.arange(4))
+    with pytest.raises(ValueError, match="feature dimensions differ"):
+        info_nce(q, q, torch.randn(2, 5))
+    with pytest.raises(ValueError, match="temperature must be"):
+        info_nce(q, q, temperature=-1.0)
