@@ -31,8 +31,10 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
 
     Args:
         name_or_path: ``"mnist5k"`` or ``"digits"`` (see :mod:`contrastkit.data.builtin`);
-            anything else is a path to a folder (:mod:`contrastkit.data.folder`) or an
-            ``.npy`` / ``.npz`` file (:mod:`contrastkit.data.npfiles`).
+            anything else, and any ``Path`` object, is a path to a folder
+            (:mod:`contrastkit.data.folder`) or an ``.npy`` / ``.npz`` file
+            (:mod:`contrastkit.data.npfiles`). A str equal to a built-in name (any case) means the
+            built-in set; write ``"./digits"`` for a folder of that name.
         size: resize every image to (H, W) (an int means square). For a folder whose images
             differ in size this is required.
         test_fraction: share of each class put in the test split, in [0, 1). Unused when an
@@ -57,7 +59,7 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         raise TypeError(f"{where}: `name_or_path` must be a str or Path, got {type(name_or_path).__name__}")
 
     key = str(name_or_path)
-    if key.lower() in BUILTIN_DATASETS:
+    if isinstance(name_or_path, str) and key.lower() in BUILTIN_DATASETS:
         images, labels, class_names = BUILTIN_DATASETS[key.lower()]()
         return split_arrays(key.lower(), _shape_arrays(images, channels, size_hw), labels,
                             test_fraction=test_fraction, seed=seed, class_names=class_names, where=where)

@@ -154,3 +154,11 @@ def test_layout_errors(tmp_path) -> None:
     (tmp_path / "hollow" / "void").mkdir()
     with pytest.raises(ValueError, match="void"):
         load_dataset(tmp_path / "hollow")
+
+
+def test_path_object_named_like_a_builtin_is_a_path(tmp_path, monkeypatch) -> None:
+    _save(tmp_path / "digits" / "only.png", _gray(1))
+    monkeypatch.chdir(tmp_path)
+    from_path = load_dataset(Path("digits"), test_fraction=0.0)
+    assert len(from_path.train) == 1 and not from_path.has_labels
+    assert len(load_dataset("./digits", test_fraction=0.0).train) == 1
