@@ -1,0 +1,233 @@
+r"""Mutual-information bounds: the InfoNCE lower bound and the CLUB upper bound (survey section E.5).
+
+Contrastive learning maximises a *lower* bound on the mutual information between views; CLUB gives an
+*upper* bound, used to minimise it (e.g. to remove information from a representation). Both are estimated
+from a batch of N paired samples :math:`(x_i, y_i) \sim p(x, y)`, the pairs :math:`(x_i, y_j), j \ne i`
+standing in for samples of :math:`p(x)p(y)`.
+
+* InfoNCE (Oord et al. 2018, "Representation learning with contrastive predictive coding"; Poole et al.
+  2019, "On variational bounds of mutual information"): for any critic :math:`f`, with each query scored
+  against N candidates (its positive and N - 1 negatives),
+
+  .. math::
+
+      I(X; Y) \ge \log N - \mathcal{L}_N, \qquad
+      \mathcal{L}_N = -\mathbb{E}\Bigl[\frac{1}{N}\sum_{i=1}^{N}
+          \log \frac{e^{f(x_i, y_i)}}{\sum_{j=1}^{N} e^{f(x_i, y_j)}}\Bigr],
+
+  and the estimate can never exceed :math:`\log N` (each log-softmax is :math:`\le 0`): with few
+  candidates it saturates well below a large true MI.
+* CLUB (Cheng et al. 2020, "CLUB: A Contrastive Log-ratio Upper Bound of Mutual Information", ICML):
+  with a variational conditional :math:`q_\theta(y|x)` fitted by maximum likelihood,
+
+  .. math::
+
+      \hat I_{CLUB} = \frac{1}{N}\sum_{i=1}^{N} \log q_\theta(y_i | x_i)
+          - \frac{1}{N^2}\sum_{i=1}^{N}\sum_{j=1}^{N} \log q_\theta(y_j | x_i),
+
+  an upper bound on :math:`I(X; Y)` when :math:`q_\theta` is close enough to :math:`p(y|x)` (their
+  Theorem 3.1 for the true conditional; Theorem 3.2 for a good variational one). The sampled variant
+  replaces the inner mean over :math:`j` by one random :math:`j = \pi(i)` of a permutation :math:`\pi`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from contrastkit._checks import check_positive, check_tensor, compute_dtype, upcast
+from contrastkit.similarity import Measure, get_measure
+
+__all__ = ["CLUB", "InfoNCEEstimator", "infonce_estimate", "infonce_lower_bound"]
+
+
+def _check_pairs(x: object, y: object, where: str, min_rows: int = 1) -> tuple[Tensor, Tensor]:
+    """Check paired batches x (N, Dx), y (N, Dy) with N >= min_rows."""
+    x = check_tensor(x, "x", where, ndim=2)
+    y = check_tensor(y, "y", where, ndim=2)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{where}: `x` and `y` must hold the same number of paired samples, "
+                         f"got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape[0] < min_rows:
+        raise ValueError(f"{where}: needs at least {min_rows} paired sample(s), got {x.shape[0]}")
+    return x, y
+
+
+def infonce_lower_bound(loss: Tensor | float, num_candidates: int) -> Tensor:
+    r"""The InfoNCE lower bound :math:`I(X; Y) \ge \log N - \mathcal{L}_N` (Oord et al. 2018; Poole et al. 2019).
+
+    Args:
+        loss: the InfoNCE loss :math:`\mathcal{L}_N` in nats -- the cross-entropy of picking the positive,
+            averaged over queries (a scalar, or any tensor of such values; applied elementwise).
+        num_candidates: N, how many candidates each query was scored against: 1 positive plus N - 1
+            negatives (for in-batch negatives on a batch of N pairs, the batch size). Not the number of
+            negatives: with K negatives pass K + 1.
+
+    Returns:
+        :math:`\log N - \mathcal{L}_N`, at most :math:`\log N` since the cross-entropy is non-negative.
+    """
+    where = "infonce_lower_bound"
+    if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 2:
+        raise ValueError(f"{where}: `num_candidates` must be an integer >= 2 (1 positive + at least 1 "
+                         f"negative), got {num_candidates!r}")
+    if not isinstance(loss, Tensor):
+        if isinstance(loss, bool) or not isinstance(loss, (int, float)):
+            raise TypeError(f"{where}: `loss` must be a tensor or a number, got {type(loss).__name__}")
+        loss = torch.tensor(float(loss), dtype=torch.float64)
+    loss = check_tensor(loss, "loss", where)
+    return math.log(num_candidates) - upcast(loss, compute_dtype(loss))
+
+
+def infonce_estimate(x: Tensor, y: Tensor, critic: str | Measure = "dot", temperature: float = 1.0) -> Tensor:
+    r"""InfoNCE estimate of :math:`I(X; Y)` from N paired samples, in nats; at most :math:`\log N`.
+
+    Critic :math:`f(x, y) = \text{scores}(x, y) / \tau` from any :mod:`contrastkit.similarity` measure
+    (``"dot"``, ``"cosine"``, a distance, :class:`~contrastkit.similarity.BilinearSimilarity`,
+    :class:`~contrastkit.similarity.MLPCritic`, ...). Row ``i`` of the (N, N) score matrix scores query
+    :math:`x_i` against all candidates :math:`y_j`; its positive is on the diagonal:
+
+    .. math:: \hat I = \log N + \frac{1}{N}\sum_i \log \operatorname{softmax}_j f(x_i, y_j)\big|_{j=i}
+       = \log N - \mathcal{L}_N.
+
+    Differentiable: maximise it to train the critic (and encoders producing ``x``, ``y``).
+
+    Args:
+        x: (N, Dx) samples of X; y: (N, Dy) the paired samples of Y (``y[i]`` goes with ``x[i]``), N >= 2.
+        critic: a measure or its name (see :func:`contrastkit.similarity.get_measure`).
+        temperature: :math:`\tau > 0` dividing the scores.
+    """
+    where = "infonce_estimate"
+    x, y = _check_pairs(x, y, where, min_rows=2)
+    measure = get_measure(critic)
+    tau = check_positive(temperature, "temperature", where)
+    n = x.shape[0]
+    logits = measure.scores(x, y)  # (N, N), row i: query x_i against candidates y_j
+    logits = upcast(logits, compute_dtype(logits)) / tau
+    log_prob_positive = torch.diagonal(F.log_softmax(logits, dim=1))  # (N,)
+    return math.log(n) + log_prob_positive.mean()
+
+
+class InfoNCEEstimator(nn.Module):
+    """:func:`infonce_estimate` with its critic held as a submodule (so its parameters train with the module).
+
+    ``forward(x, y)`` returns the estimate (maximise it); ``loss(x, y)`` its negation, the InfoNCE loss
+    minus log N.
+    """
+
+    def __init__(self, critic: str | Measure = "dot", temperature: float = 1.0) -> None:
+        super().__init__()
+        self.critic = get_measure(critic)
+        self.temperature = check_positive(temperature, "temperature", "InfoNCEEstimator")
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return infonce_estimate(x, y, self.critic, self.temperature)
+
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        return -self.forward(x, y)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}"
+
+
+class CLUB(nn.Module):
+    r"""Contrastive Log-ratio Upper Bound of mutual information (Cheng et al. 2020) with a Gaussian
+    variational conditional :math:`q_\theta(y|x) = \mathcal{N}\bigl(\mu(x), \operatorname{diag}\,\sigma^2(x)\bigr)`.
+
+    :math:`\mu` and :math:`\log\sigma^2` are two MLPs (``dim_x -> hidden -> dim_y``, ReLU);
+    :math:`\log\sigma^2` passes through :math:`b \tanh(\cdot / b)` with ``b = log_var_bound`` so the
+    variance stays in :math:`[e^{-b}, e^{b}]` without a hard clamp.
+
+    Use: alternate a step on :meth:`learning_loss` (fit q by maximum likelihood, with ``x``, ``y``
+    detached if they come from encoders) and a step using :meth:`upper_bound` (the estimate, or a
+    penalty to minimise MI).
+
+    The all-pairs term needs no (N, N, D) or even (N, N) tensor: for a Gaussian,
+    :math:`\frac1N\sum_j (y_{jd} - \mu_{id})^2 = (\mu_{id} - \bar y_d)^2 + v_d` with :math:`\bar y`, :math:`v`
+    the per-dimension mean and (biased) variance of the batch of y -- O(N D) time and memory. The terms
+    :math:`-\frac12\log\sigma^2_{id} - \frac12\log 2\pi` are the same in both sums and cancel.
+
+    Args:
+        dim_x, dim_y: dimensions of x and y.
+        hidden: width of the hidden layer of both MLPs.
+        sampled: ``forward`` uses :meth:`sampled_upper_bound` (CLUB-sample) instead of the all-pairs form.
+        log_var_bound: b > 0 above.
+    """
+
+    def __init__(self, dim_x: int, dim_y: int, hidden: int = 64, sampled: bool = False,
+                 log_var_bound: float = 10.0) -> None:
+        super().__init__()
+        for name, value in (("dim_x", dim_x), ("dim_y", dim_y), ("hidden", hidden)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"CLUB: `{name}` must be an integer >= 1, got {value!r}")
+        self.dim_x, self.dim_y = dim_x, dim_y
+        self.sampled = bool(sampled)
+        self.log_var_bound = check_positive(log_var_bound, "log_var_bound", "CLUB")
+        self.mean_net = nn.Sequential(nn.Linear(dim_x, hidden), nn.ReLU(), nn.Linear(hidden, dim_y))
+        self.log_var_net = nn.Sequential(nn.Linear(dim_x, hidden), nn.ReLU(), nn.Linear(hidden, dim_y))
+
+    def _inputs(self, x: object, y: object, where: str) -> tuple[Tensor, Tensor]:
+        x, y = _check_pairs(x, y, where)
+        if x.shape[1] != self.dim_x or y.shape[1] != self.dim_y:
+            raise ValueError(f"{where}: expected x (N, {self.dim_x}) and y (N, {self.dim_y}), "
+                             f"got {tuple(x.shape)} and {tuple(y.shape)}")
+        return x, y
+
+    def conditional(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of :math:`q(y|x)`, each (N, dim_y), in at least float32.
+
+        ``x`` is cast to the parameters' dtype (call ``.double()`` on the module for float64 work).
+        """
+        x = x.to(self.mean_net[0].weight.dtype)
+        mean = self.mean_net(x)  # (N, Dy)
+        b = self.log_var_bound
+        log_var = b * torch.tanh(self.log_var_net(x) / b)  # (N, Dy), in [-b, b]
+        dtype = compute_dtype(mean)
+        return upcast(mean, dtype), upcast(log_var, dtype)
+
+    def _moments(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        mean, log_var = self.conditional(x)
+        dtype = compute_dtype(mean, y)
+        return upcast(mean, dtype), upcast(log_var, dtype), upcast(y, dtype)
+
+    def log_likelihood(self, x: Tensor, y: Tensor) -> Tensor:
+        r""":math:`\log q_\theta(y_i | x_i)` for each pair, shape (N,) (the full Gaussian log-density)."""
+        x, y = self._inputs(x, y, "CLUB.log_likelihood")
+        mean, log_var, y = self._moments(x, y)
+        squared = (y - mean).pow(2) * torch.exp(-log_var)  # (N, Dy)
+        return -0.5 * (squared + log_var + math.log(2 * math.pi)).sum(1)
+
+    def learning_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """Negative mean log-likelihood of q on the pairs: minimise it to fit q(y|x)."""
+        return -self.log_likelihood(x, y).mean()
+
+    def upper_bound(self, x: Tensor, y: Tensor) -> Tensor:
+        r"""All-pairs CLUB estimate :math:`\frac1N\sum_i \log q(y_i|x_i) - \frac1{N^2}\sum_{i,j}\log q(y_j|x_i)`."""
+        x, y = self._inputs(x, y, "CLUB.upper_bound")
+        mean, log_var, y = self._moments(x, y)
+        precision = torch.exp(-log_var)  # (N, Dy)
+        positive = -0.5 * ((y - mean).pow(2) * precision).sum(1)  # (N,)
+        y_mean = y.mean(0)  # (Dy,)
+        y_var = (y - y_mean).pow(2).mean(0)  # (Dy,), biased: (1/N) sum_j
+        negative = -0.5 * (((mean - y_mean).pow(2) + y_var) * precision).sum(1)  # (N,) mean_j log q(y_j|x_i)
+        return (positive - negative).mean()
+
+    def sampled_upper_bound(self, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        r"""CLUB-sample: :math:`\frac1N\sum_i [\log q(y_i|x_i) - \log q(y_{\pi(i)}|x_i)]` for a uniformly
+        random permutation :math:`\pi` (``torch.randperm`` with ``generator``, on ``y``'s device); its
+        expectation over :math:`\pi` is :meth:`upper_bound`."""
+        x, y = self._inputs(x, y, "CLUB.sampled_upper_bound")
+        mean, log_var, y = self._moments(x, y)
+        precision = torch.exp(-log_var)  # (N, Dy)
+        permutation = torch.randperm(y.shape[0], generator=generator, device=y.device)  # (N,)
+        positive = -0.5 * ((y - mean).pow(2) * precision).sum(1)  # (N,)
+        negative = -0.5 * ((y[permutation] - mean).pow(2) * precision).sum(1)  # (N,)
+        return (positive - negative).mean()
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.sampled_upper_bound(x, y) if self.sampled else self.upper_bound(x, y)
+
+    def extra_repr(self) -> str:
+        return f"dim_x={self.dim_x}, dim_y={self.dim_y}, sampled={self.sampled}"
