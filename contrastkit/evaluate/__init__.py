@@ -1,0 +1,36 @@
+"""Evaluation of frozen representations: kNN, linear probe, alignment / uniformity, and plots.
+
+Protocols are fixed and documented in each module; no choice ever looks at the test split.
+"""
+
+from contrastkit.evaluate.alignment import alignment, alignment_uniformity, uniformity
+from contrastkit.evaluate.features import ImagePreprocess, evaluate_features, extract_features, pixel_features
+from contrastkit.evaluate.knn import knn_accuracy, knn_predict
+from contrastkit.evaluate.linear_probe import (
+    DEFAULT_CS,
+    LinearProbe,
+    ProbeResult,
+    fit_linear_probe,
+    linear_probe_accuracy,
+)
+from contrastkit.evaluate.plots import embed_2d, plot_embedding_2d, plot_training_curves
+
+__all__ = [
+    "DEFAULT_CS",
+    "ImagePreprocess",
+    "LinearProbe",
+    "ProbeResult",
+    "alignment",
+    "alignment_uniformity",
+    "embed_2d",
+    "evaluate_features",
+    "extract_features",
+    "fit_linear_probe",
+    "knn_accuracy",
+    "knn_predict",
+    "linear_probe_accuracy",
+    "pixel_features",
+    "plot_embedding_2d",
+    "plot_training_curves",
+    "uniformity",
+]

@@ -1,0 +1,164 @@
+"""PNG plots of embeddings and training curves, drawn off-screen with matplotlib's Agg canvas.
+
+Figures are built with :class:`matplotlib.figure.Figure` and an Agg canvas directly, never through
+``pyplot``: no window opens, and the process-wide backend a user chose (e.g. in a notebook) is left alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Colormap
+from matplotlib.figure import Figure
+
+__all__ = ["embed_2d", "plot_embedding_2d", "plot_training_curves"]
+
+_METHODS = ("tsne", "pca", "identity")
+
+
+def _to_numpy(x: object, name: str, where: str) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()  # type: ignore[union-attr]
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{where}: `{name}` must be a numpy array or torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
+    """(N, F) -> (N, 2) float64: t-SNE (seeded, PCA init), PCA, or the features as given (F must be 2).
+
+    t-SNE's perplexity is ``min(30, (N - 1) / 3)`` so that small sets work too.
+    """
+    where = "embed_2d"
+    if method not in _METHODS:
+        raise ValueError(f"{where}: `method` must be one of {_METHODS}, got {method!r}")
+    x = np.asarray(features, dtype=np.float64)
+    if method == "identity":
+        if x.shape[1] != 2:
+            raise ValueError(f"{where}: method 'identity' needs 2-D features, got shape {x.shape}")
+        return x
+    if x.shape[0] < 3:
+        raise ValueError(f"{where}: {method} needs at least 3 points, got {x.shape[0]}")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, (x.shape[0] - 1) / 3))
+    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
+
+
+def plot_embedding_2d(features: object, labels: object, path: str | Path, title: str | None = None,
+                      method: str = "tsne", seed: int = 0, max_points: int | None = 3000,
+                      class_names: list[str] | None = None) -> np.ndarray:
+    """Scatter a 2-D map of ``features`` (N, F) coloured by ``labels`` (N,), saved as a PNG at ``path``.
+
+    ``method``: ``"tsne"`` (default), ``"pca"`` or ``"identity"`` (features already 2-D, e.g. DrLIM maps).
+    At most ``max_points`` points are drawn, a seeded random subset of the rows when there are more
+    (t-SNE is quadratic in N). One legend entry per class. Returns the plotted (n, 2) coordinates.
+    """
+    where = "plot_embedding_2d"
+    x = _to_numpy(features, "features", where)
+    y = _to_numpy(labels, "labels", where)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"{where}: `features` must be a non-empty (N, F) array, got shape {x.shape}")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"{where}: `labels` must have shape ({x.shape[0]},), got {y.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{where}: `features` holds NaN/Inf values")
+    if max_points is not None and x.shape[0] > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(x.shape[0], size=max_points, replace=False))
+        x, y = x[keep], y[keep]
+    coords = embed_2d(x, method=method, seed=seed)  # (n, 2)
+
+    classes = np.unique(y)
+    figure = Figure(figsize=(7, 6), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    colormap = _colormap("tab10" if classes.size <= 10 else "tab20" if classes.size <= 20 else "turbo")
+    for index, cls in enumerate(classes):
+        chosen = y == cls
+        colour = colormap(index if classes.size <= 20 else index / max(classes.size - 1, 1))
+        name = class_names[int(cls)] if class_names is not None else str(cls)
+        axes.scatter(coords[chosen, 0], coords[chosen, 1], s=6, color=colour, label=name, alpha=0.8, linewidths=0)
+    axes.legend(title="class", markerscale=3, fontsize="small", loc="best",
+                ncol=1 if classes.size <= 12 else 2)
+    axes.set_title(title if title is not None else f"{method} of {x.shape[0]} embeddings")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    figure.tight_layout()
+    _save(figure, path)
+    return coords
+
+
+def plot_training_curves(csv_path: str | Path, png_path: str | Path, title: str | None = None) -> list[str]:
+    """Plot every numeric column of a training log CSV against ``step``; returns the plotted column names.
+
+    The CSV has a header with at least ``step`` and ``loss`` (e.g. ``step,epoch,loss,lr,...``). One
+    panel per column (``loss`` first, then ``lr``, then the rest in file order); ``epoch`` is not
+    plotted; empty or non-numeric cells are skipped (a metric logged only at some steps plots as
+    points at those steps).
+    """
+    where = "plot_training_curves"
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{where}: {csv_path} has no data rows")
+    header = list(rows[0].keys())
+    for required in ("step", "loss"):
+        if required not in header:
+            raise ValueError(f"{where}: {csv_path} needs a `{required}` column, has {header}")
+    columns = ["loss"] + (["lr"] if "lr" in header else [])
+    columns += [c for c in header if c not in ("step", "epoch", "loss", "lr")]
+    series = {}
+    for column in columns:
+        points = [(_number(row.get("step")), _number(row.get(column))) for row in rows]
+        points = [(s, v) for s, v in points if s is not None and v is not None]
+        if points:
+            series[column] = np.array(points)  # (n, 2): step, value
+    if "loss" not in series:
+        raise ValueError(f"{where}: {csv_path} has no numeric (step, loss) rows")
+
+    panels = len(series)
+    ncols = min(panels, 2)
+    nrows = math.ceil(panels / ncols)
+    figure = Figure(figsize=(6 * ncols, 3.5 * nrows), dpi=100)
+    FigureCanvasAgg(figure)
+    for index, (column, points) in enumerate(series.items()):
+        axes = figure.add_subplot(nrows, ncols, index + 1)
+        style = "-" if points.shape[0] > 20 else "o-"
+        axes.plot(points[:, 0], points[:, 1], style, markersize=3, linewidth=1)
+        axes.set_xlabel("step")
+        axes.set_ylabel(column)
+        axes.grid(alpha=0.3)
+    if title is not None:
+        figure.suptitle(title)
+    figure.tight_layout()
+    _save(figure, png_path)
+    return list(series)
+
+
+def _number(text: str | None) -> float | None:
+    if text is None or text.strip() == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _colormap(name: str) -> Colormap:
+    return matplotlib.colormaps[name]  # the registry exists from matplotlib 3.5 on
+
+
+def _save(figure: Figure, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
