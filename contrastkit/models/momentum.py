@@ -10,6 +10,7 @@ separate from any forward pass -- no forward with side effects.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
@@ -33,11 +34,14 @@ class MomentumEncoder(nn.Module):
         return self.target(x)
 
     @torch.no_grad()
-    def update(self, online: nn.Module, momentum: float | None = None) -> None:
-        """theta_k <- m theta_k + (1 - m) theta_q, parameter by parameter (same architecture as ``online``)."""
+    def update(self, online: nn.Module | Iterable[Tensor], momentum: float | None = None) -> None:
+        """theta_k <- m theta_k + (1 - m) theta_q, parameter by parameter.
+
+        ``online``: the online network (same architecture) or its parameters in ``parameters()`` order.
+        """
         m = self.momentum if momentum is None else float(momentum)
         target_params = list(self.target.parameters())
-        online_params = list(online.parameters())
+        online_params = list(online.parameters() if isinstance(online, nn.Module) else online)
         if len(target_params) != len(online_params):
             raise ValueError(f"MomentumEncoder.update: the online network has {len(online_params)} parameter "
                              f"tensors, the copy {len(target_params)}; they must be the same architecture")

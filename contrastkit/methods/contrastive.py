@@ -1,0 +1,189 @@
+"""A contrastive method as a composition: encoder + projection head + keys + negatives source + loss.
+
+One training step, as data flows (``../DESIGN.md``)::
+
+    views (float, on device) -> encoder -> head -> q             (queries, with gradient)
+    key view -> same network (end-to-end) | momentum copy (MoCo) -> k   (keys)
+    negatives source -> Candidates(positive, negatives, false-negative labels)
+    loss: NT-Xent over 2N views (in-batch) | InfoNCE (queue, bank, or in-batch)
+    after the optimizer step: momentum update, enqueue keys / update bank rows
+
+SimCLR, MoCo v2 and memory-bank instance discrimination are three settings of this one class
+(:mod:`contrastkit.methods.registry`); SimCLR with a queue of negatives is ``negatives="queue"``.
+:meth:`ContrastiveMethod.training_step` has no side effects on stored state (besides BatchNorm running
+statistics); every update happens in :meth:`ContrastiveMethod.after_step`, which the trainer calls after
+the optimizer step, so checkpoints and resumes see a consistent state.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from contrastkit.losses.infonce import info_nce
+from contrastkit.losses.ntxent import nt_xent
+from contrastkit.losses.temperature import Temperature
+from contrastkit.models.momentum import MomentumEncoder
+from contrastkit.models.split_bn import convert_to_split_batchnorm
+from contrastkit.negatives import Candidates, InBatchNegatives, MemoryBank, NegativeSource
+
+__all__ = ["ContrastiveMethod", "StepOutput"]
+
+KEY_ENCODERS = ("shared", "momentum")
+LOSSES = ("nt_xent", "info_nce")
+
+
+@dataclass
+class StepOutput:
+    """What a training step returns: the loss to backpropagate, what the after-step update needs, and
+    detached scalars for logging (tensors: the trainer decides when to synchronise)."""
+
+    loss: Tensor
+    keys: Tensor | None = None  # (N, D) normalised keys / features to store (queue or bank)
+    indices: Tensor | None = None  # (N,) their sample ids
+    logs: dict[str, Tensor] = field(default_factory=dict)
+
+
+class _Embedder(nn.Module):
+    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.encoder(x))
+
+
+class ContrastiveMethod(nn.Module):
+    """Encoder + head + keys + negatives + loss; see the module docstring.
+
+    Args:
+        encoder: any ``nn.Module`` mapping images (B, C, H, W) to features (B, F).
+        head: projection head mapping (B, F) -> (B, D); ``nn.Identity()`` for none.
+        negatives: where negatives come from (:mod:`contrastkit.negatives`).
+        loss: ``"nt_xent"`` (in-batch only: both views are anchors, 2N - 2 negatives each) or ``"info_nce"``.
+        key_encoder: ``"shared"`` (keys from the same network, with gradient: end-to-end) or ``"momentum"``
+            (MoCo: keys from an EMA copy, no gradient).
+        temperature, learnable_temperature: the softmax temperature.
+        momentum: EMA momentum of the key encoder.
+        symmetric: also use the second view as queries (loss averaged over both directions).
+        split_bn: number of BatchNorm groups for momentum keys on one device (shuffled keys, see
+            :mod:`contrastkit.models.split_bn`); 0 or 1 disables it.
+        memory_efficient: blockwise losses that never hold the full logits.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        head: nn.Module,
+        negatives: NegativeSource,
+        *,
+        loss: str = "info_nce",
+        key_encoder: str = "shared",
+        temperature: float = 0.1,
+        learnable_temperature: bool = False,
+        momentum: float = 0.99,
+        symmetric: bool = False,
+        split_bn: int = 0,
+        memory_efficient: bool = False,
+    ) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"ContrastiveMethod: loss must be one of {LOSSES}, got {loss!r}")
+        if key_encoder not in KEY_ENCODERS:
+            raise ValueError(f"ContrastiveMethod: key_encoder must be one of {KEY_ENCODERS}, got {key_encoder!r}")
+        if loss == "nt_xent" and not isinstance(negatives, InBatchNegatives):
+            raise ValueError("ContrastiveMethod: loss='nt_xent' contrasts the 2N views of the batch; use "
+                             "loss='info_nce' with a queue or a memory bank")
+        if isinstance(negatives, MemoryBank) and key_encoder == "momentum":
+            raise ValueError("ContrastiveMethod: a memory bank supplies the positives itself; "
+                             "use key_encoder='shared'")
+        self.encoder, self.head, self.negatives = encoder, head, negatives
+        self.loss_name, self.key_encoder_kind = loss, key_encoder
+        self.temperature = Temperature(temperature, learnable_temperature, "ContrastiveMethod")
+        self.symmetric, self.memory_efficient = symmetric, memory_efficient
+        self.split_bn = split_bn if key_encoder == "momentum" else 0
+        if self.split_bn > 1:
+            convert_to_split_batchnorm(self.encoder, self.split_bn)
+            convert_to_split_batchnorm(self.head, self.split_bn)
+        self.key_net = MomentumEncoder(_Embedder(encoder, head), momentum) if key_encoder == "momentum" else None
+
+    @property
+    def num_views(self) -> int:
+        """Views per sample a step needs: 1 for a memory bank (the positive is stored), else 2."""
+        return 1 if not self.negatives.needs_keys else 2
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Normalised projection (B, D) of images (B, C, H, W), with gradient."""
+        return F.normalize(self.head(self.encoder(x)).float(), dim=1)
+
+    @torch.no_grad()
+    def _momentum_keys(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        assert self.key_net is not None
+        if self.split_bn <= 1:
+            return F.normalize(self.key_net(x).float(), dim=1)
+        # shuffle so each key is normalised with another BN group than its query, then undo the shuffle
+        order = torch.randperm(x.shape[0], generator=generator, device="cpu" if generator is None
+                               else generator.device).to(x.device)
+        keys = F.normalize(self.key_net(x[order]).float(), dim=1)
+        return keys[torch.argsort(order)]
+
+    def _keys(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        return self.embed(x) if self.key_net is None else self._momentum_keys(x, generator)
+
+    def _info_nce(self, q: Tensor, c: Candidates) -> Tensor:
+        return info_nce(q, c.positive, c.negatives, self.temperature(), labels=c.labels,
+                        negative_labels=c.negative_labels, memory_efficient=self.memory_efficient)
+
+    def training_step(self, views: Sequence[Tensor], indices: Tensor,
+                      generator: torch.Generator | None = None) -> StepOutput:
+        """Loss of one batch. ``views``: ``num_views`` float tensors (B, C, H, W); ``indices`` (B,) sample ids."""
+        if len(views) < self.num_views:
+            raise ValueError(f"ContrastiveMethod.training_step: needs {self.num_views} views, got {len(views)}")
+        if not self.negatives.needs_keys:  # memory bank: one view, the positive is the sample's stored vector
+            q = self.embed(views[0])
+            loss = self._info_nce(q, self.negatives.candidates(None, indices, generator))
+            return StepOutput(loss, keys=q.detach(), indices=indices, logs=self._logs(loss))
+        q1 = self.embed(views[0])
+        if self.loss_name == "nt_xent":  # SimCLR: both views are queries and keys, 2N - 2 negatives each
+            k2 = self._keys(views[1], generator)
+            loss = nt_xent(q1, k2, self.temperature(), memory_efficient=self.memory_efficient)
+            return StepOutput(loss, keys=k2.detach(), indices=indices, logs=self._logs(loss))
+        k2 = self._keys(views[1], generator)
+        loss = self._info_nce(q1, self.negatives.candidates(k2, indices, generator))
+        keys = k2
+        if self.symmetric:
+            q2, k1 = self.embed(views[1]), self._keys(views[0], generator)
+            loss = 0.5 * (loss + self._info_nce(q2, self.negatives.candidates(k1, indices, generator)))
+            keys = torch.cat([k2, k1])
+            indices = torch.cat([indices, indices])
+        return StepOutput(loss, keys=keys.detach(), indices=indices, logs=self._logs(loss))
+
+    def _logs(self, loss: Tensor) -> dict[str, Tensor]:
+        logs = {"loss": loss.detach()}
+        if self.temperature.learned is not None:
+            logs["temperature"] = self.temperature.learned().detach()
+        return logs
+
+    @torch.no_grad()
+    def after_step(self, output: StepOutput, gather: Callable[[Tensor], Tensor] | None = None) -> None:
+        """Momentum update of the key encoder, then store the step's keys (queue) or features (bank).
+
+        ``gather`` (e.g. an all-gather under DDP) is applied to keys and indices before storing them.
+        """
+        if self.key_net is not None:
+            self.key_net.update(itertools.chain(self.encoder.parameters(), self.head.parameters()))
+        if output.keys is None or output.indices is None:
+            return
+        keys, indices = output.keys, output.indices
+        if gather is not None:
+            keys, indices = gather(keys), gather(indices)
+        self.negatives.update(keys, indices)
+
+    def extra_repr(self) -> str:
+        return (f"loss={self.loss_name}, key_encoder={self.key_encoder_kind}, symmetric={self.symmetric}, "
+                f"split_bn={self.split_bn}")

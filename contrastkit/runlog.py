@@ -1,0 +1,75 @@
+"""Training logs: a CSV file (always), TensorBoard (when installed), and a tqdm progress bar."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+__all__ = ["RunLog"]
+
+COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s", "elapsed_s", "temperature")
+
+
+class RunLog:
+    """Appends rows to ``DIR/train_log.csv`` (resumed runs keep appending, rows after the resume point
+    are dropped first), mirrors them to TensorBoard under ``DIR/tensorboard`` if ``tensorboard`` is
+    installed, and drives a progress bar showing loss and images/s."""
+
+    def __init__(self, out_dir: Path, total_steps: int, start_step: int = 0, progress: bool = True,
+                 enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.path = out_dir / "train_log.csv"
+        self.bar = tqdm(total=total_steps, initial=start_step, disable=not (progress and enabled),
+                        dynamic_ncols=True, unit="step")
+        self.writer = None
+        if not enabled:
+            return
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._truncate_after(start_step)
+        new = not self.path.exists()
+        self.file = self.path.open("a", newline="")
+        self.csv = csv.DictWriter(self.file, fieldnames=COLUMNS, extrasaction="ignore")
+        if new:
+            self.csv.writeheader()
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # needs the optional `tensorboard` package
+        except (ImportError, ModuleNotFoundError):
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=start_step or None)
+
+    def _truncate_after(self, step: int) -> None:
+        """Keep only rows up to ``step`` (a resume replays the steps after its checkpoint)."""
+        if not self.path.exists():
+            return
+        with self.path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def log(self, row: dict[str, Any], steps_done: int) -> None:
+        self.bar.update(steps_done)
+        self.bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_s']:.0f}", epoch=row["epoch"])
+        if not self.enabled:
+            return
+        self.csv.writerow(row)
+        self.file.flush()
+        if self.writer is not None:
+            for key in ("loss", "lr", "images_per_s", "temperature"):
+                if row.get(key) is not None:
+                    self.writer.add_scalar(f"train/{key}", row[key], row["step"])
+
+    def write(self, message: str) -> None:
+        self.bar.write(message)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.enabled:
+            self.file.close()
+            if self.writer is not None:
+                self.writer.close()
