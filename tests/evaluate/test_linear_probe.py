@@ -1,0 +1,108 @@
+"""Linear probe: easy and real data, C chosen only from the train split, CV record vs an independent
+cold-start cross-validation, tie-breaking, constant features, and input checks."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from contrastkit.evaluate import DEFAULT_CS, fit_linear_probe, linear_probe_accuracy
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, ...]:
+    x, y = load_digits(return_X_y=True)
+    return tuple(train_test_split(x / 16.0, y, train_size=0.6, stratify=y, random_state=0))
+
+
+def _blobs(n_per_class: int, seed: int, separation: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3, 5) * separation
+    y = np.repeat(np.arange(3), n_per_class)
+    return centres[y] + rng.normal(size=(y.size, 5)), y
+
+
+def test_separable_toy_set_is_solved_and_ties_pick_the_smallest_c() -> None:
+    train_x, train_y = _blobs(30, seed=0)
+    test_x, test_y = _blobs(10, seed=1)
+    result = linear_probe_accuracy(train_x, train_y, test_x, test_y)
+    assert result.accuracy == 1.0
+    assert result.train_accuracy == 1.0
+    assert result.converged
+    # every C separates these blobs perfectly in CV, so the tie goes to the strongest regularisation
+    assert all(score == 1.0 for score in result.cv_accuracies.values())
+    assert min(DEFAULT_CS) == result.C
+
+
+def test_sklearn_digits_raw_pixels(digits: tuple[np.ndarray, ...]) -> None:
+    train_x, test_x, train_y, test_y = digits
+    result = linear_probe_accuracy(train_x, train_y, test_x, test_y)
+    assert result.accuracy >= 0.9
+    assert result.C in DEFAULT_CS
+    assert sorted(result.cv_accuracies) == sorted(DEFAULT_CS)
+    assert result.cv_accuracy == max(result.cv_accuracies.values())
+    assert result.folds == 5
+
+
+def test_choice_of_c_never_looks_at_the_test_split(digits: tuple[np.ndarray, ...]) -> None:
+    train_x, test_x, train_y, test_y = digits
+    honest = linear_probe_accuracy(train_x, train_y, test_x, test_y)
+    shuffled_y = np.random.default_rng(0).permutation(test_y)
+    noise_x = np.random.default_rng(1).normal(size=test_x.shape)
+    cheat = linear_probe_accuracy(train_x, train_y, noise_x, shuffled_y)
+    assert cheat.C == honest.C
+    assert cheat.cv_accuracies == honest.cv_accuracies
+    assert cheat.train_accuracy == honest.train_accuracy
+    assert cheat.accuracy < 0.3 < 0.9 < honest.accuracy
+
+
+def test_cv_scores_match_an_independent_cold_start_cross_validation(digits: tuple[np.ndarray, ...]) -> None:
+    train_x, _, train_y, _ = digits
+    grid = (0.01, 0.1, 1.0)
+    probe = fit_linear_probe(train_x, train_y, Cs=grid, seed=3)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=3)
+    for c in grid:
+        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
+        with threadpool_limits(1):  # multi-threaded BLAS crawls on a busy 2-core machine
+            expected = cross_val_score(pipeline, train_x, train_y, cv=folds).mean()
+        # warm starts reach the same optimum to lbfgs tolerance: at most a couple of samples differ
+        assert abs(probe.cv_accuracies[c] - expected) < 0.005
+
+
+def test_standardisation_uses_train_statistics_and_handles_constant_features() -> None:
+    train_x, train_y = _blobs(20, seed=2)
+    train_x = np.hstack([train_x, np.full((train_x.shape[0], 1), 7.0)])  # a constant column
+    probe = fit_linear_probe(torch.from_numpy(train_x).float(), torch.from_numpy(train_y))
+    assert np.allclose(probe.scaler.mean_, train_x.mean(0), atol=1e-5)
+    assert probe.score(train_x, train_y) == 1.0
+    assert np.isfinite(probe.model.coef_).all()
+
+
+def test_folds_shrink_to_the_smallest_class() -> None:
+    x, y = _blobs(10, seed=4)
+    keep = np.r_[np.arange(20), [20, 21, 22]]  # class 2 has 3 samples
+    probe = fit_linear_probe(x[keep], y[keep])
+    assert probe.folds == 3
+
+
+def test_input_checks() -> None:
+    x, y = _blobs(5, seed=5)
+    with pytest.raises(ValueError, match="single class"):
+        fit_linear_probe(x, np.zeros(15, dtype=int))
+    with pytest.raises(ValueError, match="at least 2 per class"):
+        fit_linear_probe(x[:11], y[:11])
+    with pytest.raises(ValueError, match="NaN"):
+        fit_linear_probe(np.where(x > 5, np.nan, x), y)
+    with pytest.raises(TypeError, match="integer"):
+        fit_linear_probe(x, y.astype(float))
+    with pytest.raises(ValueError, match="shape"):
+        fit_linear_probe(x, y[:-1])
+    with pytest.raises(ValueError, match="feature dimensions differ"):
+        linear_probe_accuracy(x, y, x[:, :3], y)
+    with pytest.raises(ValueError, match="Cs"):
+        fit_linear_probe(x, y, Cs=(0.0, 1.0))
