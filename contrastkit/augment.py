@@ -309,12 +309,18 @@ def rgb_to_grayscale(x: Tensor) -> Tensor:
     if x.shape[-3] == 1:
         return x
     r, g, b = x.unbind(dim=-3)
-    return (GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b).unsqueeze(-3)
+    gray = r * GRAY_WEIGHTS[0]
+    return gray.add_(g, alpha=GRAY_WEIGHTS[1]).add_(b, alpha=GRAY_WEIGHTS[2]).unsqueeze(-3)
 
 
 def _blend(x: Tensor, other: Tensor | float, factor: Tensor) -> Tensor:
-    """clamp(f x + (1 - f) other, 0, 1) with per-sample f (B, 1, 1, 1); f = 1 returns x exactly."""
-    return (factor * x + (1.0 - factor) * other).clamp_(0.0, 1.0)
+    """clamp(f x + (1 - f) other, 0, 1) with per-sample f (B, 1, 1, 1); f = 1 returns x exactly.
+
+    ``torch.lerp(other, x, f)`` computes x - (x - other)(1 - f) for f >= 1/2, so f = 1 gives x bit-exactly.
+    """
+    if not isinstance(other, Tensor):
+        other = torch.full((1, 1, 1, 1), float(other), dtype=x.dtype, device=x.device)
+    return torch.lerp(other, x, factor).clamp_(0.0, 1.0)
 
 
 def adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
@@ -338,28 +344,35 @@ def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
 def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     """Shift the HSV hue of each image by ``shift`` (B,) in turns (H' = (H + shift) mod 1); no-op for 1 channel.
 
-    Fused RGB -> HSV -> RGB: with V = max, C = max - min (chroma) and H6 = 6 H in [0, 6),
-        H6 = (G - B)/C mod 6 if V = R,  (B - R)/C + 2 if V = G,  (R - G)/C + 4 otherwise  (0 if C = 0),
-    and back (the closed form of HSV -> RGB): channel n in (R, G, B) = (5, 3, 1) is
-        V - C clamp(min(k, 4 - k), 0, 1),   k = (n + H6') mod 6.
+    Fused RGB -> HSV -> RGB: with V = max, C = max - min (chroma) and H6 = 6 H (mod 6),
+        H6 = (G - B)/C if V = R,  (B - R)/C + 2 if V = G,  (R - G)/C + 4 otherwise  (0 if C = 0),
+    and back with the closed form of HSV -> RGB: channel n in (R, G, B) = (5, 3, 1) is
+        V - C clamp(2 - |k - 2|, 0, 1),   k = (n + H6 + 6 shift) mod 6
+    (2 - |k - 2| = min(k, 4 - k)). V and min(R, G, B) are kept, so the result stays in [0, 1].
     Samples with shift 0 are returned unchanged (bit-exact).
     """
     if x.shape[-3] == 1:
         return x
     r, g, b = x.unbind(dim=-3)                                             # each (B, H, W)
-    v, _ = x.max(dim=-3)
-    chroma = v - x.min(dim=-3).values
-    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    h6 = torch.where(v == r, torch.remainder((g - b) / safe, 6.0),
-                     torch.where(v == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0))
-    h6 = torch.where(chroma > 0, h6, torch.zeros_like(h6))
+    v = torch.amax(x, dim=-3)
+    chroma = v - torch.amin(x, dim=-3)
+    # sector masks as exact 0/1 floats (arithmetic selects beat torch.where on CPU); R wins ties, then G
+    in_r = (v == r).to(x.dtype)
+    in_g = (v == g).to(x.dtype).mul_(1.0 - in_r)
+    in_b = 1.0 - in_r - in_g
+    # C H6 per sector with the sector offsets 2 C and 4 C folded in; every term is 0 when C = 0
+    c_h6 = (g - b).mul_(in_r)
+    c_h6.addcmul_((b - r).add_(chroma, alpha=2.0), in_g).addcmul_((r - g).add_(chroma, alpha=4.0), in_b)
+    h6 = c_h6.div_(chroma + (chroma == 0).to(x.dtype))                     # C = 0 -> 0 / 1
     s = _per_sample(shift, x).squeeze(1)                                   # (B, 1, 1)
-    h6 = torch.remainder(h6 + 6.0 * s, 6.0)
+    h6 = h6.add_(6.0 * s).unsqueeze(-3)                                    # (B, 1, H, W), any real
     n = torch.arange(5.0, 0.0, -2.0, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)   # (5, 3, 1)
-    k = torch.remainder(n + h6.unsqueeze(-3), 6.0)                          # (B, 3, H, W)
-    out = v.unsqueeze(-3) - chroma.unsqueeze(-3) * torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
-    out = out.clamp_(0.0, 1.0)
-    return torch.where(s.unsqueeze(1) != 0, out, x)
+    k = h6 + n                                                             # (B, 3, H, W)
+    k.sub_(torch.div(k, 6.0).floor_().mul_(6.0))                           # mod 6 (the ramp is periodic and
+    ramp = k.sub_(2.0).abs_().neg_().add_(2.0).clamp_(0.0, 1.0)             # 0 at the wrap): clamp(2-|k-2|, 0, 1)
+    out = torch.addcmul(v.unsqueeze(-3), chroma.unsqueeze(-3), ramp, value=-1.0)
+    # lerp with a 0/1 weight is an exact select: samples without a shift come back unchanged
+    return torch.lerp(x, out, (s != 0).to(x.dtype).unsqueeze(1))
 
 
 @dataclass
@@ -455,9 +468,8 @@ class ColorJitter:
         f = _per_sample(torch.where(active.to(f.device), f, torch.ones_like(f)), x)
         gray = rgb_to_grayscale(x)                                             # (B, 1, H, W)
         mean = gray.mean(dim=(-2, -1), keepdim=True)                           # (B, 1, 1, 1)
-        is_contrast = _per_sample(op == 1, x)
-        is_saturation = _per_sample(op == 2, x)
-        other = is_contrast * mean + is_saturation * gray                      # brightness: 0
+        # brightness blends with 0, contrast with the mean gray, saturation with the gray image
+        other = torch.lerp(mean * _per_sample(op == 1, x), gray, _per_sample(op == 2, x))   # exact select
         return _blend(x, other, f)
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -493,8 +505,8 @@ class RandomGrayscale:
         _check_batch_size(params.applied.shape[0], x, "RandomGrayscale.apply")
         if x.shape[1] == 1:
             return x
-        mask = params.applied.to(x.device).view(-1, 1, 1, 1)
-        return torch.where(mask, rgb_to_grayscale(x).expand_as(x), x)
+        # lerp with a 0/1 weight is an exact select (and faster than torch.where on CPU)
+        return torch.lerp(x, rgb_to_grayscale(x).expand_as(x), _per_sample(params.applied, x))
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return self.apply(x, self.sample_params(x.shape, generator, x.device))
