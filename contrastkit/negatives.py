@@ -108,13 +108,15 @@ class MoCoQueue(NegativeSource):
             raise ValueError(f"MoCoQueue: keys must be (B, {self.dim}), got {tuple(keys.shape)}")
         if indices.shape != keys.shape[:1]:
             raise ValueError(f"MoCoQueue: indices must be ({keys.shape[0]},), got {tuple(indices.shape)}")
+        total = keys.shape[0]
         keys, indices = keys[-self.size:], indices[-self.size:]  # only the newest `size` keys survive
-        b = keys.shape[0]
-        slots = (self.pointer + torch.arange(b, device=self.keys.device)) % self.size  # (B,)
+        kept = keys.shape[0]
+        start = self.pointer + (total - kept)  # as if all `total` keys had been written in order
+        slots = (start + torch.arange(kept, device=self.keys.device)) % self.size  # (kept,)
         self.keys[slots] = keys.detach().to(self.keys.dtype)
         self.ids[slots] = indices.to(self.ids.device)
-        self.pointer.copy_((self.pointer + b) % self.size)
-        self.filled.copy_(torch.clamp(self.filled + b, max=self.size))
+        self.pointer.copy_((self.pointer + total) % self.size)
+        self.filled.copy_(torch.clamp(self.filled + total, max=self.size))
 
     def ordered(self) -> Tensor:
         """The valid keys from oldest to newest (for inspection and tests)."""

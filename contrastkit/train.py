@@ -176,9 +176,10 @@ class Trainer:
         self.step += 1
         return out.logs
 
-    def fit(self, resume: bool = False) -> dict[str, Any]:
+    def fit(self, resume: bool = False, max_steps: int | None = None) -> dict[str, Any]:
         """Train to ``epochs`` (or ``max_minutes``); checkpoint every epoch. ``resume`` continues from the
-        checkpoint in ``out`` if there is one."""
+        checkpoint in ``out`` if there is one; ``max_steps`` stops (with a checkpoint) after that many
+        optimizer steps in all -- the schedule still spans ``epochs``."""
         cfg = self.config
         if resume and (self.out / CHECKPOINT_NAME).exists():
             self.load()
@@ -213,13 +214,14 @@ class Trainer:
                     self.train_seconds += time.perf_counter() - t0
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                         self.save()
-                    if cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes:
+                    out_of_time = cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes
+                    if out_of_time or (max_steps is not None and self.step >= max_steps):
                         stopped_early = True
                         break
                 self.save()
                 if stopped_early:
-                    log.write(f"stopping after {self.train_seconds:.0f} s (max_minutes={cfg.max_minutes}); "
-                              f"checkpoint saved at step {self.step}")
+                    log.write(f"stopped at step {self.step} after {self.train_seconds:.0f} s of training "
+                              f"(max_minutes={cfg.max_minutes}, max_steps={max_steps}); checkpoint saved")
                     break
         finally:
             log.close()
