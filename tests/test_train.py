@@ -96,7 +96,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path):
 def test_unreadable_checkpoint_is_named(tmp_path):
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read checkpoint .*checkpoint.pt"):
+    with pytest.raises(ValueError, match=r"cannot read checkpoint .*checkpoint\.pt"):
         load_checkpoint(bad)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt")
