@@ -13,8 +13,8 @@ and **all** (the margin violators, ``d(a,n) < d(a,p) + m``) = hard + semi-hard.
 Every one of these sets is a *band*: for a fixed anchor and positive, the negatives with
 ``d(a,p) + lo <= d(a,n) < d(a,p) + hi`` (``lo`` / ``hi`` possibly unbounded). Per anchor we sort the
 anchor's negative dissimilarities once; the negatives in the band of each positive are then a contiguous
-run of that sorted row, found with two ``torch.searchsorted`` calls. Symmetrically, sorting the positive
-dissimilarities gives, for each negative, how many positives' bands contain it. This yields
+run of that sorted row, found with two ``torch.searchsorted`` calls, and the number of positives whose
+band contains a negative is the number of these runs covering it (a prefix sum). This yields
 
 * exact counts of each state (:func:`triplet_categories`),
 * the index lists of a state (:func:`mine_triplets`), emitted run by run from the sorted order,
@@ -26,8 +26,8 @@ Learning's ``TripletMarginMiner`` materialises every valid triplet instead (an N
 of booleans at N = 1,024). Its boundary conventions differ from these only on measure-zero ties
 (``hard`` there is ``d(a,n) <= d(a,p)``, ``semihard`` is ``d(a,p) < d(a,n) <= d(a,p) + m``).
 
-The band edges are compared as ``d(a,n) < fl(d(a,p) + hi)`` on both sides (counts and weights), so
-the counts seen from the positives and from the negatives agree exactly, ties included.
+Band edges are compared once, as ``d(a,n) < fl(d(a,p) + hi)``, and both the per-positive counts and the
+per-negative weights are read off those runs, so they agree exactly, ties included.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ __all__ = [
 TRIPLET_KINDS = ("all", "hard", "semi-hard", "easy")
 
 # Working-set size (elements of an anchors x batch block) when ``chunk_size`` is not given.
-_CHUNK_ELEMENTS = 1 << 20
+_CHUNK_ELEMENTS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,9 @@ def valid_pair_masks(labels_rows: Tensor, labels: Tensor, row_offset: int) -> tu
     """
     same = labels_rows[:, None] == labels[None, :]  # (B, N)
     rows = torch.arange(labels_rows.shape[0], device=labels.device)
-    not_self = torch.ones_like(same)
-    not_self[rows, rows + row_offset] = False
-    return same & not_self, ~same
+    positive = same.clone()
+    positive[rows, rows + row_offset] = False
+    return positive, ~same
 
 
 class _SortedRows:
@@ -116,12 +116,12 @@ class _SortedRows:
     Shapes: B anchors, N candidates, K = the largest number of positives of an anchor in the chunk.
     """
 
-    def __init__(self, d: Tensor, positive: Tensor, negative: Tensor) -> None:
-        # d, positive, negative: (B, N); d carries no grad.
+    def __init__(self, d: Tensor, positive: Tensor, negative: Tensor, n_positive: Tensor,
+                 n_negative: Tensor) -> None:
+        # d, positive, negative: (B, N), d without grad; n_positive, n_negative: (B, 1) row counts of the masks.
         inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
-        self.d, self.positive, self.negative = d, positive, negative
-        self.n_negative = negative.sum(1, keepdim=True)  # (B, 1)
-        self.n_positive = positive.sum(1, keepdim=True)  # (B, 1)
+        self.shape = d.shape
+        self.n_positive, self.n_negative = n_positive, n_negative
         # Invalid entries become +inf and sort to the end of each row.
         self.negative_sorted, self.negative_order = torch.sort(torch.where(negative, d, inf), dim=1)  # (B, N)
         k = int(self.n_positive.max()) if d.shape[0] else 0
@@ -150,25 +150,24 @@ class _SortedRows:
         stop = torch.where(self.positive_valid, torch.maximum(stop, start), start)
         return start, stop
 
-    def _positives_with_edge_at_or_below(self, shift: float | None, if_open: Tensor) -> Tensor:
-        """(B, N): per entry ``j`` read as d(a,n), the number of positives with d(a,p) + shift <= d(a,j).
+    def positives_containing(self, band: Band, dtype: torch.dtype = torch.long) -> Tensor:
+        """(B, N): per entry read as a negative, how many positives' bands contain it (0 off the negatives).
 
-        ``shift=None`` is an open edge; ``if_open`` (B, 1) is the count then.
+        ``dtype`` of the counts: a float dtype saves a conversion when they become loss weights (exact up to
+        2^24 positives in float32).
+
+        Each positive's band is the run ``[start, stop)`` of the sorted negatives, so the number of runs
+        covering sorted position ``i`` is a prefix sum of +1 at every start and -1 at every stop; it is then
+        moved back from sorted to original column order.
         """
-        if shift is None:
-            return if_open.expand_as(self.d)
-        # fl(x + shift) is non-decreasing in x, so the shifted sorted list stays sorted and the comparison
-        # is the very one the negative side makes (same rounded edge), ties included.
-        edges = (self.positive_sorted + shift).contiguous()
-        at_or_below = torch.searchsorted(edges, self.d, right=True)
-        return torch.minimum(at_or_below, self.n_positive)
-
-    def positives_containing(self, band: Band) -> Tensor:
-        """(B, N): per entry read as a negative, how many positives' bands contain it."""
-        # n is in the band of p  <=>  edge_lo(p) <= d(a,n)  and not  edge_hi(p) <= d(a,n).
-        lo_reached = self._positives_with_edge_at_or_below(band.lo, if_open=self.n_positive)
-        hi_reached = self._positives_with_edge_at_or_below(band.hi, if_open=torch.zeros_like(self.n_positive))
-        return (lo_reached - hi_reached).clamp_min(0)
+        start, stop = self.negative_range(band)  # (B, K) each; empty runs on padding
+        batch, n = self.shape
+        ones = torch.ones(start.shape, dtype=dtype, device=start.device)
+        edges = torch.zeros(batch, n + 1, dtype=dtype, device=start.device)
+        edges.scatter_add_(1, start, ones).scatter_add_(1, stop, -ones)
+        covered = torch.cumsum(edges[:, :n], dim=1)  # (B, N) in sorted order; 0 past the negatives
+        # negative_order is a permutation of each row, so the scatter writes every entry.
+        return torch.empty_like(covered).scatter_(1, self.negative_order, covered)
 
 
 def _chunk_size(n: int, chunk_size: int | None, where: str) -> int:
@@ -184,11 +183,14 @@ def _sorted_chunks(
 ) -> Iterator[tuple[int, _SortedRows]]:
     """Yield ``(first_anchor, sorted_chunk)`` over anchor chunks; ``rows(i, j)`` gives d[i:j] (j - i, N)."""
     n = labels.shape[0]
+    _, class_of, class_sizes = torch.unique(labels, return_inverse=True, return_counts=True)
+    own_class_size = class_sizes[class_of][:, None]  # (N, 1)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         d = rows(start, stop).detach()
         positive, negative = valid_pair_masks(labels[start:stop], labels, start)
-        yield start, _SortedRows(d, positive, negative)
+        size = own_class_size[start:stop]
+        yield start, _SortedRows(d, positive, negative, n_positive=size - 1, n_negative=n - size)
 
 
 def _check_inputs(embeddings: Tensor, labels: Tensor, margin: float, where: str) -> float:
@@ -219,7 +221,7 @@ def triplet_categories(
         labels: (N,) integer class ids.
         margin: the triplet margin ``m >= 0`` separating semi-hard from easy.
         distance: any measure; its ``dissimilarities`` orient it (a similarity is negated).
-        chunk_size: anchors per block (default: about 2^20 / N); memory is O(chunk_size * N).
+        chunk_size: anchors per block (default: about 2^18 / N); memory is O(chunk_size * N).
 
     Returns:
         :class:`TripletCounts` with ``hard`` (d(a,n) < d(a,p)), ``semi_hard`` (d(a,p) <= d(a,n) < d(a,p) + m),
@@ -314,14 +316,15 @@ def band_coefficients(
                          f"got {tuple(dissimilarities.shape)}")
     chunk = _chunk_size(n, chunk_size, where)
     d = dissimilarities.detach()
-    coefficients = torch.zeros_like(d)  # (N, N)
+    blocks = []
     n_triplets = 0
-    for first, block in _sorted_chunks(lambda i, j: d[i:j], labels, chunk):
+    for _, block in _sorted_chunks(lambda i, j: d[i:j], labels, chunk):
         start, stop = block.negative_range(band)  # (B, K) each
         counts = stop - start  # (B, K), zero on padding
-        weights = block.positives_containing(band) * block.negative  # (B, N), zero off the negatives
-        rows = -weights.to(d.dtype)  # (B, N)
-        rows.scatter_add_(1, block.positive_order, counts.to(d.dtype))
-        coefficients[first:first + rows.shape[0]] = rows
+        rows = block.positives_containing(band, dtype=d.dtype).neg_()  # (B, N): -w(a, n), zero off negatives
+        rows.scatter_add_(1, block.positive_order, counts.to(d.dtype))  # + count(a, p) on the positives
+        blocks.append(rows)
         n_triplets += int(counts.sum())
-    return coefficients, n_triplets
+    if not blocks:
+        return torch.zeros_like(d), 0
+    return (blocks[0] if len(blocks) == 1 else torch.cat(blocks)), n_triplets
