@@ -123,9 +123,9 @@ def test_cosine_orientation_matches_pml_cosine_similarity(kind):
     assert mined == pml_triplets(x, y, kind, 0.2, "cosine")
 
 
-@pytest.mark.parametrize("chunk_size", [1, 3, 16, 1000])
+@pytest.mark.parametrize("chunk_size", [1, 4, 1000])
 def test_chunking_changes_nothing(chunk_size):
-    x, y = batch(33, classes=4, seed=3)
+    x, y = batch(21, classes=4, seed=3)
     assert triplet_categories(x, y, 0.3, chunk_size=chunk_size) == triplet_categories(x, y, 0.3)
     for kind in TRIPLET_KINDS:
         reference = mine_triplets(x, y, kind, 0.3)
