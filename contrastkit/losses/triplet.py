@@ -92,6 +92,13 @@ class TripletLoss(nn.Module):
     embeddings are compared in float32.
 
     Shapes: ``embeddings`` (N, D), ``labels`` (N,) integer ids; returns a scalar.
+
+    Args:
+        margin: ``m > 0``.
+        mining: ``"all"``, ``"semi-hard"``, ``"hard"`` or ``"easy"``.
+        distance: a measure or its name (orientation from its type).
+        chunk_size: anchors per block of the sort / search work of ``"all"`` / ``"semi-hard"`` (default
+            about 2^18 / N); it bounds that working memory and never changes the result.
     """
 
     def __init__(
