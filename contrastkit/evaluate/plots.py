@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
+from threadpoolctl import threadpool_limits
 
 __all__ = ["embed_2d", "plot_embedding_2d", "plot_training_curves"]
 
@@ -29,10 +30,12 @@ def _to_numpy(x: object, name: str, where: str) -> np.ndarray:
     return x
 
 
-def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
+def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0, threads: int | None = 1) -> np.ndarray:
     """(N, F) -> (N, 2) float64: t-SNE (seeded, PCA init), PCA, or the features as given (F must be 2).
 
-    t-SNE's perplexity is ``min(30, (N - 1) / 3)`` so that small sets work too.
+    t-SNE's perplexity is ``min(30, (N - 1) / 3)`` so that small sets work too. ``threads`` caps the
+    OpenMP / BLAS threads (``None``: library default); one thread by default because t-SNE's
+    multi-threaded loops slowed down several-fold on a busy 2-core machine.
     """
     where = "embed_2d"
     if method not in _METHODS:
@@ -44,19 +47,20 @@ def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.nd
         return x
     if x.shape[0] < 3:
         raise ValueError(f"{where}: {method} needs at least 3 points, got {x.shape[0]}")
-    if method == "pca":
-        from sklearn.decomposition import PCA
+    with threadpool_limits(limits=threads):
+        if method == "pca":
+            from sklearn.decomposition import PCA
 
-        return PCA(n_components=2, random_state=seed).fit_transform(x)
-    from sklearn.manifold import TSNE
+            return PCA(n_components=2, random_state=seed).fit_transform(x)
+        from sklearn.manifold import TSNE
 
-    perplexity = float(min(30.0, (x.shape[0] - 1) / 3))
-    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
+        perplexity = float(min(30.0, (x.shape[0] - 1) / 3))
+        return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
 
 
 def plot_embedding_2d(features: object, labels: object, path: str | Path, title: str | None = None,
                       method: str = "tsne", seed: int = 0, max_points: int | None = 3000,
-                      class_names: list[str] | None = None) -> np.ndarray:
+                      class_names: list[str] | None = None, threads: int | None = 1) -> np.ndarray:
     """Scatter a 2-D map of ``features`` (N, F) coloured by ``labels`` (N,), saved as a PNG at ``path``.
 
     ``method``: ``"tsne"`` (default), ``"pca"`` or ``"identity"`` (features already 2-D, e.g. DrLIM maps).
@@ -75,9 +79,13 @@ def plot_embedding_2d(features: object, labels: object, path: str | Path, title:
     if max_points is not None and x.shape[0] > max_points:
         keep = np.sort(np.random.default_rng(seed).choice(x.shape[0], size=max_points, replace=False))
         x, y = x[keep], y[keep]
-    coords = embed_2d(x, method=method, seed=seed)  # (n, 2)
+    coords = embed_2d(x, method=method, seed=seed, threads=threads)  # (n, 2)
 
     classes = np.unique(y)
+    if class_names is not None and (not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0
+                                    or classes.max() >= len(class_names)):
+        raise ValueError(f"{where}: `class_names` ({len(class_names)} names) must have one entry per class id; "
+                         f"labels run from {classes.min()} to {classes.max()}")
     figure = Figure(figsize=(7, 6), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

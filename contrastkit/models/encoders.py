@@ -63,9 +63,10 @@ class SmallCNN(nn.Module):
     2 for 8 px; 32 px is pooled 8x8 -> 7x7). The adaptive pool also makes the network accept other
     input sizes than the one it was built for. ``image_size`` must be at least 8.
 
-    The default ``width=16`` is sized for CPU training: on the project's 2-core CPU machine a
-    forward + backward of a batch of 512 28-px images takes about 0.14 s in fp32 and about 0.04 s
-    with bf16 autocast + channels_last (see the models report; re-measure on your machine).
+    The default ``width=16`` is sized for CPU training. Forward + backward of a batch of 512 28-px
+    images on the project's (shared, so noisy) 2-core CPU machine: about 0.14 s in fp32 and 0.04 s
+    with bf16 autocast + channels_last on two quiet cores; 0.30 s / 0.17 s (channels_last fp32) /
+    0.11 s (channels_last bf16) on one core. Re-measure on your machine before relying on it.
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 16,

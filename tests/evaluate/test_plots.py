@@ -44,6 +44,11 @@ def test_pca_identity_and_subsampling(tmp_path: Path) -> None:
         plot_embedding_2d(rng.normal(size=(30, 3)), labels[:30], tmp_path / "x.png", method="identity")
     with pytest.raises(ValueError, match="labels"):
         plot_embedding_2d(flat, labels[:29], tmp_path / "x.png", method="identity")
+    with pytest.raises(ValueError, match="class_names"):
+        plot_embedding_2d(flat, labels[:30], tmp_path / "x.png", method="identity", class_names=["a", "b"])
+    named = tmp_path / "named.png"
+    plot_embedding_2d(flat, labels[:30] % 2, named, method="identity", class_names=["even", "odd"])
+    assert _is_png(named)
 
 
 def test_training_curves(tmp_path: Path) -> None:

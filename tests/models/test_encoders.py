@@ -84,8 +84,7 @@ def test_resnet18_parameter_count_matches_the_cifar_variant() -> None:
     assert widths == [64, 128, 256, 512]
 
 
-@pytest.mark.parametrize("image_size", [8, 28, 32])
-@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize(("in_channels", "image_size"), [(1, 8), (1, 28), (3, 32)])
 def test_resnet18_shapes_small_width(image_size: int, in_channels: int) -> None:
     model = resnet18_cifar(in_channels, width=4)
     assert model.feature_dim == 32
