@@ -9,9 +9,12 @@ Representations", section 3 and appendix A) makes two views of each image with a
 Here every op draws **per-sample** parameters as tensors first (:meth:`sample_params`) and then applies
 them to the whole batch at once (:meth:`apply`): crop, flip and an optional rotation are ONE
 ``F.affine_grid`` + ``F.grid_sample``; the colour ops broadcast (B, 1, 1, 1) factors; the blur is a
-separable convolution with per-sample kernels. No Python loop over images, no host synchronisation,
+separable convolution with per-sample kernels. No Python loop over images, no data-dependent shapes,
 no torchvision or kornia. Parameters are drawn on the generator's device (or on the data's device when
-no generator is given), so a CPU ``torch.Generator`` gives the same parameters whatever the data device.
+no generator is given), so a CPU ``torch.Generator`` gives the same parameters whatever the data device
+(it then costs a few tiny host-to-device copies per call; a generator on the data's device costs none).
+The one host synchronisation is the [0, 1] range / NaN check of *floating* input, skipped for uint8
+input and when checks are off (``contrastkit.set_checks(False)``).
 
 Input: a uint8 batch (B, C, H, W) with C in {1, 3} (converted on its device, see :func:`to_float`) or
 a floating batch with values in [0, 1]. Output: float (B, C, S_h, S_w) in [0, 1], or normalised by
@@ -291,11 +294,15 @@ class RandomResizedCrop:
             raise ValueError(f"{where}: parameters were drawn for images of size {params.image_size}, "
                              f"`x` has size {tuple(x.shape[-2:])}")
         S_h, S_w = self.output_size(x.shape)
+        if x.shape[0] == 0:                                                    # affine_grid rejects B = 0
+            return x.new_empty((0, x.shape[1], S_h, S_w))
         theta = crop_theta(params, x.dtype).to(x.device)
         grid = F.affine_grid(theta, [x.shape[0], x.shape[1], S_h, S_w], align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode, align_corners=False)
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Draw parameters for the uint8 / [0, 1] float batch ``x`` and apply them."""
+        x = _as_float(_check_batch(x, type(self).__name__))
         return self.apply(x, self.sample_params(x.shape, generator, x.device))
 
 
@@ -473,6 +480,8 @@ class ColorJitter:
         return _blend(x, other, f)
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Draw parameters for the uint8 / [0, 1] float batch ``x`` and apply them."""
+        x = _as_float(_check_batch(x, type(self).__name__))
         return self.apply(x, self.sample_params(x.shape, generator, x.device))
 
 
@@ -509,6 +518,8 @@ class RandomGrayscale:
         return torch.lerp(x, rgb_to_grayscale(x).expand_as(x), _per_sample(params.applied, x))
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Draw parameters for the uint8 / [0, 1] float batch ``x`` and apply them."""
+        x = _as_float(_check_batch(x, type(self).__name__))
         return self.apply(x, self.sample_params(x.shape, generator, x.device))
 
 
@@ -545,9 +556,8 @@ class GaussianBlur:
 
     @staticmethod
     def simclr_kernel_size(image_size: int) -> int:
-        """10 % of the side, rounded to the nearest odd integer >= 1 (23 for 224 px, 3 for 32 px)."""
-        k = round(0.1 * image_size)
-        return max(1, k + 1 - k % 2)
+        """SimCLR's rule: radius = (side // 10) // 2, kernel 2 radius + 1 (23 for 224 px, 9 for 96, 3 for 32)."""
+        return (int(image_size) // 10) // 2 * 2 + 1
 
     def __repr__(self) -> str:
         return f"GaussianBlur(kernel_size={self.kernel_size}, sigma={self.sigma}, p={self.p})"
@@ -589,6 +599,8 @@ class GaussianBlur:
         return out
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Draw parameters for the uint8 / [0, 1] float batch ``x`` and apply them."""
+        x = _as_float(_check_batch(x, type(self).__name__))
         return self.apply(x, self.sample_params(x.shape, generator, x.device))
 
 

@@ -391,8 +391,9 @@ def test_mnist_preset_never_flips_and_presets_by_name():
     assert not p.crop.flip.any() and p.crop.angle.abs().max() > 0.1
     assert get_augment("MNIST").crop.size == (28, 28)
     assert get_augment("cifar").crop.size == (32, 32)
-    assert get_augment("simclr", 96).blur.kernel_size == 11
+    assert get_augment("simclr", 96).blur.kernel_size == 9
     assert GaussianBlur.simclr_kernel_size(224) == 23 and GaussianBlur.simclr_kernel_size(32) == 3
+    assert GaussianBlur.simclr_kernel_size(28) == 3 and GaussianBlur.simclr_kernel_size(9) == 1
     with pytest.raises(ValueError, match="name"):
         get_augment("imagenet-21k")
 
@@ -452,3 +453,23 @@ def test_constructor_validation():
         GaussianBlur(4)
     with pytest.raises(ValueError, match="mean"):
         ViewAugment(mean=(0.5,))
+
+
+def test_forward_equals_replaying_the_drawn_params_and_ops_take_uint8():
+    x = (torch.rand(8, 3, 12, 12, generator=gen(31)) * 255).to(torch.uint8)
+    aug = simclr_preset(12)                                                # every op on; at 12 px its
+    aug.blur = GaussianBlur(3, p=0.5)                                      # blur has 1 tap: use 3
+    params = aug.sample_params(x.shape, gen(32))
+    assert torch.equal(aug(x, generator=gen(32)), aug.apply(x, params))
+    as_float = x.float() / 255
+    for op, p in ((aug.crop, params.crop), (aug.jitter, params.jitter), (aug.grayscale, params.grayscale),
+                  (aug.blur, params.blur)):
+        drawn = op.sample_params(x.shape, gen(33))
+        assert torch.equal(op(x, generator=gen(33)), op.apply(as_float, drawn))
+        assert type(p) is type(drawn)
+
+
+@pytest.mark.parametrize("preset, channels", [(mnist_preset, 1), (cifar_preset, 3), (simclr_preset, 3)])
+def test_empty_batch_gives_empty_views(preset, channels):
+    out = preset(16)(torch.zeros(0, channels, 20, 20, dtype=torch.uint8))
+    assert out.shape == (0, channels, 16, 16)
