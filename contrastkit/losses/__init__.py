@@ -1,0 +1,41 @@
+"""The contrastive loss family (survey section E), each an ``nn.Module`` and a function.
+
+========================  =====================================================================
+``contrastive_loss``      Hadsell, Chopra & LeCun 2006: margin loss on similar / dissimilar pairs
+``triplet_loss``          margin loss on triplets; ``TripletLoss`` mines them online
+``nce_loss``              Gutmann & Hyvärinen 2010: data vs noise logistic classification
+``info_nce``              van den Oord et al. 2018 (CPC): softmax over 1 positive + negatives
+``nt_xent``               Chen et al. 2020 (SimCLR): InfoNCE over 2N views; SupCon with labels
+========================  =====================================================================
+"""
+
+from contrastkit.losses.contrastive import (
+    ContrastiveLoss,
+    PairedContrastiveLoss,
+    contrastive_loss,
+    contrastive_loss_from_labels,
+)
+from contrastkit.losses.infonce import InfoNCELoss, info_nce
+from contrastkit.losses.logsumexp import row_logsumexp
+from contrastkit.losses.nce import NCELoss, nce_loss
+from contrastkit.losses.ntxent import NTXentLoss, nt_xent
+from contrastkit.losses.temperature import LearnableTemperature
+from contrastkit.losses.triplet import MINING_STRATEGIES, TripletLoss, triplet_loss
+
+__all__ = [
+    "MINING_STRATEGIES",
+    "ContrastiveLoss",
+    "InfoNCELoss",
+    "LearnableTemperature",
+    "NCELoss",
+    "NTXentLoss",
+    "PairedContrastiveLoss",
+    "TripletLoss",
+    "contrastive_loss",
+    "contrastive_loss_from_labels",
+    "info_nce",
+    "nce_loss",
+    "nt_xent",
+    "row_logsumexp",
+    "triplet_loss",
+]
