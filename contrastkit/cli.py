@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job: SimCLR on mnist5k, then the accuracy table")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--device", default="auto")
-    p.add_argument("--max-minutes", type=float, default=None, help="cap the training time")
+    p.add_argument("--max-minutes", type=float, default=5.0, help="cap the training time (default 5)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)

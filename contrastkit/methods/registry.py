@@ -72,7 +72,7 @@ def build_method(name: str, encoder: nn.Module, feature_dim: int, *, num_samples
 #: training defaults per method (TrainConfig fields left as None take these); tuned for the built-in data on a
 #: 2-core CPU in about 5 minutes -- see the README for the measured accuracies.
 TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
-    "simclr": dict(epochs=30, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1),
-    "moco": dict(epochs=30, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1),
-    "membank": dict(epochs=30, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1),
+    "simclr": dict(epochs=300, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1),
+    "moco": dict(epochs=300, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1),
+    "membank": dict(epochs=300, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1),
 }
