@@ -20,22 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import in_child
+from _harness import measure as measure_in_process
+
 DIM, CLASSES, MARGIN = 128, 16, 0.2
-
-
-def _peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux (bytes on macOS).
-    scale = 1.0 if sys.platform == "darwin" else 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
 def _child(case: dict) -> dict:
@@ -76,24 +69,17 @@ def _child(case: dict) -> dict:
             loss.backward()
             return loss.item()
 
-    run(x[:32], y[:32])  # one-time lazy initialisation (autograd engine, kernels) stays out of the peak
-    baseline = _peak_rss_mib()
-    value = run(x, y)  # warm-up at full size
-    times = []
-    for _ in range(case["repeats"]):
-        t0 = time.perf_counter()
-        run(x, y)
-        times.append(time.perf_counter() - t0)
-    return {"seconds": statistics.median(times), "peak_mib": _peak_rss_mib() - baseline, "value": value}
+    result = measure_in_process(lambda: run(x, y), lambda: run(x[:32], y[:32]), case["repeats"])
+    return {**result, "value": run(x, y)}
 
 
 def measure(what: str, impl: str, n: int, threads: int = 1, repeats: int = 3) -> dict:
     """Run one case in a fresh Python process; returns ``{"seconds", "peak_mib", "value"}``."""
-    case = {"what": what, "impl": impl, "n": n, "threads": threads, "repeats": repeats}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(case)],
-                         capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = in_child(Path(__file__).resolve(), {"what": what, "impl": impl, "n": n, "threads": threads,
+                                                   "repeats": repeats})
+    if "error" in result:
+        raise RuntimeError(f"benchmark case {what}/{impl}/N={n} failed: {result['error']}")
+    return result
 
 
 def rows(sizes: tuple[int, ...] = (256, 1024), census_n: int = 4096, threads: int = 1,
@@ -122,7 +108,8 @@ def rows(sizes: tuple[int, ...] = (256, 1024), census_n: int = 4096, threads: in
 
 
 def _fmt(value: object, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    width = int(spec.split(".")[0]) if spec[0].isdigit() else 0
+    return "-".rjust(width) if value is None else format(value, spec)
 
 
 def print_table(table: list[dict], threads: int) -> None:

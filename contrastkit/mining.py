@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -110,6 +111,17 @@ def valid_pair_masks(labels_rows: Tensor, labels: Tensor, row_offset: int) -> tu
     return positive, ~same
 
 
+def sort_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.sort(x, dim=1)`` (values, indices); on the CPU through NumPy, whose SIMD (x86-simd-sort)
+    argsort measured 4x faster than ``torch.sort`` for (1024, 1024) float32 rows on the project's machine.
+    The order among equal values is unspecified (as for ``torch.sort``)."""
+    if x.device.type != "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):
+        return torch.sort(x, dim=1)
+    array = x.numpy()
+    order = np.argsort(array, axis=1)
+    return torch.from_numpy(np.take_along_axis(array, order, axis=1)), torch.from_numpy(order)
+
+
 class _SortedRows:
     """One chunk of anchors: negative dissimilarities sorted per row, positives listed in increasing order.
 
@@ -123,7 +135,7 @@ class _SortedRows:
         self.shape = d.shape
         self.n_positive, self.n_negative = n_positive, n_negative
         # Invalid entries become +inf and sort to the end of each row.
-        self.negative_sorted, self.negative_order = torch.sort(torch.where(negative, d, inf), dim=1)  # (B, N)
+        self.negative_sorted, self.negative_order = sort_rows(torch.where(negative, d, inf))  # (B, N)
         k = int(self.n_positive.max()) if d.shape[0] else 0
         # The K smallest of the masked row are the anchor's positives in increasing order (then +inf padding).
         self.positive_sorted, self.positive_order = torch.topk(
