@@ -664,9 +664,9 @@ class ViewAugment(nn.Module):
 
     def apply(self, x: Tensor, params: ViewParams) -> Tensor:
         """Apply drawn ``params`` to a uint8 / float batch ``x`` (B, C, H, W) -> float view."""
-        return self._apply(_check_batch(x, "ViewAugment.apply"), params)
+        return self._apply_params(_check_batch(x, "ViewAugment.apply"), params)
 
-    def _apply(self, x: Tensor, params: ViewParams) -> Tensor:
+    def _apply_params(self, x: Tensor, params: ViewParams) -> Tensor:
         x = _as_float(x)
         for op, p in ((self.crop, params.crop), (self.jitter, params.jitter),
                       (self.grayscale, params.grayscale), (self.blur, params.blur)):
@@ -681,7 +681,7 @@ class ViewAugment(nn.Module):
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         x = _check_batch(x, "ViewAugment")
-        return self._apply(x, self.sample_params(x.shape, generator, x.device))
+        return self._apply_params(x, self.sample_params(x.shape, generator, x.device))
 
     def views(self, x: Tensor, num_views: int = 2, generator: torch.Generator | None = None) -> list[Tensor]:
         """``num_views`` independent views of every sample, made in one pass over a (V B, ...) batch."""

@@ -104,7 +104,7 @@ def build_run(config: TrainConfig) -> Run:
     method = build_method(config.method, encoder, feature_dim, num_samples=len(data.train), seed=config.seed,
                           **options).to(device)
     augment_name = config.augment or ("mnist" if data.channels == 1 else "cifar")
-    augment = get_augment(augment_name, size=data.image_size[0])
+    augment = get_augment(augment_name, size=data.image_size[0]).to(device)
     return Run(config, device, data, method, augment)
 
 

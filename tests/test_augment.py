@@ -473,3 +473,12 @@ def test_forward_equals_replaying_the_drawn_params_and_ops_take_uint8():
 def test_empty_batch_gives_empty_views(preset, channels):
     out = preset(16)(torch.zeros(0, channels, 20, 20, dtype=torch.uint8))
     assert out.shape == (0, channels, 16, 16)
+
+
+def test_view_augment_moves_like_a_module():
+    from contrastkit.augment import mnist_preset
+
+    augment = mnist_preset(normalize=True).to(torch.float64)  # nn.Module.to must work (no _apply clash)
+    out = augment.to("cpu")(torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8),
+                            generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3, 1, 28, 28) and torch.isfinite(out).all()
