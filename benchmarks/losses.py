@@ -94,7 +94,7 @@ def main() -> None:
         print(json.dumps(_child(json.loads(sys.argv[2]))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
     parser.add_argument("--skip-triplet", action="store_true")
     parser.add_argument("--skip-65536", action="store_true")
