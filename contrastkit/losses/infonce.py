@@ -32,11 +32,11 @@ import math
 from typing import Literal, overload
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit._checks import check_labels, check_tensor
 from contrastkit.losses.logsumexp import row_logsumexp
-from contrastkit.losses.temperature import Temperature, check_temperature, default_block_size
+from contrastkit.losses.temperature import SoftmaxLossModule, check_temperature, default_block_size
 from contrastkit.similarity import Measure, cosine, get_measure
 
 __all__ = ["InfoNCELoss", "info_nce"]
@@ -182,7 +182,7 @@ def info_nce(
     return loss
 
 
-class InfoNCELoss(nn.Module):
+class InfoNCELoss(SoftmaxLossModule):
     """:func:`info_nce` as a module; ``learnable_temperature=True`` learns :math:`\\tau` (starting at ``temperature``).
 
     Call as ``loss(query, positive)``, ``loss(query, positive, negatives)``; keyword arguments
@@ -198,16 +198,10 @@ class InfoNCELoss(nn.Module):
         memory_efficient: bool = False,
         block_size: int | None = None,
     ) -> None:
-        super().__init__()
-        self.temperature = Temperature(temperature, learnable_temperature, "InfoNCELoss")
-        self.score = get_measure(score)
-        self.memory_efficient, self.block_size = memory_efficient, block_size
+        super().__init__(temperature, score, learnable_temperature, memory_efficient, block_size)
 
     def forward(self, query: Tensor, positive: Tensor, negatives: Tensor | None = None, *,
                 labels: Tensor | None = None, negative_labels: Tensor | None = None) -> Tensor:
         return info_nce(query, positive, negatives, self.temperature(), score=self.score, labels=labels,
                         negative_labels=negative_labels, memory_efficient=self.memory_efficient,
                         block_size=self.block_size)
-
-    def extra_repr(self) -> str:
-        return f"memory_efficient={self.memory_efficient}"

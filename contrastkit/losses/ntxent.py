@@ -27,11 +27,11 @@ works (distances enter negated). Closed form: 2N identical embeddings give :math
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit._checks import check_labels, check_same_shape, check_tensor
 from contrastkit.losses.logsumexp import row_logsumexp
-from contrastkit.losses.temperature import Temperature, check_temperature, default_block_size
+from contrastkit.losses.temperature import SoftmaxLossModule, check_temperature, default_block_size
 from contrastkit.similarity import Measure, cosine, get_measure
 
 __all__ = ["NTXentLoss", "nt_xent"]
@@ -112,7 +112,7 @@ def nt_xent(
     return (lse - pos_sum / num_pos).mean()
 
 
-class NTXentLoss(nn.Module):
+class NTXentLoss(SoftmaxLossModule):
     """:func:`nt_xent` as a module; ``learnable_temperature=True`` learns :math:`\\tau` (starting at ``temperature``).
 
     Call as ``loss(z1, z2)`` or ``loss(z1, z2, labels)`` (SupCon).
@@ -127,14 +127,8 @@ class NTXentLoss(nn.Module):
         memory_efficient: bool = False,
         block_size: int | None = None,
     ) -> None:
-        super().__init__()
-        self.temperature = Temperature(temperature, learnable_temperature, "NTXentLoss")
-        self.score = get_measure(score)
-        self.memory_efficient, self.block_size = memory_efficient, block_size
+        super().__init__(temperature, score, learnable_temperature, memory_efficient, block_size)
 
     def forward(self, z1: Tensor, z2: Tensor, labels: Tensor | None = None) -> Tensor:
         return nt_xent(z1, z2, self.temperature(), labels=labels, score=self.score,
                        memory_efficient=self.memory_efficient, block_size=self.block_size)
-
-    def extra_repr(self) -> str:
-        return f"memory_efficient={self.memory_efficient}"

@@ -1,4 +1,4 @@
-"""Softmax temperature of InfoNCE-type losses: a fixed number or a learnable parameter, validated in one place."""
+"""Softmax temperature of InfoNCE-type losses (fixed or learnable, validated in one place) and their shared module state."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit._checks import checks_enabled
+from contrastkit.similarity import Measure, get_measure
 
-__all__ = ["LearnableTemperature", "Temperature", "check_temperature", "default_block_size"]
+__all__ = ["LearnableTemperature", "SoftmaxLossModule", "Temperature", "check_temperature", "default_block_size"]
 
 
 def check_temperature(temperature: float | Tensor, where: str) -> float | Tensor:
@@ -68,3 +69,17 @@ class Temperature(nn.Module):
 
     def extra_repr(self) -> str:
         return "learnable" if self.learned is not None else f"value={self.value}"
+
+
+class SoftmaxLossModule(nn.Module):
+    """Shared state of the softmax (InfoNCE-type) loss modules: temperature, score, memory mode."""
+
+    def __init__(self, temperature: float, score: Measure | str, learnable_temperature: bool, memory_efficient: bool,
+                 block_size: int | None) -> None:
+        super().__init__()
+        self.temperature = Temperature(temperature, learnable_temperature, type(self).__name__)
+        self.score = get_measure(score)
+        self.memory_efficient, self.block_size = memory_efficient, block_size
+
+    def extra_repr(self) -> str:
+        return f"memory_efficient={self.memory_efficient}"
