@@ -1,4 +1,4 @@
-"""Softmax temperature of InfoNCE-type losses (fixed or learnable, validated in one place) and their shared module state."""
+"""Softmax temperature of InfoNCE-type losses (fixed or learnable) and the state their modules share."""
 
 from __future__ import annotations
 
