@@ -65,7 +65,6 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels_last memory format (default: on GPU)")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the encoder")
 
 
 def _method_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,8 +93,6 @@ def _train_config(args: argparse.Namespace):
         overrides["progress"] = False
     if args.channels_last is not None:
         overrides["channels_last"] = args.channels_last
-    if args.compile:
-        overrides["compile"] = True
     overrides["method_options"] = _method_options(args)
     if args.config is not None:
         return load_config(args.config, overrides)

@@ -39,7 +39,6 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
     precision: str = "auto"  # auto (bf16 on GPU and on CPUs with native bf16, else fp32) | fp32 | bf16
     channels_last: bool | None = None  # None: with bf16
-    compile: bool = False  # torch.compile the encoder (GPU)
     max_minutes: float | None = None  # stop (and checkpoint) after this much training time
     checkpoint_every: int = 0  # also checkpoint every N steps (0: once per epoch)
     log_every: int = 10  # steps between log lines / progress updates

@@ -122,8 +122,6 @@ class Trainer:
         self.channels_last = self.use_bf16 if cfg.channels_last is None else cfg.channels_last
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
-        if cfg.compile:
-            self.method.encoder = torch.compile(self.method.encoder)
         self.images = self.run.data.train.images.to(self.device)  # uint8 (N, C, H, W)
         self.steps_per_epoch = num_batches(len(self.images), cfg.batch_size, drop_last=True)
         self.total_steps = self.steps_per_epoch * cfg.epochs
