@@ -54,11 +54,11 @@ __all__ = [
 ]
 
 
-def _pair(x: Tensor, y: Tensor, same_dim: bool = True) -> tuple[Tensor, Tensor]:
+def _pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Upcast a pair of (N, D) / (M, D) inputs to the compute dtype after checking their shapes."""
     if x.dim() != 2 or y.dim() != 2:
         raise ValueError(f"measures take 2-D (batch, dim) inputs, got shapes {tuple(x.shape)} and {tuple(y.shape)}")
-    if same_dim and x.shape[1] != y.shape[1]:
+    if x.shape[1] != y.shape[1]:
         raise ValueError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]} "
                          f"(shapes {tuple(x.shape)} and {tuple(y.shape)})")
     dtype = compute_dtype(x, y)
@@ -116,9 +116,6 @@ class Measure(nn.Module, ABC):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return self.pairwise(x, y)
-
-    def extra_repr(self) -> str:
-        return ""
 
 
 class Distance(Measure):

@@ -80,10 +80,6 @@ class Run:
     method: ContrastiveMethod
     augment: nn.Module
 
-    @property
-    def encoder(self) -> nn.Module:
-        return self.method.encoder
-
 
 def build_encoder_for(config: TrainConfig, data: DatasetSplits) -> tuple[nn.Module, int]:
     channels, (height, _) = data.channels, data.image_size
