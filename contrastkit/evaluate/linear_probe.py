@@ -33,6 +33,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from contrastkit.evaluate._inputs import to_numpy
+
 __all__ = ["DEFAULT_CS", "LinearProbe", "ProbeResult", "fit_linear_probe", "linear_probe_accuracy"]
 
 #: Inverse L2 strengths searched by cross-validation (ascending).
@@ -53,10 +55,7 @@ class ProbeResult:
 
 
 def _as_matrix(x: object, name: str, where: str) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch tensor on any device
-        x = x.detach().float().cpu().numpy()  # type: ignore[union-attr]
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{where}: `{name}` must be a numpy array or torch.Tensor, got {type(x).__name__}")
+    x = to_numpy(x, name, where)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{where}: `{name}` must be a non-empty 2-D (samples, features) array, got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
@@ -68,10 +67,7 @@ def _as_matrix(x: object, name: str, where: str) -> np.ndarray:
 
 
 def _as_labels(y: object, n: int, name: str, where: str) -> np.ndarray:
-    if hasattr(y, "detach"):
-        y = y.detach().cpu().numpy()  # type: ignore[union-attr]
-    if not isinstance(y, np.ndarray):
-        raise TypeError(f"{where}: `{name}` must be a numpy array or torch.Tensor, got {type(y).__name__}")
+    y = to_numpy(y, name, where)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{where}: `{name}` must have shape ({n},) to match the features, got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):

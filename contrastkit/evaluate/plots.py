@@ -17,17 +17,11 @@ from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 from threadpoolctl import threadpool_limits
 
+from contrastkit.evaluate._inputs import to_numpy
+
 __all__ = ["embed_2d", "plot_embedding_2d", "plot_training_curves"]
 
 _METHODS = ("tsne", "pca", "identity")
-
-
-def _to_numpy(x: object, name: str, where: str) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()  # type: ignore[union-attr]
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{where}: `{name}` must be a numpy array or torch.Tensor, got {type(x).__name__}")
-    return x
 
 
 def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0, threads: int | None = 1) -> np.ndarray:
@@ -68,8 +62,8 @@ def plot_embedding_2d(features: object, labels: object, path: str | Path, title:
     (t-SNE is quadratic in N). One legend entry per class. Returns the plotted (n, 2) coordinates.
     """
     where = "plot_embedding_2d"
-    x = _to_numpy(features, "features", where)
-    y = _to_numpy(labels, "labels", where)
+    x = to_numpy(features, "features", where)
+    y = to_numpy(labels, "labels", where)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"{where}: `features` must be a non-empty (N, F) array, got shape {x.shape}")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
