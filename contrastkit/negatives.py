@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contrastkit._checks import checks_enabled
+
 __all__ = ["Candidates", "InBatchNegatives", "MemoryBank", "MoCoQueue", "NegativeSource", "build_negatives"]
 
 
@@ -156,7 +158,7 @@ class MemoryBank(NegativeSource):
     def _check_indices(self, indices: Tensor) -> None:
         if indices.dim() != 1:
             raise ValueError(f"MemoryBank: indices must be 1-D sample ids, got shape {tuple(indices.shape)}")
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_samples):
+        if checks_enabled() and indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_samples):
             raise ValueError(f"MemoryBank: sample ids must be in [0, {self.num_samples}), got "
                              f"[{int(indices.min())}, {int(indices.max())}] -- is the bank sized for this dataset?")
 

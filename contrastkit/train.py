@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from contrastkit._checks import checks_disabled
 from contrastkit.augment import get_augment
 from contrastkit.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from contrastkit.config import TrainConfig
@@ -171,7 +173,10 @@ class Trainer:
         """One optimizer step on the samples ``index``; returns detached logs."""
         self.method.train()
         views = self._views(index)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+        # On an accelerator the loss's NaN/Inf input checks would synchronise every step; the loss itself is
+        # checked at every log line instead (a FloatingPointError; the last checkpoint stays intact).
+        checks = checks_disabled() if self.device.type != "cpu" else contextlib.nullcontext()
+        with checks, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             out = self.method.training_step(views, index.to(self.device), generator=self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
