@@ -263,3 +263,74 @@ def test_permuting_the_batch_permutes_the_triplets(n, classes, seed):
         permuted = as_set(mine_triplets(x[perm], y[perm], kind, 0.3))
         # Index i of the permuted batch is sample perm[i] of the original.
         assert {(int(perm[a]), int(perm[p]), int(perm[q])) for a, p, q in permuted} == original
+
+
+# --- Tie rule: hand-made batches whose distances are exact in float64 -----------------------------------------
+# Points on a line with integer or half-integer coordinates have exact Euclidean distances (the squared form and
+# the square root are exact), so d(a,n) == d(a,p) and d(a,n) == d(a,p) + m really happen. Only class 0 has two
+# members, so its two points are the only anchors; every other point is a negative of its own class.
+
+# A = 0 and P = 1 (class 0, d_ap = 1), margin 1. Negatives: N1 = 1 (a duplicate of P), N2 = 2, N3 = -1, N4 = 0.5.
+#   anchor A: N1 d=1 (= d_ap: semi-hard), N2 d=2 (= d_ap + m: easy), N3 d=1 (semi-hard), N4 d=0.5 (hard)
+#   anchor P: N1 d=0 (hard), N2 d=1 (= d_ap: semi-hard), N3 d=2 (= d_ap + m: easy), N4 d=0.5 (hard)
+TIES_X = torch.tensor([[0.0], [1.0], [1.0], [2.0], [-1.0], [0.5]], dtype=torch.float64)
+TIES_Y = torch.tensor([0, 0, 1, 2, 3, 4])
+TIES_SETS = {
+    "hard": {(0, 1, 5), (1, 0, 2), (1, 0, 5)},
+    "semi-hard": {(0, 1, 2), (0, 1, 4), (1, 0, 3)},
+    "easy": {(0, 1, 3), (1, 0, 4)},
+}
+TIES_SETS["all"] = TIES_SETS["hard"] | TIES_SETS["semi-hard"]
+
+# Duplicate anchor and positive (d_ap = 0), a third copy with another label (d_an = 0 = d_ap) and a negative at
+# exactly d_ap + m = 1: each anchor has one semi-hard and one easy triplet, and nothing is hard.
+DUPLICATES_X = torch.tensor([[0.0], [0.0], [0.0], [1.0]], dtype=torch.float64)
+DUPLICATES_Y = torch.tensor([0, 0, 1, 2])
+
+
+def rule_counts(x: torch.Tensor, y: torch.Tensor, margin: float) -> TripletCounts:
+    """The docstring's rule in a float64 loop: hard d_an < d_ap; semi-hard d_ap <= d_an < d_ap + m; else easy."""
+    points, labels = x.double().tolist(), y.tolist()
+    n = len(labels)
+    counts = {"hard": 0, "semi-hard": 0, "easy": 0}
+    for a, p, q in itertools.product(range(n), repeat=3):
+        if a == p or labels[a] != labels[p] or labels[q] == labels[a]:
+            continue
+        d_ap, d_an = math.dist(points[a], points[p]), math.dist(points[a], points[q])
+        kind = "hard" if d_an < d_ap else "semi-hard" if d_an < d_ap + margin else "easy"
+        counts[kind] += 1
+    return TripletCounts(counts["hard"], counts["semi-hard"], counts["easy"], sum(counts.values()))
+
+
+def test_tied_distances_follow_the_documented_rule():
+    """Guards the tie rule: d_an == d_ap is semi-hard (not hard), d_an == d_ap + m is easy (not semi-hard)."""
+    assert triplet_categories(TIES_X, TIES_Y, 1.0) == TripletCounts(hard=3, semi_hard=3, easy=2, total=8)
+    assert rule_counts(TIES_X, TIES_Y, 1.0) == TripletCounts(hard=3, semi_hard=3, easy=2, total=8)
+    for kind in TRIPLET_KINDS:
+        assert as_set(mine_triplets(TIES_X, TIES_Y, kind, 1.0)) == TIES_SETS[kind], kind
+
+
+def test_duplicate_points_are_semi_hard_not_hard():
+    """A negative identical to the anchor and its duplicate positive (d_an = d_ap = 0) is semi-hard; one at
+    exactly d_ap + m is easy."""
+    assert triplet_categories(DUPLICATES_X, DUPLICATES_Y, 1.0) == TripletCounts(0, 2, 2, 4)
+    assert as_set(mine_triplets(DUPLICATES_X, DUPLICATES_Y, "semi-hard", 1.0)) == {(0, 1, 2), (1, 0, 2)}
+    assert as_set(mine_triplets(DUPLICATES_X, DUPLICATES_Y, "hard", 1.0)) == set()
+
+
+def test_zero_margin_sends_ties_to_easy():
+    """With m = 0 the semi-hard band is empty and a tie d_an == d_ap is easy (d_an >= d_ap + 0)."""
+    assert triplet_categories(TIES_X, TIES_Y, 0.0) == TripletCounts(hard=3, semi_hard=0, easy=5, total=8)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("margin", [0.0, 1.0, 2.0])
+def test_integer_grid_with_many_ties_matches_the_rule(seed, margin):
+    """Random points on a small integer line (many duplicates and ties at d_ap and d_ap + m) against the loop."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-3, 4, (14, 1), generator=g).double()
+    y = torch.randint(0, 3, (14,), generator=g)
+    expected = rule_counts(x, y, margin)
+    assert triplet_categories(x, y, margin, chunk_size=5) == expected
+    assert len(mine_triplets(x, y, "semi-hard", margin)[0]) == expected.semi_hard
+    assert len(mine_triplets(x, y, "hard", margin)[0]) == expected.hard

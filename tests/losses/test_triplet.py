@@ -301,3 +301,19 @@ def test_permutation_invariant_and_non_negative(n, classes, seed, mining):
     value = float(loss(x, y))
     assert value >= 0.0
     assert abs(float(loss(x[perm], y[perm])) - value) < 1e-12
+
+
+# A = 0, P = 1 (class 0), margin 1; negatives N1 = 1 (duplicate of P), N2 = 2, N3 = -1, N4 = 0.5, each its own class.
+# Distances are exact in float64. Semi-hard (d_ap <= d_an < d_ap + 1): (A,P,N1), (A,P,N3), (P,A,N2), each with
+# hinge 1 - 1 + 1 = 1. Hard: (A,P,N4) 1.5, (P,A,N1) 2, (P,A,N4) 1.5. Easy, at exactly d_ap + m: (A,P,N2), (P,A,N3).
+TIES_X = torch.tensor([[0.0], [1.0], [1.0], [2.0], [-1.0], [0.5]], dtype=torch.float64)
+TIES_Y = torch.tensor([0, 0, 1, 2, 3, 4])
+
+
+@pytest.mark.parametrize(("mining", "expected"), [("semi-hard", 1.0), ("all", 8.0 / 6.0)])
+def test_band_losses_on_tied_distances(mining, expected):
+    """Guards the tie rule inside the loss: a negative at d_ap is semi-hard (hinge m), one at d_ap + m is easy
+    (excluded even from batch-all, whose mean is over the non-zero hinges)."""
+    loss = TripletLoss(1.0, mining)(TIES_X, TIES_Y)
+    assert abs(float(loss) - expected) < 1e-12
+    assert abs(float(loss) - reference_batch_loss(TIES_X, TIES_Y, 1.0, mining)) < 1e-12
