@@ -2,9 +2,12 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from contrastkit.methods import METHODS, ContrastiveMethod, build_method, method_settings
+from contrastkit.models.heads import ProjectionHead
+from contrastkit.models.split_bn import SplitBatchNorm1d
 from contrastkit.negatives import InBatchNegatives, MemoryBank, MoCoQueue
 
 
@@ -126,3 +129,98 @@ def test_invalid_compositions():
     method = build_method("simclr", _encoder(), 32)
     with pytest.raises(ValueError, match="needs 2 views"):
         method.training_step([torch.rand(4, 1, 8, 8)], torch.arange(4))
+
+
+# --- MoCo's keys and loss, recomputed by hand from the networks ---------------------------------------------------
+
+QUEUE_IDS = torch.arange(100, 124)  # ids of the pre-filled queue entries: never the batch's samples
+
+
+def _moco(symmetric: bool = False, split_bn: int = 0) -> ContrastiveMethod:
+    """MoCo built from its parts, with a key encoder moved away from the online one (so a key computed by the
+    wrong network or from the wrong view cannot coincide with the right one) and a queue of 24 known keys."""
+    torch.manual_seed(0)
+    method = ContrastiveMethod(_encoder(), ProjectionHead(32, 32, 16), MoCoQueue(16, 64), loss="info_nce",
+                               key_encoder="momentum", temperature=0.2, symmetric=symmetric, split_bn=split_bn)
+    with torch.no_grad():
+        for p in method.key_net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    method.negatives.update(F.normalize(torch.randn(24, 16), dim=1), QUEUE_IDS)
+    return method.train()
+
+
+def _hand_info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, tau: float) -> torch.Tensor:
+    """Mean over queries of -log softmax of the positive among [q.k, q.queue] / tau (unit vectors: dot = cosine)."""
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / tau  # (N, 1 + K)
+    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+
+
+def _query(method: ContrastiveMethod, x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(method.head(method.encoder(x)), dim=1)
+
+
+@torch.no_grad()
+def _key(method: ContrastiveMethod, x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(method.key_net(x), dim=1)
+
+
+def test_moco_key_comes_from_the_other_view():
+    """Guards the pairing: the positive (and what after_step enqueues) is the momentum key of views[1], the
+    query is views[0]; a key of the query's own view would make the task trivial."""
+    method = _moco()
+    _, views = _views()
+    queue = method.negatives.ordered().clone()
+    out = method.training_step(views, torch.arange(16))
+    k_other, k_same = _key(method, views[1]), _key(method, views[0])
+    assert torch.allclose(out.keys, k_other, atol=1e-6)
+    assert not torch.allclose(out.keys, k_same, atol=1e-2)
+    expected = _hand_info_nce(_query(method, views[0]), k_other, queue, 0.2)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    method.after_step(out)
+    assert torch.allclose(method.negatives.ordered()[-16:], k_other, atol=1e-6)
+
+
+def test_symmetric_moco_loss_averages_both_directions():
+    """Guards the symmetric loss: 0.5 * (L(q1, k2) + L(q2, k1)) with q2 from views[1] and k1 from views[0],
+    both against the same queue; keys enqueued as [k2, k1]."""
+    method = _moco(symmetric=True)
+    _, views = _views()
+    queue = method.negatives.ordered().clone()
+    out = method.training_step(views, torch.arange(16))
+    q1, q2 = _query(method, views[0]), _query(method, views[1])
+    k1, k2 = _key(method, views[0]), _key(method, views[1])
+    expected = 0.5 * (_hand_info_nce(q1, k2, queue, 0.2) + _hand_info_nce(q2, k1, queue, 0.2))
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    one_sided = 0.5 * (_hand_info_nce(q1, k2, queue, 0.2) + _hand_info_nce(q1, k1, queue, 0.2))
+    assert abs(one_sided.item() - expected.item()) > 1e-3  # the check can tell q2 from q1
+    assert torch.allclose(out.keys, torch.cat([k2, k1]), atol=1e-6)
+    assert torch.equal(out.indices, torch.cat([torch.arange(16), torch.arange(16)]))
+
+
+def test_split_bn_keys_are_computed_on_the_shuffled_batch_in_train_mode():
+    """Guards the shuffle of split BatchNorm (MoCo's "shuffling BN") where it matters, in training mode: the keys
+    equal the key network run on the batch permuted with the step's generator, then un-permuted, and differ
+    from the keys of the unshuffled batch (whose groups would share statistics with their queries)."""
+    method = _moco(split_bn=4)
+    assert isinstance(method.key_net.target.encoder[2], SplitBatchNorm1d)
+    _, views = _views()
+    out = method.training_step(views, torch.arange(16), generator=torch.Generator().manual_seed(5))
+    order = torch.randperm(16, generator=torch.Generator().manual_seed(5))
+    shuffled = _key(method, views[1][order])[torch.argsort(order)]
+    unshuffled = _key(method, views[1])
+    assert torch.allclose(out.keys, shuffled, atol=1e-6)
+    assert not torch.allclose(out.keys, unshuffled, atol=1e-2)
+    expected = _hand_info_nce(_query(method, views[0]), shuffled, method.negatives.ordered(), 0.2)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_learnable_temperature_at_init_gives_the_fixed_temperature_loss():
+    """A method with ``learnable_temperature=True`` starts at tau: same loss as the fixed-tau method."""
+    _, views = _views()
+    losses = []
+    for learnable in (False, True):
+        torch.manual_seed(0)
+        method = ContrastiveMethod(_encoder(), ProjectionHead(32, 32, 16), InBatchNegatives(), loss="nt_xent",
+                                   temperature=0.3, learnable_temperature=learnable)
+        losses.append(method.training_step(views, torch.arange(16)).loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
