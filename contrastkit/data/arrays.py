@@ -6,7 +6,10 @@ read as channels-last when its last dimension is 1 or 3 and its second is not; o
 channels-first.
 
 Accepted values: uint8; any integer type with values in [0, 255]; floats in [0, 1], mapped to
-uint8 by ``floor(255 * x + 0.5)`` (round half up, the same on every machine).
+uint8 by ``floor(255 * x + 0.5)`` (round half up, the same on every machine). Nothing else:
+strings, booleans (a bool array is refused rather than guessed to mean 0/255; store uint8),
+complex numbers, objects, records and dates are refused with a one-line ValueError (not a
+TypeError: the array's *content* is what is wrong, typically in a user's file).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 MODE_CHANNELS = {"L": 1, "RGB": 3}
+_DTYPE_KINDS = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "byte strings",
+                "O": "Python objects", "V": "structured records", "M": "dates", "m": "time spans"}
 # Pillow >= 9.1 has Image.Resampling; 9.0 keeps the constants on Image.
 _BILINEAR = getattr(Image, "Resampling", Image).BILINEAR
 
@@ -39,6 +44,12 @@ def channels_for_mode(mode: str | None, where: str) -> int | None:
     if mode not in MODE_CHANNELS:
         raise ValueError(f"{where}: `mode` must be None, 'L' or 'RGB', got {mode!r}")
     return MODE_CHANNELS[mode]
+
+
+def describe_dtype(dtype: np.dtype) -> str:
+    """``"strings (dtype <U3)"``: what an array holds, for error messages."""
+    kind = _DTYPE_KINDS.get(dtype.kind)
+    return f"{kind} (dtype {dtype})" if kind else f"dtype {dtype}"
 
 
 def to_nchw(array: np.ndarray, what: str, where: str) -> np.ndarray:
@@ -64,7 +75,11 @@ def to_nchw(array: np.ndarray, what: str, where: str) -> np.ndarray:
 
 
 def to_uint8_values(array: np.ndarray, what: str, where: str) -> np.ndarray:
-    """uint8 as is; integers in [0, 255] cast; floats in [0, 1] -> floor(255 x + 0.5)."""
+    """uint8 as is; integers in [0, 255] cast; floats in [0, 1] -> floor(255 x + 0.5); else ValueError."""
+    if array.dtype.kind not in "iuf":
+        hint = "; a black-and-white image is uint8 0 / 255" if array.dtype.kind == "b" else ""
+        raise ValueError(f"{where}: {what} holds {describe_dtype(array.dtype)}; images must be uint8, "
+                         f"integers in [0, 255] or floats in [0, 1]{hint}")
     if array.dtype == np.uint8:
         return array
     if array.size == 0:
@@ -75,16 +90,13 @@ def to_uint8_values(array: np.ndarray, what: str, where: str) -> np.ndarray:
             raise ValueError(f"{where}: {what} is an integer array with values in [{low}, {high}]; "
                              f"integer images must lie in [0, 255]")
         return array.astype(np.uint8)
-    if array.dtype.kind == "f":
-        if not np.isfinite(array).all():
-            raise ValueError(f"{where}: {what} holds NaN/Inf values")
-        low, high = float(array.min()), float(array.max())
-        if low < 0.0 or high > 1.0:
-            raise ValueError(f"{where}: {what} is a float array with values in [{low:g}, {high:g}]; "
-                             f"float images must lie in [0, 1] (divide by 255, or store uint8)")
-        return np.floor(array.astype(np.float64) * 255.0 + 0.5).astype(np.uint8)
-    raise TypeError(f"{where}: {what} has dtype {array.dtype}; images must be uint8, integer in [0, 255] "
-                    f"or float in [0, 1]")
+    if not np.isfinite(array).all():  # floats from here on
+        raise ValueError(f"{where}: {what} holds NaN/Inf values")
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"{where}: {what} is a float array with values in [{low:g}, {high:g}]; "
+                         f"float images must lie in [0, 1] (divide by 255, or store uint8)")
+    return np.floor(array.astype(np.float64) * 255.0 + 0.5).astype(np.uint8)
 
 
 def to_uint8_nchw(array: np.ndarray, what: str, where: str) -> np.ndarray:

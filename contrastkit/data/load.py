@@ -46,8 +46,20 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
             default a folder uses its majority and arrays keep theirs.
 
     Returns:
-        :class:`DatasetSplits` with uint8 (N, C, H, W) images and int64 labels (-1 and
-        ``num_classes == 0`` when the data carries no labels).
+        :class:`DatasetSplits` with uint8 (N, C, H, W) images and int64 labels ``0 .. C-1`` (-1 and
+        ``num_classes == 0`` when the data carries no labels). Built-in sets and folders number
+        their classes ``0 .. C-1`` themselves (folders: sub-folder names in sorted order). Labels
+        from an ``.npy`` / ``.npz`` file may be any non-negative integers: they are renumbered
+        ``0 .. C-1`` in ascending order over both splits, and ``class_names`` holds the original
+        ids as strings (labels ``{3, 10**9}`` -> classes 0, 1 named ``"3"``, ``"1000000000"``).
+
+    Raises:
+        DatasetNotFoundError: neither a built-in name nor an existing path.
+        ValueError: anything wrong with the arguments or the data, in one line that names the file
+            (and the key of an ``.npz``): unreadable or non-numpy files, pickles and object arrays
+            (never unpickled), images that are not uint8 / integers in [0, 255] / floats in [0, 1],
+            labels that are not integer class ids >= 0 (or all -1).
+        TypeError: ``name_or_path`` is neither a str nor a Path.
     """
     where = "load_dataset"
     size_hw = parse_size(size, where)
@@ -81,6 +93,6 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     images = _shape_arrays(source.images, channels, size_hw)
     if source.test_images is None or source.test_labels is None:
         return split_arrays(path.name, images, source.labels, test_fraction=test_fraction, seed=seed,
-                            where=where)
-    return presplit_arrays(path.name, images, source.labels,
-                           _shape_arrays(source.test_images, channels, size_hw), source.test_labels, where)
+                            class_names=source.class_names, where=where)
+    return presplit_arrays(path.name, images, source.labels, _shape_arrays(source.test_images, channels, size_hw),
+                           source.test_labels, where, class_names=source.class_names)

@@ -3,46 +3,148 @@
 * ``.npy`` — one image array, unlabelled.
 * ``.npz`` — either one set, images under ``x`` or ``images`` and optional labels under ``y``
   or ``labels``; or a ready split, ``x_train`` and ``x_test`` with optional ``y_train`` and
-  ``y_test`` (give both label arrays or neither). Other keys are ignored.
+  ``y_test`` (give both label arrays or neither). Other keys are ignored (never read).
 
-Image layouts and value ranges are those of :mod:`contrastkit.data.arrays`. Files are loaded with
-``allow_pickle=False``: object arrays are refused rather than unpickled.
+Images: the layouts and value ranges of :mod:`contrastkit.data.arrays` (uint8, integers in
+[0, 255], floats in [0, 1]); strings, booleans, complex numbers and the like are refused.
+
+Labels: integer class ids (see :mod:`contrastkit.data.assemble`): all ``-1`` (unlabelled) or
+all ``>= 0``, any values, not necessarily contiguous. They are renumbered ``0 .. C-1`` in
+ascending order over the union of the train and test labels; the original ids, as strings,
+become the class names (``DatasetSplits.class_names``), so reports show the user's own ids.
+
+Safety: nothing in an array file ever runs code. Files are read without unpickling
+(``allow_pickle=False``); a file that is not a numpy ``.npy`` / ``.npz`` (random bytes, a
+pickle) and an array of Python objects are refused with our own one-line ValueError, as is a
+header that announces more data than the file holds. Every error names the file (and the key).
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from contrastkit.data.arrays import to_uint8_nchw
-from contrastkit.data.assemble import labels_to_int64
+from contrastkit.data.assemble import contiguous_labels, labels_to_int64
 
 IMAGE_KEYS = ("x", "images")
 LABEL_KEYS = ("y", "labels")
 SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
+KNOWN_KEYS = IMAGE_KEYS + LABEL_KEYS + SPLIT_KEYS
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
+# What numpy, zipfile and zlib raise on damaged data (a CRC error, an unknown compression
+# method, an encrypted member, a header that does not parse, ...).
+_READ_ERRORS = (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, KeyError, SyntaxError,
+                OverflowError, MemoryError, zipfile.BadZipFile, zlib.error)
 
 
 class ArraySource(NamedTuple):
-    """uint8 (N, C, H, W) images and int64 (N,) labels (-1 = none); ``test_*`` set when pre-split."""
+    """uint8 (N, C, H, W) images and int64 (N,) labels (-1 = none); ``test_*`` set when pre-split.
+
+    Labels are already renumbered ``0 .. C-1``; ``class_names`` holds the original ids.
+    """
 
     images: np.ndarray
     labels: np.ndarray
     test_images: np.ndarray | None = None
     test_labels: np.ndarray | None = None
+    class_names: tuple[str, ...] = ()
 
 
-def _read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:
-    """Every array in the file, read eagerly so that a damaged file fails here, naming itself."""
+def _not_numpy(what: str, where: str, kind: str = ".npy/.npz file") -> ValueError:
+    return ValueError(f"{where}: {what} is not a valid {kind} (damaged, or a pickle: contrastkit never "
+                      f"unpickles array files)")
+
+
+def _read_failed(what: str, where: str, err: BaseException) -> ValueError:
+    detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    return ValueError(f"{where}: cannot read {what}: {detail}")
+
+
+def _check_header(fp: IO[bytes], stored: int, what: str, where: str, kind: str) -> None:
+    """Read the .npy header at ``fp``: refuse non-numpy data, object arrays and truncated data.
+
+    ``stored`` is the size in bytes of this .npy (the file, or the archive member uncompressed).
+    """
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not hasattr(loaded, "files"):  # a .npy file gives a plain array
-            return {"": np.asarray(loaded)}
-        with loaded:
-            return {key: np.asarray(loaded[key]) for key in loaded.files}
-    except Exception as err:  # numpy raises ValueError, OSError, EOFError or zipfile.BadZipFile here
-        raise ValueError(f"{where}: cannot read array file '{path}': {type(err).__name__}: {err}") from err
+        version = npy_format.read_magic(fp)
+        reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, _, dtype = reader(fp)
+        data_bytes = stored - fp.tell()
+    except _READ_ERRORS as err:
+        raise _not_numpy(what, where, kind) from err
+    if dtype.hasobject:
+        raise ValueError(f"{where}: {what} is an array of Python objects (dtype {dtype}) that only "
+                         f"unpickling could read; contrastkit never unpickles array files: store numbers "
+                         f"(uint8 images, integer labels)")
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > data_bytes:
+        raise ValueError(f"{where}: {what} is damaged (truncated?): its header announces shape {shape} of "
+                         f"{dtype} ({needed} bytes) but only {max(data_bytes, 0)} bytes follow")
+
+
+def _read_array(open_fp: Callable[[], IO[bytes]], stored: int, what: str, where: str,
+                kind: str = ".npy/.npz file") -> np.ndarray:
+    """Check the header of the .npy that ``open_fp()`` opens, then read it without unpickling."""
+    try:
+        fp = open_fp()
+    except _READ_ERRORS as err:
+        raise _read_failed(what, where, err) from err
+    with fp:
+        _check_header(fp, stored, what, where, kind)
+    try:
+        with open_fp() as fp:
+            return npy_format.read_array(fp, allow_pickle=False)
+    except _READ_ERRORS as err:
+        raise _read_failed(what, where, err) from err
+
+
+def _magic(path: Path, where: str) -> bytes:
+    try:
+        with open(path, "rb") as fp:
+            return fp.read(len(_NPY_MAGIC))
+    except OSError as err:
+        raise _read_failed(f"array file '{path}'", where, err) from err
+
+
+def _read_npy(path: Path, where: str) -> np.ndarray:
+    head = _magic(path, where)
+    if head[:4] in _ZIP_MAGICS:
+        raise ValueError(f"{where}: '{path}' is an .npz archive, not a single .npy array; rename it to .npz")
+    if head != _NPY_MAGIC:
+        raise _not_numpy(f"'{path}'", where)
+    return _read_array(lambda: open(path, "rb"), path.stat().st_size, f"'{path}'", where)
+
+
+def _read_npz(path: Path, where: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays under ``KNOWN_KEYS`` in the archive, and every key it holds (others are never read)."""
+    head = _magic(path, where)
+    if head == _NPY_MAGIC:
+        raise ValueError(f"{where}: '{path}' is a single .npy array, not an .npz archive; rename it to .npy")
+    if head[:4] not in _ZIP_MAGICS:
+        raise _not_numpy(f"'{path}'", where)
+    try:
+        archive = zipfile.ZipFile(path)
+    except _READ_ERRORS as err:
+        raise _not_numpy(f"'{path}'", where) from err
+    with archive:
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in archive.infolist():
+            members.setdefault(info.filename.removesuffix(".npy"), info)
+        arrays = {key: _read_array(functools.partial(archive.open, info), info.file_size,
+                                   f"{key!r} in '{path}'", where, ".npy array")
+                  for key, info in members.items() if key in KNOWN_KEYS}
+    return arrays, sorted(members)
 
 
 def _one_of(arrays: dict[str, np.ndarray], keys: tuple[str, ...], path: Path, where: str) -> str | None:
@@ -53,17 +155,12 @@ def _one_of(arrays: dict[str, np.ndarray], keys: tuple[str, ...], path: Path, wh
 
 
 def load_npy(path: Path, where: str = "load_dataset") -> ArraySource:
-    arrays = _read_arrays(path, where)
-    if "" not in arrays:
-        raise ValueError(f"{where}: '{path}' is an .npz archive, not a single .npy array; rename it to .npz")
-    images = to_uint8_nchw(arrays[""], f"the array in '{path}'", where)
+    images = to_uint8_nchw(_read_npy(path, where), f"the array in '{path}'", where)
     return ArraySource(images, labels_to_int64(None, len(images), "", where))
 
 
 def load_npz(path: Path, where: str = "load_dataset") -> ArraySource:
-    arrays = _read_arrays(path, where)
-    if "" in arrays:
-        raise ValueError(f"{where}: '{path}' is a single .npy array, not an .npz archive; rename it to .npy")
+    arrays, keys = _read_npz(path, where)
     has_split = "x_train" in arrays or "x_test" in arrays
     image_key = _one_of(arrays, IMAGE_KEYS, path, where)
     if has_split and image_key is not None:
@@ -79,13 +176,15 @@ def load_npz(path: Path, where: str = "load_dataset") -> ArraySource:
         for split in ("train", "test"):
             images = to_uint8_nchw(arrays[f"x_{split}"], f"'x_{split}' in '{path}'", where)
             labels = labels_to_int64(arrays.get(f"y_{split}"), len(images), f"'y_{split}' in '{path}'", where)
-            parts.extend([images, labels])
-        return ArraySource(*parts)
+            parts.append((images, labels))
+        (train_labels, test_labels), names = contiguous_labels(parts[0][1], parts[1][1])
+        return ArraySource(parts[0][0], train_labels, parts[1][0], test_labels, names)
     if image_key is None:
         raise ValueError(f"{where}: '{path}' has no image array; expected a key among "
-                         f"{', '.join(IMAGE_KEYS + SPLIT_KEYS)}, found {', '.join(sorted(arrays)) or 'none'}")
+                         f"{', '.join(IMAGE_KEYS + SPLIT_KEYS)}, found {', '.join(keys) or 'none'}")
     images = to_uint8_nchw(arrays[image_key], f"{image_key!r} in '{path}'", where)
     label_key = _one_of(arrays, LABEL_KEYS, path, where)
     labels = labels_to_int64(None if label_key is None else arrays[label_key], len(images),
                              f"{label_key!r} in '{path}'", where)
-    return ArraySource(images, labels)
+    (labels,), names = contiguous_labels(labels)
+    return ArraySource(images, labels, class_names=names)

@@ -134,3 +134,164 @@ def test_unsupported_extension(tmp_path) -> None:
     (tmp_path / "data.csv").write_text("1,2,3")
     with pytest.raises(ValueError, match=r"data\.csv"):
         load_dataset(tmp_path / "data.csv")
+
+
+# --- labels are renumbered 0..C-1; their ids become the class names -------------------------------------
+
+
+def test_huge_sparse_labels_are_renumbered_and_keep_their_ids_as_names(tmp_path) -> None:
+    # labels {0, 10**9} once made a 10**9-long class-name tuple (the process grew until it was killed)
+    images = _images(n=40, c=1)
+    sparse = np.array([0, 10**9] * 20)
+    np.savez(tmp_path / "big.npz", x=images, y=sparse)
+    splits = load_dataset(tmp_path / "big.npz")
+    assert splits.num_classes == 2 and splits.class_names == ("0", "1000000000")
+    _, labels = _all_rows(splits)
+    assert np.array_equal(labels, (sparse > 0).astype(np.int64))
+    np.savez(tmp_path / "dense.npz", x=images, y=(sparse > 0).astype(np.int64))
+    dense = load_dataset(tmp_path / "dense.npz")  # renumbering keeps the order, so the same split
+    assert np.array_equal(splits.test_indices, dense.test_indices)
+    assert dense.class_names == ("0", "1")
+
+
+def test_presplit_labels_are_renumbered_over_both_splits(tmp_path) -> None:
+    train, test = _images(n=6, c=1), _images(n=4, c=1, seed=1)
+    np.savez(tmp_path / "s.npz", x_train=train, y_train=np.array([7, 3, 3_000_000_000, 7, 3, 7]),
+             x_test=test, y_test=np.array([5.0, 7.0, 3.0, 5.0]))  # 5 only in test; float ids are fine
+    splits = load_dataset(tmp_path / "s.npz")
+    assert splits.class_names == ("3", "5", "7", "3000000000") and splits.num_classes == 4
+    assert splits.train.labels.tolist() == [2, 0, 3, 2, 0, 2]
+    assert splits.test.labels.tolist() == [1, 2, 0, 1]
+
+
+def test_folder_and_builtin_labels_are_not_renumbered(tmp_path) -> None:
+    for name in ("b", "a"):
+        (tmp_path / "f" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((4, 4), 40 * i, dtype=np.uint8)).save(tmp_path / "f" / name / f"{i}.png")
+    folder = load_dataset(tmp_path / "f", test_fraction=0.0)
+    assert folder.class_names == ("a", "b") and folder.train.labels.tolist() == [0, 0, 1, 1]
+    assert load_dataset("digits").class_names == tuple("0123456789")
+
+
+# --- bad content: one-line ValueErrors that name the file and key --------------------------------------
+
+_LABELLED = {"x": np.zeros((4, 2, 2), dtype=np.uint8)}
+
+
+@pytest.mark.parametrize(("arrays", "key", "match"), [
+    ({"x": np.full((4, 2, 2), "a")}, "x", r"holds strings \(dtype <U1\)"),
+    ({"x": np.full((4, 2, 2), b"a")}, "x", "holds byte strings"),
+    ({"x": np.ones((4, 2, 2), dtype=bool)}, "x", "holds booleans.*uint8 0 / 255"),
+    ({"x": np.ones((4, 2, 2), dtype=complex)}, "x", "holds complex numbers"),
+    ({"x": np.zeros((4, 2, 2), dtype=[("r", "u1")])}, "x", "holds structured records"),
+    ({"images": np.full((4, 2, 2), "a")}, "images", "holds strings"),
+    ({"x_train": np.full((4, 2, 2), "a"), "x_test": np.zeros((4, 2, 2), np.uint8)}, "x_train", "strings"),
+    ({**_LABELLED, "y": np.array(["cat", "dog", "cat", "dog"])}, "y", r"integer class ids, got strings"),
+    ({**_LABELLED, "y": np.array([True, False] * 2)}, "y", "got booleans"),
+    ({**_LABELLED, "labels": np.array([1j, 0j] * 2)}, "labels", "got complex numbers"),
+    ({**_LABELLED, "y": np.array([0, 1, 2, 3], dtype="datetime64[D]")}, "y", "got dates"),
+    ({**_LABELLED, "y": np.array([0, -3, 1, 1])}, "y", r"all >= 0, or all -1"),
+    ({**_LABELLED, "y": np.array([0.0, 1e30, 1.0, 1.0])}, "y", r"2\*\*53"),
+    ({**_LABELLED, "y": np.array([0, 2**64 - 1, 1, 1], dtype=np.uint64)}, "y", "beyond int64"),
+    ({"x_train": np.zeros((4, 2, 2), np.uint8), "x_test": np.zeros((4, 2, 2), np.uint8),
+      "y_train": np.arange(4), "y_test": np.array(["a"] * 4)}, "y_test", "got strings"),
+])
+def test_non_numeric_content_is_a_one_line_value_error_naming_file_and_key(tmp_path, arrays, key, match) -> None:
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=match) as info:
+        load_dataset(tmp_path / "bad.npz")
+    message = str(info.value)
+    assert type(info.value) is ValueError  # the CLI prints ValueErrors as one line
+    assert f"{key!r} in '{tmp_path / 'bad.npz'}'" in message and "\n" not in message
+
+
+def test_string_image_npy_names_the_file(tmp_path) -> None:
+    np.save(tmp_path / "s.npy", np.full((4, 2, 2), "a"))
+    with pytest.raises(ValueError, match=r"the array in '.*s\.npy' holds strings"):
+        load_dataset(tmp_path / "s.npy")
+
+
+def test_labels_for_one_split_only(tmp_path) -> None:
+    part = np.zeros((3, 2, 2), np.uint8)
+    np.savez(tmp_path / "one.npz", x_train=part, y_train=np.arange(3), x_test=part)
+    with pytest.raises(ValueError, match=r"one\.npz' has only one of 'y_train' / 'y_test'; give both or neither"):
+        load_dataset(tmp_path / "one.npz")
+    np.savez(tmp_path / "half.npz", x_train=part, y_train=np.full(3, -1), x_test=part, y_test=np.arange(3))
+    with pytest.raises(ValueError, match=r"'half\.npz' gives labels for the test images only"):
+        load_dataset(tmp_path / "half.npz")
+
+
+# --- files that are not numpy arrays: our own message, nothing unpickled -------------------------------
+
+_NOT_NUMPY = r"is not a valid \.npy/\.npz file \(damaged, or a pickle: contrastkit never unpickles array files\)"
+
+
+@pytest.mark.parametrize("name", ["random.npy", "random.npz"])
+def test_random_bytes_get_our_message_not_numpys_pickle_advice(tmp_path, name) -> None:
+    (tmp_path / name).write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(ValueError, match=f"'{tmp_path / name}' {_NOT_NUMPY}") as info:
+        load_dataset(tmp_path / name)
+    assert "allow_pickle" not in str(info.value)
+
+
+class _Payload:
+    """Unpickling this would create the marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_a_pickle_never_runs(tmp_path, suffix) -> None:
+    import pickle
+
+    marker = tmp_path / "ran"
+    (tmp_path / f"p{suffix}").write_bytes(pickle.dumps(_Payload(str(marker))))
+    with pytest.raises(ValueError, match=_NOT_NUMPY):
+        load_dataset(tmp_path / f"p{suffix}")
+    np.save(tmp_path / "o.npy", np.array([_Payload(str(marker))] * 4, dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="Python objects"):
+        load_dataset(tmp_path / "o.npy")
+    np.savez(tmp_path / "o.npz", x=np.array([_Payload(str(marker))] * 4, dtype=object))
+    with pytest.raises(ValueError, match=r"'x' in '.*o\.npz' is an array of Python objects.*never unpickles"):
+        load_dataset(tmp_path / "o.npz")
+    assert not marker.exists()
+
+
+def test_object_array_under_an_ignored_key_is_never_read(tmp_path) -> None:
+    marker = tmp_path / "ran"
+    np.savez(tmp_path / "m.npz", x=_images(n=4, c=1), y=np.arange(4) % 2,
+             meta=np.array([_Payload(str(marker))], dtype=object))
+    assert load_dataset(tmp_path / "m.npz", test_fraction=0.5).num_classes == 2
+    assert not marker.exists()
+
+
+def test_truncated_and_forged_headers_are_damaged_not_allocated(tmp_path) -> None:
+    np.save(tmp_path / "t.npy", _images(n=40))
+    data = (tmp_path / "t.npy").read_bytes()
+    (tmp_path / "t.npy").write_bytes(data[:1000])
+    with pytest.raises(ValueError, match=r"'.*t\.npy' is damaged \(truncated\?\).*\(40, 3, 4, 5\)"):
+        load_dataset(tmp_path / "t.npy")
+    import io
+    import zipfile
+
+    header = io.BytesIO()  # announces 10**12 bytes; reading it must not try to allocate them
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (10**6, 10**6)})
+    with zipfile.ZipFile(tmp_path / "f.npz", "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + bytes(100))
+    with pytest.raises(ValueError, match=r"'x' in '.*f\.npz' is damaged.*1000000000000 bytes"):
+        load_dataset(tmp_path / "f.npz")
+
+
+def test_damaged_compressed_member_names_its_key(tmp_path) -> None:
+    np.savez_compressed(tmp_path / "c.npz", x=_images(n=40))
+    data = bytearray((tmp_path / "c.npz").read_bytes())
+    data[200:210] = bytes(b ^ 0xFF for b in data[200:210])
+    (tmp_path / "c.npz").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"'x' in '.*c\.npz'") as info:
+        load_dataset(tmp_path / "c.npz")
+    assert type(info.value) is ValueError and "\n" not in str(info.value)
