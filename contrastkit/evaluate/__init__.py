@@ -5,18 +5,20 @@ Protocols are fixed and documented in each module; no choice ever looks at the t
 
 from contrastkit.evaluate.alignment import alignment, alignment_uniformity, uniformity
 from contrastkit.evaluate.features import ImagePreprocess, evaluate_features, extract_features, pixel_features
-from contrastkit.evaluate.knn import knn_accuracy, knn_predict
+from contrastkit.evaluate.knn import DEFAULT_KNN_K, knn_accuracy, knn_predict
 from contrastkit.evaluate.linear_probe import (
     DEFAULT_CS,
     LinearProbe,
     ProbeResult,
     fit_linear_probe,
     linear_probe_accuracy,
+    middle_c,
 )
 from contrastkit.evaluate.plots import embed_2d, plot_embedding_2d, plot_training_curves
 
 __all__ = [
     "DEFAULT_CS",
+    "DEFAULT_KNN_K",
     "ImagePreprocess",
     "LinearProbe",
     "ProbeResult",
@@ -29,6 +31,7 @@ __all__ = [
     "knn_accuracy",
     "knn_predict",
     "linear_probe_accuracy",
+    "middle_c",
     "pixel_features",
     "plot_embedding_2d",
     "plot_training_curves",

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from contrastkit.evaluate.knn import knn_accuracy
-from contrastkit.evaluate.linear_probe import linear_probe_accuracy
+from contrastkit.evaluate.knn import DEFAULT_KNN_K, as_feature_tensor, as_label_tensor, knn_accuracy
+from contrastkit.evaluate.linear_probe import class_label, linear_probe_accuracy
 
 __all__ = ["ImagePreprocess", "evaluate_features", "extract_features", "pixel_features"]
 
@@ -133,21 +134,78 @@ def pixel_features(images: Tensor | np.ndarray, preprocess: Preprocess | None = 
     return preprocess(batch).reshape(batch.shape[0], -1).float().cpu()
 
 
+def _knn_k(knn_k: int | None, n_train: int, notes: list[str], where: str) -> int:
+    """The k to use: an explicit ``knn_k`` as given (error if too large), the default lowered to ``n_train``."""
+    if knn_k is None:
+        k = min(DEFAULT_KNN_K, n_train)
+        if k < DEFAULT_KNN_K:
+            notes.append(f"kNN used k = {k} instead of the default {DEFAULT_KNN_K}: the train split has only "
+                         f"{n_train} samples")
+        return k
+    if isinstance(knn_k, bool) or not isinstance(knn_k, int | np.integer) or knn_k < 1:
+        raise ValueError(f"{where}: `knn_k` must be an integer >= 1, got {knn_k!r}")
+    if knn_k > n_train:
+        raise ValueError(f"{where}: `knn_k` = {knn_k} is more than the {n_train} samples of the train split; "
+                         f"use knn_k <= {n_train}, or leave it unset (the default {DEFAULT_KNN_K} is then "
+                         f"lowered to the train size)")
+    return int(knn_k)
+
+
 def evaluate_features(train_features: Tensor | np.ndarray, train_labels: Tensor | np.ndarray,
                       test_features: Tensor | np.ndarray, test_labels: Tensor | np.ndarray, *,
-                      k: int = 20, temperature: float = 0.07, linear: bool = True,
-                      seed: int = 0) -> dict[str, float]:
+                      knn_k: int | None = None, temperature: float = 0.07, linear: bool = True,
+                      seed: int = 0, class_names: Sequence[str] | None = None) -> dict[str, Any]:
     """The fixed evaluation protocol on frozen features; every choice is made on the train split only.
 
-    Returns ``{"knn_accuracy", "linear_accuracy", "linear_C", "linear_cv_accuracy"}`` (fractions in
-    [0, 1]; the linear entries only when ``linear``): weighted kNN (k=20, cosine, exp(s / 0.07) votes;
-    :func:`~contrastkit.evaluate.knn.knn_accuracy`) and a standardised logistic-regression probe with
-    C chosen by stratified 5-fold CV on the train split
-    (:func:`~contrastkit.evaluate.linear_probe.linear_probe_accuracy`).
+    Weighted kNN (cosine, exp(s / 0.07) votes; :func:`~contrastkit.evaluate.knn.knn_accuracy`) and, when
+    ``linear``, a standardised logistic-regression probe with C chosen by stratified 5-fold CV on the
+    train split (:func:`~contrastkit.evaluate.linear_probe.linear_probe_accuracy`).
+
+    ``knn_k``: None (default) means k = 20, lowered to the train size when the train split is smaller;
+    an explicit value is used as given, and one larger than the train split is a ValueError.
+    ``class_names`` (indexed by class id, e.g. ``DatasetSplits.class_names``) only names classes in notes.
+
+    Returns a dict (accuracies are fractions in [0, 1]):
+
+    * ``"knn_accuracy"`` and ``"knn_k"`` (the k actually used);
+    * when ``linear``: ``"linear_accuracy"``, ``"linear_C"``, ``"linear_cv_accuracy"`` and
+      ``"linear_folds"`` (CV folds used; 0 when no CV was possible, ``linear_cv_accuracy`` then None).
+      With fewer than 2 classes in the train split the probe is skipped and all four are None;
+    * ``"notes"``: a list of sentences, one per departure from the protocol (k lowered, fewer folds,
+      no CV, probe skipped, no convergence, test classes absent from the train split). Empty when
+      the protocol ran as described.
+
+    Nothing is changed silently: every skip or adjustment has its note. An empty test split gives
+    None accuracies and a note.
     """
-    result = {"knn_accuracy": knn_accuracy(train_features, train_labels, test_features, test_labels,
-                                           k=k, temperature=temperature)}
+    where = "evaluate_features"
+    train = as_feature_tensor(train_features, "train_features", where)
+    train_y = as_label_tensor(train_labels, train.shape[0], "train_labels", where)
+    notes: list[str] = []
+    k = _knn_k(knn_k, train.shape[0], notes, where)
+    test = as_feature_tensor(test_features, "test_features", where, allow_empty=True)
+    test_y = as_label_tensor(test_labels, test.shape[0], "test_labels", where)
+    result: dict[str, Any] = {"knn_accuracy": None, "knn_k": k}
     if linear:
-        probe = linear_probe_accuracy(train_features, train_labels, test_features, test_labels, seed=seed)
-        result.update(linear_accuracy=probe.accuracy, linear_C=probe.C, linear_cv_accuracy=probe.cv_accuracy)
+        result.update(linear_accuracy=None, linear_C=None, linear_cv_accuracy=None, linear_folds=None)
+    if test_y.numel() == 0:
+        notes.append("nothing scored: the test split is empty")
+        result["notes"] = notes
+        return result
+    result["knn_accuracy"] = knn_accuracy(train, train_y, test, test_y, k=k, temperature=temperature)
+    train_classes = torch.unique(train_y)
+    unseen = sorted(set(torch.unique(test_y).tolist()) - set(train_classes.tolist()))
+    if unseen:
+        named = ", ".join(class_label(c, class_names) for c in unseen)
+        notes.append(f"test class(es) {named} never occur in the train split: no classifier can predict them")
+    if linear:
+        if train_classes.numel() < 2:
+            notes.append(f"linear probe skipped: the train split holds a single class "
+                         f"({class_label(train_classes[0], class_names)}); a probe needs at least two")
+        else:
+            probe = linear_probe_accuracy(train, train_y, test, test_y, seed=seed, class_names=class_names)
+            result.update(linear_accuracy=probe.accuracy, linear_C=probe.C, linear_cv_accuracy=probe.cv_accuracy,
+                          linear_folds=probe.folds)
+            notes.extend(f"linear probe: {note}" for note in probe.notes)
+    result["notes"] = notes
     return result

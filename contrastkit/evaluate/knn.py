@@ -9,7 +9,11 @@ Lin, CVPR 2018), Sec. 3.4, used by most contrastive papers as a quick representa
 * the class score is :math:`w_c = \sum_{i \in N_k} \alpha_i \, [c_i = c]`, the prediction
   :math:`\arg\max_c w_c`. Defaults :math:`k = 20`, :math:`\tau = 0.07`.
 
-Ties between class scores go to the smallest class id. Weights are computed as
+Ties between class scores go to the smallest class id. Class ids may be any non-negative integers
+(votes are kept only for the classes present in the train split, so memory does not grow with the
+largest id). ``k`` must lie in [1, number of training samples]; this function never changes it
+(:func:`~contrastkit.evaluate.features.evaluate_features` lowers its *default* k on a small train
+split and records that it did). Weights are computed as
 :math:`\exp((s_i - s_{max}) / \tau)` (the same ratios, so the same prediction) so that small
 temperatures never overflow.
 """
@@ -23,15 +27,18 @@ from torch import Tensor
 from contrastkit._checks import check_labels, check_positive, check_tensor, compute_dtype, upcast
 from contrastkit.similarity import normalize
 
-__all__ = ["knn_accuracy", "knn_predict"]
+__all__ = ["DEFAULT_KNN_K", "knn_accuracy", "knn_predict"]
+
+#: The protocol's k (see the module docstring).
+DEFAULT_KNN_K = 20
 
 
-def as_feature_tensor(x: object, name: str, where: str) -> Tensor:
+def as_feature_tensor(x: object, name: str, where: str, allow_empty: bool = False) -> Tensor:
     """numpy or torch (N, F) floating features -> tensor, checked (2-D, floating, finite, non-empty)."""
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     x = check_tensor(x, name, where, ndim=2)
-    if x.shape[0] == 0:
+    if x.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{where}: `{name}` has no rows")
     return x
 
@@ -48,7 +55,7 @@ def as_label_tensor(labels: object, n: int, name: str, where: str) -> Tensor:
 
 
 def knn_predict(train_features: Tensor | np.ndarray, train_labels: Tensor | np.ndarray,
-                test_features: Tensor | np.ndarray, k: int = 20, temperature: float = 0.07,
+                test_features: Tensor | np.ndarray, k: int = DEFAULT_KNN_K, temperature: float = 0.07,
                 chunk: int = 1024) -> Tensor:
     """Predicted class ids (M,) int64 for ``test_features`` (M, F) from ``train_features`` (N, F).
 
@@ -70,7 +77,8 @@ def knn_predict(train_features: Tensor | np.ndarray, train_labels: Tensor | np.n
     dtype = compute_dtype(train, test)
     train_n = normalize(upcast(train, dtype))  # (N, F), unit rows
     test = upcast(test, dtype).to(train.device)
-    num_classes = int(labels.max()) + 1
+    classes, labels = torch.unique(labels, sorted=True, return_inverse=True)  # (C,) ids, (N,) in 0..C-1
+    num_classes = int(classes.numel())
     predictions = []
     for start in range(0, test.shape[0], chunk):
         sims = normalize(test[start:start + chunk]) @ train_n.T  # (b, N) cosine similarities
@@ -78,12 +86,12 @@ def knn_predict(train_features: Tensor | np.ndarray, train_labels: Tensor | np.n
         weights = torch.exp((top_sims - top_sims[:, :1]) / tau)  # (b, k), alpha_i / alpha_max
         votes = torch.zeros(sims.shape[0], num_classes, dtype=dtype, device=sims.device)
         votes.scatter_add_(1, labels[top_idx], weights)  # (b, C) class scores w_c
-        predictions.append(votes.argmax(dim=1))  # first maximum: ties go to the smallest class id
+        predictions.append(classes[votes.argmax(dim=1)])  # first maximum: ties go to the smallest class id
     return torch.cat(predictions).cpu()
 
 
 def knn_accuracy(train_features: Tensor | np.ndarray, train_labels: Tensor | np.ndarray,
-                 test_features: Tensor | np.ndarray, test_labels: Tensor | np.ndarray, k: int = 20,
+                 test_features: Tensor | np.ndarray, test_labels: Tensor | np.ndarray, k: int = DEFAULT_KNN_K,
                  temperature: float = 0.07, chunk: int = 1024) -> float:
     """Fraction of ``test_labels`` (M,) predicted correctly by :func:`knn_predict`."""
     test = as_feature_tensor(test_features, "test_features", "knn_accuracy")

@@ -13,6 +13,8 @@ from contrastkit.evaluate import (
     extract_features,
     fit_linear_probe,
     knn_accuracy,
+    linear_probe_accuracy,
+    middle_c,
     pixel_features,
 )
 from contrastkit.models import SmallCNN
@@ -100,9 +102,104 @@ def test_evaluate_features_combines_knn_and_probe() -> None:
     train = centres[train_y] + rng.normal(size=(90, 8))
     test = centres[test_y] + rng.normal(size=(30, 8))
     result = evaluate_features(train, train_y, test, test_y)
-    assert set(result) == {"knn_accuracy", "linear_accuracy", "linear_C", "linear_cv_accuracy"}
+    assert set(result) == {"knn_accuracy", "knn_k", "linear_accuracy", "linear_C", "linear_cv_accuracy",
+                           "linear_folds", "notes"}
     assert result["knn_accuracy"] == knn_accuracy(train, train_y, test, test_y)
+    assert result["knn_k"] == 20 and result["linear_folds"] == 5 and result["notes"] == []
     probe = fit_linear_probe(train, train_y)
-    assert result["linear_C"] == probe.C
+    assert result["linear_C"] == probe.C and result["linear_cv_accuracy"] == probe.cv_accuracy
     assert result["linear_accuracy"] == probe.score(test, test_y)
-    assert set(evaluate_features(train, train_y, test, test_y, linear=False)) == {"knn_accuracy"}
+    assert set(evaluate_features(train, train_y, test, test_y, linear=False)) == {"knn_accuracy", "knn_k", "notes"}
+
+
+def _clusters(per_class: list[int], seed: int = 0, dim: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Well separated Gaussian clusters; ``per_class[c]`` samples of class c."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(len(per_class)), per_class)
+    return np.eye(len(per_class), dim)[y] * 6 + rng.normal(size=(y.size, dim)), y
+
+
+def test_tiny_train_split_lowers_the_default_k_and_says_so() -> None:
+    # a 10-image run: 8 train / 2 test once failed with "k must be in [1, 8]" and no way to set k
+    train, train_y = _clusters([4, 4])
+    test, test_y = _clusters([1, 1], seed=1)
+    result = evaluate_features(train, train_y, test, test_y)
+    assert result["knn_k"] == 8
+    assert result["knn_accuracy"] == knn_accuracy(train, train_y, test, test_y, k=8)
+    assert "kNN used k = 8 instead of the default 20: the train split has only 8 samples" in result["notes"]
+    assert result["linear_folds"] == 4  # the smallest class has 4 samples
+    assert "linear probe: CV folds lowered from 5 to 4: class 0 has only 4 training samples" in result["notes"]
+
+
+def test_explicit_knn_k_is_used_as_given_or_refused() -> None:
+    train, train_y = _clusters([4, 4])
+    test, test_y = _clusters([2, 2], seed=1)
+    result = evaluate_features(train, train_y, test, test_y, knn_k=3, linear=False)
+    assert result["knn_k"] == 3 and result["notes"] == []
+    assert result["knn_accuracy"] == knn_accuracy(train, train_y, test, test_y, k=3)
+    with pytest.raises(ValueError, match=r"`knn_k` = 20 is more than the 8 samples of the train split; use knn_k <= 8"):
+        evaluate_features(train, train_y, test, test_y, knn_k=20)
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="`knn_k` must be an integer >= 1"):
+            evaluate_features(train, train_y, test, test_y, knn_k=bad)
+
+
+def test_single_class_skips_the_probe_with_a_reason_and_keeps_knn() -> None:
+    train, _ = _clusters([6, 6])
+    test, _ = _clusters([2, 2], seed=1)
+    ones_train, ones_test = np.full(12, 3), np.full(4, 3)
+    result = evaluate_features(train, ones_train, test, ones_test)
+    assert result["knn_accuracy"] == 1.0 and result["knn_k"] == 12
+    assert result["linear_accuracy"] is None and result["linear_C"] is None
+    assert result["linear_cv_accuracy"] is None and result["linear_folds"] is None
+    assert ("linear probe skipped: the train split holds a single class (3); a probe needs at least two"
+            in result["notes"])
+
+
+def test_a_class_with_one_train_image_fits_without_cv_and_says_so() -> None:
+    train, train_y = _clusters([5, 5, 1])
+    test, test_y = _clusters([2, 2, 2], seed=1)
+    result = evaluate_features(train, train_y, test, test_y)
+    assert result["linear_C"] == middle_c() == 0.1
+    assert result["linear_folds"] == 0 and result["linear_cv_accuracy"] is None
+    assert result["linear_accuracy"] == linear_probe_accuracy(train, train_y, test, test_y).accuracy
+    assert isinstance(result["linear_accuracy"], float) and 0.0 <= result["linear_accuracy"] <= 1.0
+    assert any(note.startswith("linear probe: no cross-validation: class 2 has a single training sample")
+               and "C = 0.1, the middle of the grid" in note for note in result["notes"])
+    assert result["knn_k"] == 11
+
+
+def test_test_classes_missing_from_train_are_noted_and_empty_test_scores_nothing() -> None:
+    train, train_y = _clusters([4, 4, 4])
+    test, test_y = _clusters([1, 1, 1, 1], seed=1)  # class 3 only in test
+    result = evaluate_features(train, train_y, test, test_y)
+    assert ("test class(es) 3 never occur in the train split: no classifier can predict them"
+            in result["notes"])
+    empty = evaluate_features(train, train_y, test[:0], test_y[:0])
+    assert empty["knn_accuracy"] is None and empty["linear_accuracy"] is None
+    assert empty["notes"][-1] == "nothing scored: the test split is empty"
+
+
+def test_large_class_ids_cost_no_memory() -> None:
+    # kNN once allocated (test rows x (max id + 1)) votes: 10**12 ids would need terabytes
+    train, train_y = _clusters([6, 6])
+    test, test_y = _clusters([3, 3], seed=1)
+    big = np.array([7, 10**12])
+    result = evaluate_features(train, big[train_y], test, big[test_y])
+    plain = evaluate_features(train, train_y, test, test_y)
+    assert result["knn_accuracy"] == plain["knn_accuracy"] == 1.0
+    assert result["linear_accuracy"] == plain["linear_accuracy"]
+
+
+def test_notes_name_classes_by_their_names_when_given() -> None:
+    train, _ = _clusters([6, 6])
+    test, _ = _clusters([2, 2], seed=1)
+    result = evaluate_features(train, np.zeros(12, dtype=int), test, np.array([0, 0, 1, 1]),
+                               class_names=("4", "1000000000"))
+    assert ("linear probe skipped: the train split holds a single class ('4'); a probe needs at least two"
+            in result["notes"])
+    assert ("test class(es) '1000000000' never occur in the train split: no classifier can predict them"
+            in result["notes"])
+    train, train_y = _clusters([5, 5, 1])
+    result = evaluate_features(train, train_y, test, np.array([0, 1, 2, 2]), class_names=("cat", "dog", "eel"))
+    assert any("class 'eel' has a single training sample" in note for note in result["notes"])

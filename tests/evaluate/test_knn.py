@@ -96,3 +96,13 @@ def test_input_checks() -> None:
         knn_predict(train, labels, test, k=3, temperature=0.0)
     with pytest.raises(ValueError, match="test_labels"):
         knn_accuracy(train, labels, test, labels, k=3)
+
+
+def test_class_ids_are_returned_as_given_whatever_their_size(gen: torch.Generator) -> None:
+    # votes are kept per present class, not per id up to the largest: 10**12 needs no memory
+    train = torch.randn(40, 5, generator=gen)
+    test = torch.randn(9, 5, generator=gen)
+    dense = torch.randint(0, 3, (40,), generator=gen)
+    ids = torch.tensor([4, 10**9, 10**12])
+    predicted = knn_predict(train, ids[dense], test, k=7)
+    assert predicted.tolist() == [int(ids[c]) for c in _reference_predict(train, dense, test, 7, 0.07)]

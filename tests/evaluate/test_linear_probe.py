@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from contrastkit.evaluate import DEFAULT_CS, fit_linear_probe, linear_probe_accuracy
+from contrastkit.evaluate import DEFAULT_CS, fit_linear_probe, linear_probe_accuracy, middle_c
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +88,30 @@ def test_folds_shrink_to_the_smallest_class() -> None:
     keep = np.r_[np.arange(20), [20, 21, 22]]  # class 2 has 3 samples
     probe = fit_linear_probe(x[keep], y[keep])
     assert probe.folds == 3
+    assert probe.notes == ("CV folds lowered from 5 to 3: class 2 has only 3 training samples",)
+    assert fit_linear_probe(x, y).notes == ()
+
+
+def test_a_class_with_one_sample_fits_the_middle_c_without_cv() -> None:
+    x, y = _blobs(5, seed=5)
+    probe = fit_linear_probe(x[:11], y[:11])  # class 2 has a single sample
+    assert probe.C == middle_c() == 0.1 and probe.folds == 0
+    assert probe.cv_accuracy is None and probe.cv_accuracies == {}
+    assert probe.notes == ("no cross-validation: class 2 has a single training sample (stratified CV needs 2 "
+                           "per class); fitted once with C = 0.1, the middle of the grid",)
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=1000)).fit(x[:11], y[:11])
+    assert np.array_equal(probe.predict(x), reference.predict(x))
+    assert middle_c((1.0, 2.0, 3.0, 4.0)) == 2.0  # the lower middle of an even grid
+    result = linear_probe_accuracy(x[:11], y[:11], x, y)
+    assert result.folds == 0 and result.cv_accuracy is None and result.notes == probe.notes
 
 
 def test_input_checks() -> None:
     x, y = _blobs(5, seed=5)
     with pytest.raises(ValueError, match="single class"):
         fit_linear_probe(x, np.zeros(15, dtype=int))
-    with pytest.raises(ValueError, match="at least 2 per class"):
-        fit_linear_probe(x[:11], y[:11])
+    with pytest.raises(ValueError, match="`folds` must be an integer >= 2"):
+        fit_linear_probe(x, y, folds=1)
     with pytest.raises(ValueError, match="NaN"):
         fit_linear_probe(np.where(x > 5, np.nan, x), y)
     with pytest.raises(TypeError, match="integer"):
