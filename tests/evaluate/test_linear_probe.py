@@ -122,3 +122,45 @@ def test_input_checks() -> None:
         linear_probe_accuracy(x, y, x[:, :3], y)
     with pytest.raises(ValueError, match="Cs"):
         fit_linear_probe(x, y, Cs=(0.0, 1.0))
+
+
+def _fold_cv_scores(x: np.ndarray, y: np.ndarray, grid: list[float], folds: int, seed: int,
+                    leaky: bool) -> dict[float, float]:
+    """Slow reference of the probe's CV: per fold, StandardScaler on the fold's train part only (or, when
+    ``leaky``, on the whole train split), then the probe's logistic regression walking the grid with warm starts."""
+    scores = np.zeros((folds, len(grid)))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with threadpool_limits(1):
+        for f, (fit_idx, val_idx) in enumerate(splitter.split(x, y)):
+            scaler = StandardScaler().fit(x if leaky else x[fit_idx])
+            model = LogisticRegression(C=grid[0], solver="lbfgs", max_iter=1000, tol=1e-4, warm_start=True)
+            for j, c in enumerate(grid):
+                model.set_params(C=c)
+                model.fit(scaler.transform(x[fit_idx]), y[fit_idx])
+                scores[f, j] = np.mean(model.predict(scaler.transform(x[val_idx])) == y[val_idx])
+    return dict(zip(grid, (float(s) for s in scores.mean(axis=0)), strict=True))
+
+
+def test_cv_standardises_inside_each_fold_exactly_no_leakage() -> None:
+    # One informative feature at unit scale, with outliers (+100) in three samples that all fall in the
+    # validation part of fold 0: a scaler fitted on the fold's train part leaves the feature at unit scale
+    # there (std 1.4), one fitted on the whole train split divides it by 21.8. The per-C CV accuracies differ
+    # by up to 6 samples and the chosen C moves, which a loose tolerance or a cold-start comparison hides.
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 30)
+    x = rng.normal(size=(60, 3))
+    x[:, 0] += 2.0 * y
+    fold0_val = next(iter(StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(x, y)))[1]
+    x[fold0_val[:3], 0] += 100.0
+    grid = sorted(DEFAULT_CS)
+    honest = _fold_cv_scores(x, y, grid, folds=5, seed=0, leaky=False)
+    leaky = _fold_cv_scores(x, y, grid, folds=5, seed=0, leaky=True)
+    # the data is such that leakage shows: >= 3 samples (0.05) at >= 5 of the 9 Cs, and another C chosen
+    assert sum(abs(honest[c] - leaky[c]) >= 0.05 for c in grid) >= 5
+    best = max(grid, key=lambda c: (honest[c], -c))
+    assert best != max(grid, key=lambda c: (leaky[c], -c))
+    probe = fit_linear_probe(x, y, seed=0)
+    assert sorted(probe.cv_accuracies) == grid and probe.folds == 5
+    for c in grid:
+        assert abs(probe.cv_accuracies[c] - honest[c]) < 1e-12, c  # one sample is 1/60: no slack at all
+    assert best == probe.C and probe.cv_accuracy == honest[best]
