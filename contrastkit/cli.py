@@ -6,14 +6,22 @@ Examples::
     contrastkit train --config my.yaml --lr 0.001            # YAML settings, command line wins
     contrastkit train --method simclr --negatives queue       # SimCLR with a queue of negatives
     contrastkit train --out runs/simclr --resume              # continue after a crash or a stop
+    contrastkit train --out runs/simclr --resume --epochs 400 # ... and extend it
     contrastkit eval runs/simclr                              # writes runs/simclr/metrics.json
     contrastkit plot runs/simclr                              # t-SNE map and training curves
     contrastkit demo                                          # the README's main job
+
+Settings come from (later wins) the method's defaults, ``--config FILE.yaml``, flags and ``--set KEY=VALUE``.
+Every value is checked before anything is written; an error names the setting, where it came from and what
+is accepted. A folder that holds a run is never reused silently: ``--resume`` continues it (with its saved
+settings; only epochs, max_minutes, log_every, checkpoint_every, keep_checkpoints, progress, device and
+num_threads may change), ``--overwrite`` replaces it. Ctrl-C stops after the current step with a checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -21,118 +29,140 @@ from typing import Any
 
 import yaml
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
-_TRAIN_FLAGS: dict[str, tuple[type, str]] = {
-    "method": (str, "method: simclr | moco | membank"),
-    "data": (str, "mnist5k | digits | an image folder (one sub-folder per class) | a .npy / .npz file"),
-    "epochs": (int, "training epochs"),
-    "out": (str, "output folder (checkpoint, logs, metrics, plots)"),
-    "batch_size": (int, "batch size"),
-    "optimizer": (str, "sgd | adam | adamw | lars"),
-    "lr": (float, "peak learning rate"),
-    "weight_decay": (float, "weight decay"),
-    "warmup_epochs": (float, "linear warm-up epochs before the cosine decay"),
-    "encoder": (str, "small_cnn | small_cnn_gap | resnet18"),
-    "augment": (str, "augmentation preset (mnist | cifar | simclr); default by image channels"),
-    "image_size": (int, "resize user images to this size"),
-    "temperature": (float, "softmax temperature (default: the method's)"),
-    "seed": (int, "random seed (a CPU run is repeatable)"),
-    "device": (str, "auto | cpu | cuda | cuda:N"),
-    "precision": (str, "auto | fp32 | bf16"),
-    "max_minutes": (float, "stop after this many minutes of training (a checkpoint is kept)"),
-    "checkpoint_every": (int, "also checkpoint every N steps"),
-    "log_every": (int, "steps between log lines"),
-    "num_threads": (int, "torch CPU threads"),
-}
-_METHOD_FLAGS: dict[str, tuple[type, str]] = {
-    "negatives": (str, "negatives source: batch | queue | bank"),
-    "queue_size": (int, "MoCo queue length K"),
-    "momentum_encoder": (float, "momentum m of the key encoder (sets key_encoder=momentum)"),
-    "num_negatives": (int, "memory-bank negatives per step (default: the whole bank)"),
-}
+#: exit status of a run stopped by Ctrl-C / SIGTERM (after its checkpoint was saved), as shells report SIGINT
+EXIT_INTERRUPTED = 130
+
+
+def _train_fields() -> tuple[type, type]:
+    from contrastkit.config import TrainConfig
+    from contrastkit.methods.settings import ContrastiveSettings
+
+    return TrainConfig, ContrastiveSettings
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="YAML file of training settings (flags override it)")
-    for name, (kind, text) in _TRAIN_FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=text)
-    for name, (kind, text) in _METHOD_FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=text)
+    from contrastkit.settings import add_flags
+
+    train_cls, method_cls = _train_fields()
+    p.add_argument("--config", type=Path, metavar="FILE.yaml",
+                   help="YAML file of settings (flags override it); method settings under `method_options:`")
+    group = p.add_argument_group("training settings (YAML keys of the same name)")
+    add_flags(group, train_cls, skip=("method_options",))
+    group = p.add_argument_group("method settings (YAML keys under method_options:; rules in "
+                                 "contrastkit.methods.settings)")
+    add_flags(group, method_cls)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any method setting, e.g. --set symmetric=true --set split_bn=4 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if present")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels_last memory format (default: on GPU)")
+                   help="any setting by name, value read as YAML, e.g. --set symmetric=true (repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its saved settings")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (deletes its files)")
 
 
-def _method_options(args: argparse.Namespace) -> dict[str, Any]:
+def _given_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, str]]:
+    """(settings, their sources, method settings, their sources) from --config, flags and --set."""
+    from contrastkit.config import read_yaml_settings
+    from contrastkit.settings import SettingsError
+
+    train_cls, method_cls = _train_fields()
+    train_names = {f.name for f in dataclasses.fields(train_cls)} - {"method_options"}
+    method_names = {f.name for f in dataclasses.fields(method_cls)}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     options: dict[str, Any] = {}
-    if args.negatives is not None:
-        options["negatives"] = args.negatives
-    if args.queue_size is not None:
-        options["queue_size"] = args.queue_size
-    if args.momentum_encoder is not None:
-        options.update(key_encoder="momentum", momentum=args.momentum_encoder)
-    if args.num_negatives is not None:
-        options["num_negatives"] = args.num_negatives
+    option_sources: dict[str, str] = {}
+    if args.config is not None:
+        from_file = read_yaml_settings(args.config)
+        misplaced = sorted(k for k in from_file if k in method_names and k not in train_names)
+        if misplaced:
+            raise SettingsError(f"{args.config}: {misplaced} are method settings; put them under `method_options:`")
+        file_options = from_file.pop("method_options", None)
+        if file_options is not None and not isinstance(file_options, dict):
+            raise SettingsError(f"{args.config}: `method_options` must be a mapping of method settings, got "
+                                f"{file_options!r}")
+        values.update(from_file)
+        sources.update({k: str(args.config) for k in from_file})
+        options.update(file_options or {})
+        option_sources.update({k: f"{args.config} (method_options)" for k in file_options or {}})
+    for name in sorted(train_names | method_names):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        target, where = (values, sources) if name in train_names else (options, option_sources)
+        target[name] = value
+        where[name] = "--" + name.replace("_", "-")
     for item in args.set:
-        key, sep, value = item.partition("=")
+        key, sep, text = item.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        options[key.strip()] = yaml.safe_load(value)  # numbers, booleans and null as YAML reads them
-    return options
+            raise SettingsError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in train_names and key not in method_names:
+            raise SettingsError(f"--set {item}: unknown setting {key!r}; known: {sorted(train_names | method_names)}")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None  # numbers, booleans and null as YAML reads them
+        except yaml.YAMLError:
+            value = text
+        target, where = (values, sources) if key in train_names else (options, option_sources)
+        target[key] = value
+        where[key] = f"--set {item}"
+    return values, sources, options, option_sources
 
 
 def _train_config(args: argparse.Namespace):
-    from contrastkit.config import TrainConfig, load_config
+    from contrastkit.config import TrainConfig
+    from contrastkit.methods.settings import method_settings_for
+    from contrastkit.runfolder import check_output_folder, read_saved_config
 
-    overrides = {name: getattr(args, name) for name in _TRAIN_FLAGS}
-    if args.no_progress:
-        overrides["progress"] = False
-    if args.channels_last is not None:
-        overrides["channels_last"] = args.channels_last
-    overrides["method_options"] = _method_options(args)
-    if args.config is not None:
-        return load_config(args.config, overrides)
-    values = {k: v for k, v in overrides.items() if v is not None and v != {}}
-    if "out" not in values:
-        values["out"] = f"runs/{values.get('method', 'simclr')}"
-    return TrainConfig.from_dict(values, where="command line")
+    values, sources, options, option_sources = _given_settings(args)
+    if args.resume:
+        out = values.get("out") or f"runs/{values.get('method', 'simclr')}"
+        saved = read_saved_config(check_output_folder(out))
+        if saved is not None:  # the run's own settings, then what was given on this command line
+            where = f"{out}'s saved settings"
+            saved_options = saved.pop("method_options", None) or {}
+            values = {**saved, **values, "out": out}
+            sources = {**{k: where for k in saved}, **sources}
+            options = {**saved_options, **options}
+            option_sources = {**{k: where for k in saved_options}, **option_sources}
+    config = TrainConfig.from_dict(values, where="settings", sources=sources)
+    method_settings_for(config.method, options, sources=option_sources, where="method settings")
+    return config.replace(method_options=options)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from contrastkit.train import Trainer
 
-    config = _train_config(args)
-    if config.num_threads:
-        import torch
-
-        torch.set_num_threads(config.num_threads)
-    trainer = Trainer(config)
+    trainer = Trainer(_train_config(args))
     cfg = trainer.config
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    (Path(cfg.out) / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     print(f"training {cfg.method} on {cfg.data} ({len(trainer.images)} images, {trainer.steps_per_epoch} steps/epoch, "
           f"{cfg.epochs} epochs) on {trainer.device} -> {cfg.out}", flush=True)
-    summary = trainer.fit(resume=args.resume)
+    summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
-    return 0
+    return EXIT_INTERRUPTED if summary["interrupted"] else 0
+
+
+def _report_write_errors(metrics: dict[str, Any]) -> int:
+    for error in metrics.get("write_errors", []):
+        print(f"contrastkit: {error}", file=sys.stderr)
+    return 1 if metrics.get("write_errors") else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from contrastkit.report import evaluate_run
 
-    evaluate_run(args.dir, device=args.device, baselines=not args.no_baselines, plots=not args.no_plots)
-    print(f"wrote {Path(args.dir) / 'metrics.json'}")
-    return 0
+    metrics = evaluate_run(args.dir, device=args.device, baselines=not args.no_baselines, plots=not args.no_plots,
+                           knn_k=args.knn_k, data=args.data)
+    status = _report_write_errors(metrics)
+    if not status:
+        print(f"wrote {Path(args.dir) / 'metrics.json'}")
+    return status
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from contrastkit.report import plot_run
 
-    for path in plot_run(args.dir, device=args.device):
+    for path in plot_run(args.dir, device=args.device, data=args.data):
         print(f"wrote {path}")
     return 0
 
@@ -149,34 +179,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
     trainer = Trainer(config)
     print(f"[1/2] training SimCLR on mnist5k ({trainer.config.epochs} epochs, {trainer.steps_per_epoch} steps "
           f"each, on {trainer.device}) -> {out}", flush=True)
-    trainer.fit(resume=args.resume)
+    summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
+    if summary["interrupted"]:
+        return EXIT_INTERRUPTED
     print("[2/2] evaluating: raw pixels, random-init encoder, trained encoder", flush=True)
-    evaluate_run(out, device=args.device)
-    print(f"metrics: {out / 'metrics.json'}; plots: {out / 'embedding_tsne.png'}, {out / 'training_curves.png'}")
-    return 0
+    metrics = evaluate_run(out, device=args.device)
+    status = _report_write_errors(metrics)
+    if not status:
+        print(f"metrics: {out / 'metrics.json'}; plots: {out / 'embedding_tsne.png'}, "
+              f"{out / 'training_curves.png'}")
+    return status
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="contrastkit", description="Contrastive representation learning.",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train a method; checkpoints and logs go to --out")
+    p = sub.add_parser("train", help="train a method; checkpoints and logs go to --out", allow_abbrev=False,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a method.\n\n" + __doc__.split("\n\n", 1)[1])
     _add_train_args(p)
     p.set_defaults(func=cmd_train)
     for name, func, text in (("eval", cmd_eval, "kNN + linear probe of a run (and its baselines) -> metrics.json"),
                              ("plot", cmd_plot, "t-SNE map of the test embeddings and training curves")):
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
         p.add_argument("dir", type=Path, help="a run folder written by `contrastkit train`")
-        p.add_argument("--device", default="auto")
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+        p.add_argument("--data", default=None, metavar="DATA",
+                       help="where the run's data is now, if it moved (its fingerprint is checked)")
         if name == "eval":
             p.add_argument("--no-baselines", action="store_true", help="skip raw pixels and random init")
             p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+            p.add_argument("--knn-k", type=_positive_int, default=None,
+                           help="neighbours for kNN (default 20, or the number of training images if fewer)")
         p.set_defaults(func=func)
-    p = sub.add_parser("demo", help="the main job: SimCLR on mnist5k, then the accuracy table")
+    p = sub.add_parser("demo", help="the main job: SimCLR on mnist5k, then the accuracy table", allow_abbrev=False)
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--device", default="auto")
-    p.add_argument("--max-minutes", type=float, default=5.0, help="cap the training time (default 5)")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--max-minutes", type=_positive_float, default=5.0, help="cap the training time (default 5)")
+    p.add_argument("--resume", action="store_true", help="continue a demo run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -186,8 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"contrastkit {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"contrastkit {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, TypeError, OSError, FloatingPointError) as exc:
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+            message = f"{message}: {exc.filename}"
+        print(f"contrastkit {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

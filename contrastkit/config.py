@@ -1,78 +1,125 @@
-"""Training configuration: one dataclass, loadable from YAML, overridable from the command line.
+"""Training configuration: one typed dataclass, loadable from YAML, overridable from the command line.
 
-Every field has a default; ``None`` means "the method's / dataset's default" (see
-:func:`contrastkit.train.resolve_config`). Unknown keys in a YAML file are an error that names them.
+Every field carries its rule (:mod:`contrastkit.settings`): a YAML key, a command-line flag and a Python
+argument are checked the same way, before anything is written, and an error names the key, where the value
+came from and what is accepted. ``None`` means "the method's / dataset's default" (filled in by
+:func:`contrastkit.train.resolve_config`).
+
+The settings of the method itself (negatives source, temperature, queue size, ...) are typed too, per method
+(:mod:`contrastkit.methods.settings`), and live under ``method_options``; names are unique across both, so a
+name has one meaning: ``momentum`` is the optimizer's (SGD / LARS) momentum, ``key_momentum`` the momentum
+encoder's EMA, ``bank_momentum`` the memory bank's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["TrainConfig", "load_config"]
+from contrastkit.optim import OPTIMIZERS
+from contrastkit.settings import SettingsError, check_instance, parse_settings, setting
+
+__all__ = ["RESUMABLE_CHANGES", "TrainConfig", "load_config", "read_yaml_settings"]
+
+_PRECISIONS = ("auto", "fp32", "bf16")
+_ENCODERS = ("small_cnn", "small_cnn_gap", "resnet18")
+_AUGMENTS = ("mnist", "cifar", "simclr")
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (saved in every checkpoint)."""
+    """Everything that defines a training run (saved in every checkpoint and in ``DIR/config.yaml``)."""
 
-    method: str = "simclr"  # simclr | moco | membank (contrastkit.methods.METHODS)
-    data: str = "mnist5k"  # mnist5k | digits | a folder / .npy / .npz path
-    out: str = "runs/simclr"  # output folder: checkpoints, logs, metrics, plots
-    epochs: int | None = None  # None: the method's default for this budget
-    batch_size: int | None = None
-    optimizer: str | None = None  # sgd | adam | adamw | lars
-    lr: float | None = None
-    weight_decay: float | None = None
-    momentum: float = 0.9  # SGD / LARS momentum
-    warmup_epochs: float | None = None
-    encoder: str = "small_cnn"  # small_cnn | small_cnn_gap | resnet18
-    augment: str | None = None  # augmentation preset; None: by image size and channels
-    image_size: int | None = None  # resize user images; None: keep
-    temperature: float | None = None  # None: the method's preset
-    method_options: dict[str, Any] = field(default_factory=dict)  # e.g. {negatives: queue, queue_size: 1024}
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
-    precision: str = "auto"  # auto (bf16 on GPU and on CPUs with native bf16, else fp32) | fp32 | bf16
-    channels_last: bool | None = None  # None: with bf16
-    max_minutes: float | None = None  # stop (and checkpoint) after this much training time
-    checkpoint_every: int = 0  # also checkpoint every N steps (0: once per epoch)
-    log_every: int = 10  # steps between log lines / progress updates
-    progress: bool = True  # tqdm progress bar
-    num_threads: int | None = None  # torch CPU threads; None: PyTorch's default
+    method: str = setting("simclr", "method: simclr | moco | membank")
+    data: str = setting("mnist5k", "mnist5k | digits | an image folder (one sub-folder per class) | a .npy / "
+                                   ".npz file", metavar="DATA")
+    out: str | None = setting(None, "output folder: checkpoint, logs, metrics, plots (default runs/<method>)",
+                              metavar="DIR")
+    epochs: int | None = setting(None, "training epochs (default: the method's)", low=1)
+    batch_size: int | None = setting(None, "samples per step (default: the method's)", low=2)
+    optimizer: str | None = setting(None, "optimizer (default: the method's)", choices=OPTIMIZERS)
+    lr: float | None = setting(None, "peak learning rate (default: the method's)", low=0, low_open=True)
+    weight_decay: float | None = setting(None, "weight decay (default: the method's)", low=0)
+    momentum: float = setting(0.9, "SGD / LARS momentum (not the key encoder's: that is key_momentum)",
+                              low=0, high=1, high_open=True)
+    warmup_epochs: float | None = setting(None, "linear warm-up epochs before the cosine decay", low=0)
+    encoder: str = setting("small_cnn", "encoder architecture", choices=_ENCODERS)
+    augment: str | None = setting(None, "augmentation preset (default: mnist for gray, cifar for colour)",
+                                  choices=_AUGMENTS)
+    image_size: int | None = setting(None, "resize user images to this size (default: keep)", low=1)
+    method_options: dict[str, Any] = setting(None, "the method's own settings (see the method flags)",
+                                             default_factory=dict, flag=False)
+    seed: int = setting(0, "random seed (a CPU run is repeatable)", low=0, high=2**63 - 1)
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = setting("auto", "auto (bf16 on GPUs and on CPUs with native bf16) | fp32 | bf16",
+                             choices=_PRECISIONS)
+    channels_last: bool | None = setting(None, "channels_last memory format (default: with bf16)")
+    max_minutes: float | None = setting(None, "stop after this many minutes of training (a checkpoint is kept)",
+                                        low=0, low_open=True)
+    checkpoint_every: int = setting(0, "also checkpoint every N steps (0: once per epoch)", low=0)
+    keep_checkpoints: int = setting(0, "keep this many step-numbered copies of periodic checkpoints "
+                                       "(0: only the latest, DIR/checkpoint.pt)", low=0)
+    log_every: int = setting(10, "steps between log lines / progress updates", low=1)
+    progress: bool = setting(True, "show a progress bar")
+    num_threads: int | None = setting(None, "torch CPU threads while training (default: PyTorch's)", low=1)
+
+    def __post_init__(self) -> None:
+        if self.method_options is None:
+            self.method_options = {}
+        check_instance(self, "TrainConfig")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"{where}: unknown setting(s) {unknown}; known: {sorted(names)}")
-        return cls(**values)
+    def from_dict(cls, values: dict[str, Any], where: str = "config",
+                  sources: dict[str, str] | None = None) -> TrainConfig:
+        """Checked construction from plain values (YAML, flags); errors name ``sources[key]`` or ``where``."""
+        return parse_settings(cls, values, sources, where)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML file of :class:`TrainConfig` fields, then apply ``overrides`` (non-None values win)."""
+#: settings that may differ between a checkpoint and the run that resumes it (``epochs`` extends or shortens
+#: the run: the cosine schedule is then recomputed for the new length, so the continuation is not the run an
+#: uninterrupted job of that length would have been)
+RESUMABLE_CHANGES = ("epochs", "out", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
+                     "max_minutes", "device", "num_threads")
+
+
+def read_yaml_settings(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML settings file; clear errors for a missing, unreadable or non-mapping file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"cannot parse config {path}: {exc}") from exc
+        values = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot parse config {path}: {exc}") from exc
+    if values is None:
+        return {}
     if not isinstance(values, dict):
-        raise ValueError(f"config {path} must be a mapping of settings, got {type(values).__name__}")
+        raise SettingsError(f"{path}: a config must be a mapping of settings, got {type(values).__name__}")
+    return values
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML file of :class:`TrainConfig` fields, then apply ``overrides`` (non-None values win;
+    ``method_options`` are merged key by key)."""
+    values = read_yaml_settings(path)
+    sources = {key: str(path) for key in values}
     if overrides:
-        options = {**values.get("method_options", {}), **overrides.pop("method_options", {})}
+        overrides = dict(overrides)
+        extra = overrides.pop("method_options", None) or {}
+        if extra:
+            options = values.get("method_options") or {}
+            if not isinstance(options, dict):
+                raise SettingsError(f"{path}: `method_options` must be a mapping of settings, got {options!r}")
+            values["method_options"] = {**options, **extra}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        values["method_options"] = options
-    return TrainConfig.from_dict(values, where=str(path))
+    return TrainConfig.from_dict(values, where=str(path), sources=sources)

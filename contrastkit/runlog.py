@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,21 @@ class RunLog:
             self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=start_step or None)
 
     def _truncate_after(self, step: int) -> None:
-        """Keep only rows up to ``step`` (a resume replays the steps after its checkpoint)."""
+        """Keep only complete rows up to ``step``: a resume replays the steps after its checkpoint, and a
+        process killed while writing may have left a partial last line."""
         if not self.path.exists():
             return
+        rows = []
         with self.path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+            for row in csv.DictReader(f):
+                if None in row.values() or None in row or len(row) != len(COLUMNS):
+                    continue  # a cut line: missing or extra fields
+                try:
+                    keep = int(row["step"]) <= step and math.isfinite(float(row["loss"]))
+                except ValueError:  # a number cut in the middle
+                    keep = False
+                if keep:
+                    rows.append(row)
         with self.path.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()

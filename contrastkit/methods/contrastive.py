@@ -69,10 +69,11 @@ class ContrastiveMethod(nn.Module):
         key_encoder: ``"shared"`` (keys from the same network, with gradient: end-to-end) or ``"momentum"``
             (MoCo: keys from an EMA copy, no gradient).
         temperature, learnable_temperature: the softmax temperature.
-        momentum: EMA momentum of the key encoder.
-        symmetric: also use the second view as queries (loss averaged over both directions).
+        key_momentum: EMA momentum of the momentum key encoder (unused with shared keys).
+        symmetric: also use the second view as queries (loss averaged over both directions); InfoNCE only
+            (NT-Xent is symmetric already; a memory bank step has one view).
         split_bn: number of BatchNorm groups for momentum keys on one device (shuffled keys, see
-            :mod:`contrastkit.models.split_bn`); 0 or 1 disables it.
+            :mod:`contrastkit.models.split_bn`); 0 or 1 disables it; > 1 needs momentum keys.
         memory_efficient: blockwise losses that never hold the full logits.
     """
 
@@ -86,7 +87,7 @@ class ContrastiveMethod(nn.Module):
         key_encoder: str = "shared",
         temperature: float = 0.1,
         learnable_temperature: bool = False,
-        momentum: float = 0.99,
+        key_momentum: float = 0.99,
         symmetric: bool = False,
         split_bn: int = 0,
         memory_efficient: bool = False,
@@ -102,15 +103,21 @@ class ContrastiveMethod(nn.Module):
         if isinstance(negatives, MemoryBank) and key_encoder == "momentum":
             raise ValueError("ContrastiveMethod: a memory bank supplies the positives itself; "
                              "use key_encoder='shared'")
+        if symmetric and (loss == "nt_xent" or not negatives.needs_keys):
+            raise ValueError("ContrastiveMethod: symmetric=True applies to InfoNCE with keys; NT-Xent already uses "
+                             "both views as anchors and a memory bank step has one view")
+        if split_bn > 1 and key_encoder != "momentum":
+            raise ValueError(f"ContrastiveMethod: split_bn={split_bn} shuffles momentum keys; it needs "
+                             f"key_encoder='momentum'")
         self.encoder, self.head, self.negatives = encoder, head, negatives
         self.loss_name, self.key_encoder_kind = loss, key_encoder
         self.temperature = Temperature(temperature, learnable_temperature, "ContrastiveMethod")
         self.symmetric, self.memory_efficient = symmetric, memory_efficient
-        self.split_bn = split_bn if key_encoder == "momentum" else 0
+        self.split_bn = split_bn
         if self.split_bn > 1:
             convert_to_split_batchnorm(self.encoder, self.split_bn)
             convert_to_split_batchnorm(self.head, self.split_bn)
-        self.key_net = MomentumEncoder(_Embedder(encoder, head), momentum) if key_encoder == "momentum" else None
+        self.key_net = MomentumEncoder(_Embedder(encoder, head), key_momentum) if key_encoder == "momentum" else None
 
     @property
     def num_views(self) -> int:

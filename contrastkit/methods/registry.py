@@ -1,4 +1,5 @@
-"""Methods by name: each is a setting of :class:`~contrastkit.methods.contrastive.ContrastiveMethod`.
+"""Methods by name: each is a preset of :class:`~contrastkit.methods.settings.ContrastiveSettings` built into a
+:class:`~contrastkit.methods.contrastive.ContrastiveMethod`.
 
 ==========  ==========================================================================================
 simclr      Chen et al. 2020: end-to-end, in-batch negatives, NT-Xent over 2N views, MLP head, tau 0.5.
@@ -8,8 +9,9 @@ membank     Wu et al. 2018 (instance discrimination): memory bank of one vector 
             non-parametric softmax over the bank, linear head to 128-d, tau 0.07.
 ==========  ==========================================================================================
 
-Any preset field can be overridden, e.g. ``build_method("simclr", encoder, feature_dim, negatives="queue")``
-turns SimCLR's negatives into a queue (InfoNCE against the queue, keys from the same network).
+Any setting can be overridden, e.g. ``build_method("simclr", encoder, feature_dim, negatives="queue")``
+gives SimCLR with a queue of negatives (InfoNCE against the queue, keys from the same network); the rules
+between settings are in :mod:`contrastkit.methods.settings`.
 """
 
 from __future__ import annotations
@@ -19,54 +21,45 @@ from typing import Any
 from torch import nn
 
 from contrastkit.methods.contrastive import ContrastiveMethod
+from contrastkit.methods.settings import PRESETS, ContrastiveSettings, method_settings_for
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
 
-__all__ = ["METHODS", "TRAINING_DEFAULTS", "build_method", "method_settings"]
+__all__ = ["METHODS", "TRAINING_DEFAULTS", "available_methods", "build_method", "method_settings"]
 
-METHODS: dict[str, dict[str, Any]] = {
-    "simclr": dict(negatives="batch", loss="nt_xent", key_encoder="shared", temperature=0.5,
-                   head_layers=2, head_hidden=512, out_dim=128),
-    "moco": dict(negatives="queue", loss="info_nce", key_encoder="momentum", temperature=0.2, momentum=0.99,
-                 queue_size=4096, split_bn=8, head_layers=2, head_hidden=512, out_dim=128),
-    "membank": dict(negatives="bank", loss="info_nce", key_encoder="shared", temperature=0.07, bank_momentum=0.5,
-                    num_negatives=None, head_layers=1, head_hidden=512, out_dim=128),
-}
-
-_METHOD_ARGS = ("loss", "key_encoder", "temperature", "learnable_temperature", "momentum", "symmetric", "split_bn",
-                "memory_efficient")
-_NEGATIVES_ARGS = ("queue_size", "bank_momentum", "num_negatives")
-_HEAD_ARGS = ("head_layers", "head_hidden", "out_dim")
+#: the method names and their core settings (:data:`contrastkit.methods.settings.PRESETS`)
+METHODS = PRESETS
 
 
-def method_settings(name: str, **overrides: Any) -> dict[str, Any]:
-    """The preset of ``name`` with ``overrides`` applied (unknown keys raise)."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; expected one of {sorted(METHODS)}")
-    allowed = set(_METHOD_ARGS) | set(_NEGATIVES_ARGS) | set(_HEAD_ARGS) | {"negatives"}
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown} for method {name!r}; allowed: {sorted(allowed)}")
-    settings = dict(METHODS[name])
-    settings.update({k: v for k, v in overrides.items() if v is not None or k == "num_negatives"})
-    if settings["negatives"] != "batch" and settings["loss"] == "nt_xent":
-        settings["loss"] = "info_nce"  # NT-Xent is the in-batch form; a queue or bank contrasts with InfoNCE
-    return settings
+def available_methods() -> list[str]:
+    return sorted(METHODS)
+
+
+def method_settings(name: str, **overrides: Any) -> ContrastiveSettings:
+    """The resolved settings of ``name`` with ``overrides`` applied (unknown keys and contradictions raise)."""
+    return method_settings_for(name, overrides, where="method_settings")
 
 
 def build_method(name: str, encoder: nn.Module, feature_dim: int, *, num_samples: int | None = None,
-                 seed: int = 0, **overrides: Any) -> ContrastiveMethod:
+                 seed: int = 0, settings: ContrastiveSettings | None = None, **overrides: Any) -> ContrastiveMethod:
     """Build a method by name around ``encoder`` (features of size ``feature_dim``).
 
-    ``num_samples`` (the training-set size) is needed by the memory bank.
+    ``overrides`` are :class:`ContrastiveSettings` fields; ``settings`` passes already-resolved settings
+    instead. ``num_samples`` (the training-set size) is needed by the memory bank.
     """
-    s = method_settings(name, **overrides)
-    head = ProjectionHead(feature_dim, s["head_hidden"], s["out_dim"], num_layers=int(s["head_layers"]))
-    negatives = build_negatives(s["negatives"], s["out_dim"], num_samples=num_samples,
-                                queue_size=s.get("queue_size", 4096), bank_momentum=s.get("bank_momentum", 0.5),
-                                num_negatives=s.get("num_negatives"), seed=seed)
-    kwargs = {k: s[k] for k in _METHOD_ARGS if k in s}
-    return ContrastiveMethod(encoder, head, negatives, **kwargs)
+    if settings is None:
+        settings = method_settings_for(name, overrides, where="build_method", num_samples=num_samples)
+    elif overrides:
+        raise ValueError("build_method: give either `settings` or keyword overrides, not both")
+    s = settings
+    head = ProjectionHead(feature_dim, s.head_hidden, s.out_dim, num_layers=s.head_layers)
+    negatives = build_negatives(s.negatives, s.out_dim, num_samples=num_samples,
+                                queue_size=s.queue_size or 4096, bank_momentum=s.bank_momentum or 0.5,
+                                num_negatives=s.num_negatives, seed=seed)
+    return ContrastiveMethod(encoder, head, negatives, loss=s.loss or "info_nce", key_encoder=s.key_encoder,
+                             temperature=s.temperature, learnable_temperature=s.learnable_temperature,
+                             key_momentum=0.99 if s.key_momentum is None else s.key_momentum,
+                             symmetric=s.symmetric, split_bn=s.split_bn or 0, memory_efficient=s.memory_efficient)
 
 
 #: training defaults per method (TrainConfig fields left as None take these); tuned for the built-in data on a

@@ -25,7 +25,8 @@ def _views(n: int = 16, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]
 def test_loss_falls_over_a_few_steps(name):
     torch.manual_seed(0)
     # a queue as long as the batch is full after the first step, so later losses are comparable
-    method = build_method(name, _encoder(), 32, num_samples=16, queue_size=16)
+    queue = {"queue_size": 16} if METHODS[name]["negatives"] == "queue" else {}
+    method = build_method(name, _encoder(), 32, num_samples=16, **queue)
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-2)
     base, _ = _views()
     indices = torch.arange(16)
@@ -62,7 +63,7 @@ def test_simclr_with_a_queue_is_a_setting():
     out.loss.backward()
     method.after_step(out)
     assert int(method.negatives.filled) == 16
-    assert method_settings("simclr", negatives="queue")["loss"] == "info_nce"
+    assert method_settings("simclr", negatives="queue").loss == "info_nce"  # the documented default rule
     with pytest.raises(ValueError, match="unknown setting"):
         method_settings("simclr", queue_length=3)
     with pytest.raises(ValueError, match="unknown method"):
@@ -84,7 +85,7 @@ def test_training_step_has_no_side_effects_on_stored_state():
 
 
 def test_after_step_momentum_and_bank_values():
-    method = build_method("moco", _encoder(), 32, momentum=0.5, split_bn=0)
+    method = build_method("moco", _encoder(), 32, key_momentum=0.5, split_bn=0)
     online = [p.detach().clone() for p in list(method.encoder.parameters()) + list(method.head.parameters())]
     key = [p.detach().clone() for p in method.key_net.parameters()]
     with torch.no_grad():
@@ -104,7 +105,7 @@ def test_after_step_momentum_and_bank_values():
 
 def test_split_bn_shuffle_keys_are_unshuffled():
     torch.manual_seed(0)
-    method = build_method("moco", _encoder(), 32, split_bn=4, momentum=0.0)
+    method = build_method("moco", _encoder(), 32, split_bn=4, key_momentum=0.0)
     method.eval()  # in eval mode BN is per-sample, so shuffling must not change any key
     _, views = _views()
     keys = method._momentum_keys(views[1], torch.Generator().manual_seed(1))

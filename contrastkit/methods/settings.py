@@ -1,0 +1,138 @@
+"""Typed settings of the contrastive methods (SimCLR, MoCo, memory bank and their variants), and their rules.
+
+:class:`ContrastiveSettings` lists every knob of :class:`~contrastkit.methods.contrastive.ContrastiveMethod`;
+a method name (:data:`PRESETS`) fixes the core choices and the user overrides any field. ``None`` in a
+dependent field means "the default that follows from the other choices" and :func:`resolve_settings` fills it:
+
+==================  =================================================================================
+``loss``            ``nt_xent`` with in-batch negatives, ``info_nce`` with a queue or a memory bank
+``split_bn``        8 with a momentum key encoder (shuffled split BatchNorm on one device), else 0
+``key_momentum``    0.99 with a momentum key encoder; only valid with one
+``queue_size``      4,096 with ``negatives: queue``; only valid with a queue
+``bank_momentum``   0.5 with ``negatives: bank``; only valid with a bank
+``num_negatives``   ``None`` = every row of the bank; only valid with a bank, at most the bank's rows
+==================  =================================================================================
+
+Combinations that cannot mean what they say are errors that name both settings, never silent rewrites:
+``loss: nt_xent`` with a queue or a bank (NT-Xent contrasts the 2N views of a batch), ``symmetric`` with NT-Xent
+(already symmetric) or with a bank (one view), ``split_bn`` > 1 or ``key_momentum`` without a momentum key
+encoder, a memory bank with momentum keys, and a queue / bank setting with another negatives source. A
+resolved settings object resolves to itself, so it can be saved and read back unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from contrastkit.settings import SettingsError, check_instance, parse_settings, setting
+
+__all__ = ["PRESETS", "ContrastiveSettings", "resolve_settings"]
+
+
+@dataclass
+class ContrastiveSettings:
+    """Every setting of a contrastive method (see the module docstring for the rules between them)."""
+
+    negatives: str = setting("batch", "negatives source", choices=("batch", "queue", "bank"))
+    loss: str | None = setting(None, "nt_xent | info_nce (default: nt_xent for in-batch negatives, else "
+                                     "info_nce)", choices=("nt_xent", "info_nce"))
+    key_encoder: str = setting("shared", "keys from the same network (end-to-end) or a momentum copy",
+                               choices=("shared", "momentum"))
+    temperature: float = setting(0.1, "softmax temperature tau (logits are scores / tau)", low=0.01, high=10)
+    learnable_temperature: bool = setting(False, "learn tau with the model (CLIP-style, clamped to [0.01, 10])")
+    key_momentum: float | None = setting(None, "EMA momentum of the momentum key encoder (default 0.99)",
+                                         low=0, high=1)
+    symmetric: bool = setting(False, "also use the second view as queries (InfoNCE with a queue)")
+    split_bn: int | None = setting(None, "BatchNorm groups with shuffled keys for a momentum key encoder on "
+                                         "one device (default 8; 0 or 1: plain BatchNorm)", low=0)
+    memory_efficient: bool = setting(False, "blockwise loss that never holds the full logits")
+    queue_size: int | None = setting(None, "MoCo queue length K (default 4096)", low=1)
+    bank_momentum: float | None = setting(None, "memory-bank update momentum (default 0.5)", low=0, high=1,
+                                          high_open=True)
+    num_negatives: int | None = setting(None, "memory-bank negatives sampled per step (default: every row)",
+                                        low=1)
+    head_layers: int = setting(2, "projection head layers (1: linear)", low=1)
+    head_hidden: int = setting(512, "projection head hidden width", low=1)
+    out_dim: int = setting(128, "projection dimension", low=1)
+
+    def __post_init__(self) -> None:
+        check_instance(self, "ContrastiveSettings")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: the core choices of each contrastive method (the rest: :class:`ContrastiveSettings` defaults and rules)
+PRESETS: dict[str, dict[str, Any]] = {
+    # Chen et al. 2020: end-to-end, in-batch negatives, NT-Xent over 2N views, MLP head
+    "simclr": dict(negatives="batch", key_encoder="shared", temperature=0.5, head_layers=2),
+    # He et al. 2020 / Chen et al. 2020b (MoCo v2): momentum key encoder, FIFO queue, InfoNCE, MLP head
+    "moco": dict(negatives="queue", key_encoder="momentum", temperature=0.2, head_layers=2),
+    # Wu et al. 2018: memory bank of one vector per sample, non-parametric softmax, linear head
+    "membank": dict(negatives="bank", key_encoder="shared", temperature=0.07, head_layers=1),
+}
+
+
+def _only_with(s: ContrastiveSettings, name: str, condition: bool, needs: str) -> None:
+    if getattr(s, name) is not None and not condition:
+        raise SettingsError(f"`{name}` is a setting of {needs}, but this method has negatives={s.negatives!r}, "
+                            f"key_encoder={s.key_encoder!r}; remove `{name}` or change those")
+
+
+def resolve_settings(s: ContrastiveSettings, num_samples: int | None = None) -> ContrastiveSettings:
+    """Fill the dependent ``None`` fields by the module's rules; raise on contradictory combinations.
+
+    ``num_samples`` (the training-set size, i.e. the memory bank's rows) bounds ``num_negatives``.
+    """
+    queue, bank, momentum = s.negatives == "queue", s.negatives == "bank", s.key_encoder == "momentum"
+    _only_with(s, "queue_size", queue, "a queue (negatives: queue)")
+    _only_with(s, "bank_momentum", bank, "a memory bank (negatives: bank)")
+    _only_with(s, "num_negatives", bank, "a memory bank (negatives: bank)")
+    _only_with(s, "key_momentum", momentum, "a momentum key encoder (key_encoder: momentum)")
+    if s.split_bn is not None and s.split_bn > 1 and not momentum:
+        raise SettingsError(f"split_bn={s.split_bn} shuffles the keys of a momentum key encoder; with "
+                            f"key_encoder={s.key_encoder!r} it would do nothing: remove it or use "
+                            f"key_encoder: momentum")
+    loss = s.loss or ("nt_xent" if s.negatives == "batch" else "info_nce")
+    if loss == "nt_xent" and s.negatives != "batch":
+        raise SettingsError(f"loss='nt_xent' contrasts the 2N views of a batch; with negatives={s.negatives!r} "
+                            f"use loss='info_nce' (or leave `loss` unset)")
+    if s.symmetric and loss == "nt_xent":
+        raise SettingsError("symmetric=true: NT-Xent already uses both views as anchors; remove `symmetric` "
+                            "(it applies to InfoNCE with a queue or in-batch InfoNCE)")
+    if s.symmetric and bank:
+        raise SettingsError("symmetric=true: a memory bank step uses one view (the positive is the stored "
+                            "vector); remove `symmetric`")
+    if bank and momentum:
+        raise SettingsError("negatives='bank' supplies the positives itself; use key_encoder='shared'")
+    if bank and s.num_negatives is not None and num_samples is not None and s.num_negatives > num_samples:
+        raise SettingsError(f"num_negatives={s.num_negatives} is more than the memory bank's {num_samples} rows "
+                            f"(one per training sample); use at most {num_samples}, or leave it unset for "
+                            f"every row")
+    return dataclasses.replace(
+        s,
+        loss=loss,
+        split_bn=(8 if momentum else 0) if s.split_bn is None else s.split_bn,
+        key_momentum=(0.99 if s.key_momentum is None else s.key_momentum) if momentum else None,
+        queue_size=(4096 if s.queue_size is None else s.queue_size) if queue else None,
+        bank_momentum=(0.5 if s.bank_momentum is None else s.bank_momentum) if bank else None,
+    )
+
+
+def method_settings_for(name: str, options: dict[str, Any] | None = None, sources: dict[str, str] | None = None,
+                        where: str = "method_options", num_samples: int | None = None) -> ContrastiveSettings:
+    """The resolved settings of method ``name`` with the user's ``options`` (checked by type, range and rule)."""
+    if name not in PRESETS:
+        raise SettingsError(f"unknown method {name!r}; expected one of {sorted(PRESETS)}")
+    if not isinstance(options, dict | type(None)):
+        raise SettingsError(f"{where}: method settings must be a mapping, got {type(options).__name__}")
+    values = {**PRESETS[name], **(options or {})}
+    settings = parse_settings(ContrastiveSettings, values, sources, where)
+    try:
+        return resolve_settings(settings, num_samples)
+    except SettingsError as exc:
+        keys = sorted(options or {})
+        origin = ", ".join(sorted({(sources or {}).get(k, where) for k in keys})) if keys else f"method {name!r}"
+        raise SettingsError(f"{origin}: method {name!r}: {exc}") from None
