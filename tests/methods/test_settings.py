@@ -1,0 +1,64 @@
+"""Method settings: the dependent defaults, every refused combination, and resolution as a fixed point."""
+
+import dataclasses
+
+import pytest
+
+from contrastkit.methods import PRESETS, ContrastiveSettings, method_settings_for, resolve_settings
+from contrastkit.settings import SettingsError
+
+
+def test_dependent_defaults_follow_the_documented_rules():
+    simclr = method_settings_for("simclr")
+    assert (simclr.loss, simclr.split_bn, simclr.key_momentum, simclr.queue_size) == ("nt_xent", 0, None, None)
+    moco = method_settings_for("moco")
+    assert (moco.loss, moco.split_bn, moco.key_momentum, moco.queue_size) == ("info_nce", 8, 0.99, 4096)
+    bank = method_settings_for("membank")
+    assert (bank.loss, bank.bank_momentum, bank.num_negatives, bank.head_layers) == ("info_nce", 0.5, None, 1)
+    assert method_settings_for("simclr", {"negatives": "queue"}).loss == "info_nce"
+    assert method_settings_for("simclr", {"negatives": "queue"}).queue_size == 4096
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_resolved_settings_resolve_to_themselves(name):
+    resolved = method_settings_for(name)
+    assert resolve_settings(resolved) == resolved
+    assert method_settings_for(name, resolved.to_dict()) == resolved  # a saved config reads back unchanged
+
+
+@pytest.mark.parametrize(("name", "options", "message"), [
+    ("moco", {"loss": "nt_xent"}, "loss='nt_xent' contrasts the 2N views"),
+    ("membank", {"loss": "nt_xent"}, "loss='nt_xent' contrasts the 2N views"),
+    ("simclr", {"symmetric": True}, "NT-Xent already uses both views"),
+    ("membank", {"symmetric": True}, "a memory bank step uses one view"),
+    ("simclr", {"split_bn": 4}, "split_bn=4 shuffles the keys of a momentum key encoder"),
+    ("simclr", {"key_momentum": 0.9}, "`key_momentum` is a setting of a momentum key encoder"),
+    ("simclr", {"queue_size": 100}, "`queue_size` is a setting of a queue"),
+    ("moco", {"bank_momentum": 0.5}, "`bank_momentum` is a setting of a memory bank"),
+    ("moco", {"num_negatives": 10}, "`num_negatives` is a setting of a memory bank"),
+    ("membank", {"key_encoder": "momentum"}, "`key_momentum`|supplies the positives itself"),
+])
+def test_contradictory_combinations_are_errors_not_rewrites(name, options, message):
+    with pytest.raises(SettingsError, match=message):
+        method_settings_for(name, options, sources=dict.fromkeys(options, "--flag"))
+
+
+def test_num_negatives_is_bounded_by_the_bank():
+    assert method_settings_for("membank", {"num_negatives": 1438}, num_samples=1438).num_negatives == 1438
+    with pytest.raises(SettingsError, match=r"num_negatives=100000 is more than the memory bank's 1438 rows"):
+        method_settings_for("membank", {"num_negatives": 100000}, num_samples=1438)
+
+
+def test_errors_name_the_source_of_the_offending_value():
+    with pytest.raises(SettingsError, match=r"^run.yaml \(method_options\): `temperature` must be a number >= 0.01"):
+        method_settings_for("simclr", {"temperature": 1e-30}, sources={"temperature": "run.yaml (method_options)"})
+    with pytest.raises(SettingsError, match=r"^--set queue_size=1: method 'simclr': `queue_size`"):
+        method_settings_for("simclr", {"queue_size": 1}, sources={"queue_size": "--set queue_size=1"})
+    with pytest.raises(SettingsError, match="unknown method 'byol'"):
+        method_settings_for("byol")
+
+
+def test_settings_built_in_python_are_checked_too():
+    with pytest.raises(SettingsError, match=r"ContrastiveSettings: `temperature` must be a number >= 0.01"):
+        ContrastiveSettings(temperature=0.0)
+    assert dataclasses.replace(ContrastiveSettings(), temperature=1).temperature == 1.0
