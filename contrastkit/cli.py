@@ -179,7 +179,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     trainer = Trainer(config)
     print(f"[1/2] training SimCLR on mnist5k ({trainer.config.epochs} epochs, {trainer.steps_per_epoch} steps "
           f"each, on {trainer.device}) -> {out}", flush=True)
-    summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
+    summary = trainer.fit(resume=not args.overwrite, overwrite=args.overwrite)  # a demo run in --out continues
     if summary["interrupted"]:
         return EXIT_INTERRUPTED
     print("[2/2] evaluating: raw pixels, random-init encoder, trained encoder", flush=True)
@@ -238,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--device", default="auto")
     p.add_argument("--max-minutes", type=_positive_float, default=5.0, help="cap the training time (default 5)")
-    p.add_argument("--resume", action="store_true", help="continue a demo run in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over; by default a demo run already in --out is continued (if its time cap stopped "
+                        "it) and evaluated again")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser

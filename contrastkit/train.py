@@ -330,6 +330,12 @@ class Trainer:
         losses: list[float] = []
         start_epoch, start_batch = divmod(self.step, self.steps_per_epoch)
         stop: str | None = None
+        if cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes and self.step < self.total_steps:
+            log.write(f"max_minutes={cfg.max_minutes:g} already spent ({self.train_seconds:.0f} s of training at step "
+                      f"{self.step}); raise --max-minutes to continue")
+            log.close()
+            return {"steps": self.step, "train_seconds": self.train_seconds, "images": 0, "images_per_s": 0.0,
+                    "final_loss": None, "stopped_early": True, "interrupted": None}
         window_start, window_images = time.perf_counter(), 0
         try:
             for epoch in range(start_epoch, cfg.epochs):
