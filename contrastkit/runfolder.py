@@ -86,9 +86,9 @@ def prepare_run_folder(out: Path, *, resume: bool, overwrite: bool) -> list[str]
         os.unlink(probe)
     except OSError as exc:
         raise PermissionError(f"cannot write to the output folder {str(out)!r}: {exc.strerror or exc}") from None
-    stale = remove_stale_temporaries(out, CHECKPOINT_NAME)
+    stale = [p for name in (CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME) for p in remove_stale_temporaries(out, name)]
     if stale:
-        notes.append(f"removed {len(stale)} unfinished checkpoint temporary file(s) left by an interrupted save")
+        notes.append(f"removed {len(stale)} unfinished temporary file(s) left by an interrupted save")
     return notes
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from contrastkit.runfolder import write_text_atomic
 
 __all__ = ["RunLog"]
 
@@ -58,10 +61,12 @@ class RunLog:
                     keep = False
                 if keep:
                     rows.append(row)
-        with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        # through a temporary and os.replace: a process killed while rewriting must not lose the kept rows
+        write_text_atomic(self.path, text.getvalue())
 
     def log(self, row: dict[str, Any], steps_done: int) -> None:
         self.bar.update(steps_done)
