@@ -1,33 +1,85 @@
-"""Slow: each method, trained 40 epochs on mnist5k on the CPU, beats raw pixels on the held-out split.
+"""Slow: each method, trained 40 epochs on mnist5k on the CPU, beats both baselines of the same protocol by a margin.
 
-Measured on the project's 2-core machine (bf16 autocast): SimCLR 98.1 % linear / 96.7 % kNN in 30 s,
-MoCo v2 97.4 % / 96.0 % in 29 s, memory bank 97.5 % / 96.0 % in 17 s; raw pixels 91.3 % / 95.0 %.
-The thresholds leave about a point for other machines (fp32 kernels, other BLAS). The README's targets
-(300 epochs, <= 5 minutes) are measured by the main job, not here.
+The baselines are computed in the same run, with the same data split and evaluation protocol
+(:func:`contrastkit.evaluate.evaluate_features`): raw pixels (once for the module) and, per method, the same
+encoder at its seeded initialisation before training (``random_init``). A method must beat each baseline by
+``MARGINS`` -- a fixed threshold equal to the raw-pixel kNN (0.950) would pass an encoder that learned nothing
+useful for kNN.
+
+Measured on the project's 2-core machine (bf16 autocast, 40 epochs, linear / kNN on the 1,000 test images): see
+``MEASURED`` (the same figures on two runs). The tightest margin is MoCo's and the memory bank's kNN: 96.0 %
+against raw pixels' 95.0 %, so ``MARGINS`` asks for 0.5 point there (5 test images of slack), 3 points on the
+linear probe (about 6 measured) and 2 / 3 points over the untrained encoder (about 5 / 8 measured). The README's
+targets (300 epochs, <= 5 minutes) are measured by the main job, not here.
 """
 
+from __future__ import annotations
+
 import json
+from pathlib import Path
 
 import pytest
 
 from contrastkit.config import TrainConfig
+from contrastkit.data.load import load_dataset
+from contrastkit.evaluate import evaluate_features, extract_features, pixel_features
 from contrastkit.report import evaluate_run
-from contrastkit.train import Trainer
+from contrastkit.train import Trainer, build_run
 
-THRESHOLDS = {"simclr": (0.97, 0.955), "moco": (0.96, 0.95), "membank": (0.96, 0.95)}
+METHODS = ("membank", "moco", "simclr")
+EPOCHS = 40
+
+#: required gain (accuracy fraction) of the trained encoder over each baseline: (linear, kNN)
+MARGINS = {"raw_pixels": (0.03, 0.005), "random_init": (0.03, 0.02)}
+
+#: measured (linear, kNN) of this test's runs, recorded for the reader; never asserted
+MEASURED = {
+    "raw_pixels": (0.913, 0.950),
+    "random_init": (0.897, 0.912),
+    "simclr": (0.981, 0.967),
+    "moco": (0.974, 0.960),
+    "membank": (0.975, 0.960),
+}
+
+
+def _scores(result: dict[str, float]) -> tuple[float, float]:
+    return result["linear_accuracy"], result["knn_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def raw_pixels() -> tuple[float, float]:
+    """(linear, kNN) of the flattened pixels on the canonical mnist5k split, once for all methods."""
+    data = load_dataset("mnist5k")
+    return _scores(evaluate_features(pixel_features(data.train.images), data.train.labels,
+                                     pixel_features(data.test.images), data.test.labels))
+
+
+def _random_init(config: TrainConfig) -> tuple[float, float]:
+    """(linear, kNN) of the run's encoder at its seeded initialisation (``build_run`` seeds, then builds)."""
+    run = build_run(config)
+    data = run.data
+    encoder = run.method.encoder
+    return _scores(evaluate_features(extract_features(encoder, data.train.images, device=run.device),
+                                     data.train.labels,
+                                     extract_features(encoder, data.test.images, device=run.device),
+                                     data.test.labels))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", sorted(THRESHOLDS))
-def test_method_learns_mnist5k_features(method, tmp_path):
+@pytest.mark.parametrize("method", METHODS)
+def test_method_beats_its_baselines_on_mnist5k(method: str, tmp_path: Path, raw_pixels: tuple[float, float]) -> None:
+    """Guards learning itself: after 40 epochs the encoder's linear and kNN accuracies exceed raw pixels and the
+    untrained encoder by ``MARGINS`` (a broken pairing or loss leaves it near or below them)."""
     out = tmp_path / method
-    Trainer(TrainConfig(method=method, data="mnist5k", epochs=40, out=str(out), progress=False, log_every=50)).fit()
-    metrics = evaluate_run(out, baselines=method == "simclr", plots=False, quiet=True)
-    linear_min, knn_min = THRESHOLDS[method]
-    assert metrics["linear_acc"] >= linear_min, metrics
-    assert metrics["knn_acc"] >= knn_min, metrics
-    if method == "simclr":  # the same protocol scores the baselines lower
-        results = metrics["results"]
-        assert results["raw_pixels"]["linear_accuracy"] + 0.04 < metrics["linear_acc"]
-        assert results["random_init"]["linear_accuracy"] + 0.04 < metrics["linear_acc"]
+    config = TrainConfig(method=method, data="mnist5k", epochs=EPOCHS, out=str(out), progress=False, log_every=50)
+    baselines = {"raw_pixels": raw_pixels, "random_init": _random_init(config)}
+    Trainer(config).fit()
+    metrics = evaluate_run(out, baselines=False, plots=False, quiet=True)
+    trained = (metrics["linear_acc"], metrics["knn_acc"])
+    report = {"trained": trained, **baselines}
+    print(f"{method}: {report}")  # shown with pytest -s
+    for name, (linear_margin, knn_margin) in MARGINS.items():
+        linear, knn = baselines[name]
+        assert trained[0] >= linear + linear_margin, (name, report)
+        assert trained[1] >= knn + knn_margin, (name, report)
     assert json.loads((out / "metrics.json").read_text())["knn_acc"] == metrics["knn_acc"]
