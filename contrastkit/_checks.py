@@ -1,8 +1,16 @@
 """Input validation shared by every public function: clear errors that say what was wrong and where.
 
-Finiteness checks cost one device synchronisation each; they are on by default and can be
-switched off for a hot training loop with :func:`set_checks` (``contrastkit.set_checks(False)``)
-or the :func:`checks_disabled` context manager.
+Some checks cost one device synchronisation each (they read a value back from the device). They come in
+named groups, on by default, that can be switched off by name -- never more than what is named:
+
+* ``"values"`` -- NaN/Inf in float inputs of losses and measures, and the [0, 1] range of float images
+  given to the augmentations;
+* ``"index_range"`` -- sample ids given to a memory bank lie in ``[0, rows)``;
+* ``"temperature"`` -- a tensor (learnable) temperature is > 0.
+
+:func:`checks_disabled` (a context manager) and :func:`set_checks` take the group names; with no names they
+apply to every group. Shape and dtype checks never synchronise and are always on. The trainer switches the
+three groups off inside a step on an accelerator (the loss is checked for NaN at every log line instead).
 """
 
 from __future__ import annotations
@@ -13,29 +21,38 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-_FINITE_CHECKS = True
+CHECKS = ("values", "index_range", "temperature")
+_ENABLED = dict.fromkeys(CHECKS, True)
 
 
-def set_checks(enabled: bool) -> None:
-    """Turn the (synchronising) NaN/Inf checks on inputs on or off globally."""
-    global _FINITE_CHECKS
-    _FINITE_CHECKS = bool(enabled)
+def _names(names: tuple[str, ...], where: str) -> tuple[str, ...]:
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise ValueError(f"{where}: unknown check group(s) {unknown}; groups: {list(CHECKS)}")
+    return names or CHECKS
 
 
-def checks_enabled() -> bool:
-    return _FINITE_CHECKS
+def set_checks(enabled: bool, *names: str) -> None:
+    """Turn the named (synchronising) check groups on or off; no names: every group."""
+    for name in _names(names, "set_checks"):
+        _ENABLED[name] = bool(enabled)
+
+
+def checks_enabled(name: str = "values") -> bool:
+    return _ENABLED[name]
 
 
 @contextlib.contextmanager
-def checks_disabled() -> Iterator[None]:
-    """Context manager that skips NaN/Inf checks inside it (shape checks stay)."""
-    global _FINITE_CHECKS
-    previous = _FINITE_CHECKS
-    _FINITE_CHECKS = False
+def checks_disabled(*names: str) -> Iterator[None]:
+    """Skip the named check groups inside the block (no names: every group); shape checks stay."""
+    chosen = _names(names, "checks_disabled")
+    previous = {name: _ENABLED[name] for name in chosen}
+    for name in chosen:
+        _ENABLED[name] = False
     try:
         yield
     finally:
-        _FINITE_CHECKS = previous
+        _ENABLED.update(previous)
 
 
 def check_tensor(x: object, name: str, where: str, ndim: int | None = None) -> Tensor:
@@ -46,7 +63,7 @@ def check_tensor(x: object, name: str, where: str, ndim: int | None = None) -> T
         raise ValueError(f"{where}: `{name}` must have {ndim} dimensions, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{where}: `{name}` must be a floating-point tensor, got dtype {x.dtype}")
-    if _FINITE_CHECKS and x.numel() and not bool(torch.isfinite(x).all()):
+    if _ENABLED["values"] and x.numel() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{where}: `{name}` holds {bad} NaN/Inf value(s); the loss would be NaN")
     return x

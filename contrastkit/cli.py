@@ -35,24 +35,27 @@ __all__ = ["build_parser", "main"]
 EXIT_INTERRUPTED = 130
 
 
-def _train_fields() -> tuple[type, type]:
-    from contrastkit.config import TrainConfig
-    from contrastkit.methods.settings import ContrastiveSettings
+def _method_fields() -> set[str]:
+    from contrastkit.methods.registry import registered_settings_classes
 
-    return TrainConfig, ContrastiveSettings
+    return {f.name for cls in registered_settings_classes() for f in dataclasses.fields(cls)}
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from contrastkit.config import TrainConfig
+    from contrastkit.methods.registry import registered_settings_classes
     from contrastkit.settings import add_flags
 
-    train_cls, method_cls = _train_fields()
     p.add_argument("--config", type=Path, metavar="FILE.yaml",
                    help="YAML file of settings (flags override it); method settings under `method_options:`")
+    _add_plugin_arg(p)
     group = p.add_argument_group("training settings (YAML keys of the same name)")
-    add_flags(group, train_cls, skip=("method_options",))
-    group = p.add_argument_group("method settings (YAML keys under method_options:; rules in "
-                                 "contrastkit.methods.settings)")
-    add_flags(group, method_cls)
+    add_flags(group, TrainConfig, skip=("method_options",))
+    group = p.add_argument_group("method settings (YAML keys under method_options:; each method takes its own; "
+                                 "rules of the built-in ones in contrastkit.methods.settings)")
+    seen: set[str] = set()
+    for cls in registered_settings_classes():
+        seen.update(add_flags(group, cls, skip=tuple(seen)))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting by name, value read as YAML, e.g. --set symmetric=true (repeatable)")
     p.add_argument("--resume", action="store_true",
@@ -62,12 +65,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 def _given_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, str]]:
     """(settings, their sources, method settings, their sources) from --config, flags and --set."""
-    from contrastkit.config import read_yaml_settings
+    from contrastkit.config import TrainConfig, read_yaml_settings
     from contrastkit.settings import SettingsError
 
-    train_cls, method_cls = _train_fields()
-    train_names = {f.name for f in dataclasses.fields(train_cls)} - {"method_options"}
-    method_names = {f.name for f in dataclasses.fields(method_cls)}
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)} - {"method_options"}
+    method_names = _method_fields()
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     options: dict[str, Any] = {}
@@ -111,7 +113,7 @@ def _given_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
 
 def _train_config(args: argparse.Namespace):
     from contrastkit.config import TrainConfig
-    from contrastkit.methods.settings import method_settings_for
+    from contrastkit.methods.registry import method_settings
     from contrastkit.runfolder import check_output_folder, read_saved_config
 
     values, sources, options, option_sources = _given_settings(args)
@@ -126,17 +128,17 @@ def _train_config(args: argparse.Namespace):
             options = {**saved_options, **options}
             option_sources = {**{k: where for k in saved_options}, **option_sources}
     config = TrainConfig.from_dict(values, where="settings", sources=sources)
-    method_settings_for(config.method, options, sources=option_sources, where="method settings")
+    method_settings(config.method, options, sources=option_sources, where="method settings")
     return config.replace(method_options=options)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from contrastkit.train import Trainer
 
-    trainer = Trainer(_train_config(args))
+    trainer = Trainer.from_config(_train_config(args))
     cfg = trainer.config
-    print(f"training {cfg.method} on {cfg.data} ({len(trainer.images)} images, {trainer.steps_per_epoch} steps/epoch, "
-          f"{cfg.epochs} epochs) on {trainer.device} -> {cfg.out}", flush=True)
+    print(f"training {cfg.method} on {cfg.data} ({len(trainer.data.train)} {trainer.data.modality}, "
+          f"{trainer.steps_per_epoch} steps/epoch, {cfg.epochs} epochs) on {trainer.device} -> {cfg.out}", flush=True)
     summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
     return EXIT_INTERRUPTED if summary["interrupted"] else 0
@@ -176,7 +178,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     config = TrainConfig(method="simclr", data="mnist5k", out=str(out), device=args.device,
                          progress=not args.no_progress, max_minutes=args.max_minutes)
-    trainer = Trainer(config)
+    trainer = Trainer.from_config(config)
     print(f"[1/2] training SimCLR on mnist5k ({trainer.config.epochs} epochs, {trainer.steps_per_epoch} steps "
           f"each, on {trainer.device}) -> {out}", flush=True)
     summary = trainer.fit(resume=not args.overwrite, overwrite=args.overwrite)  # a demo run in --out continues
@@ -189,6 +191,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"metrics: {out / 'metrics.json'}; plots: {out / 'embedding_tsne.png'}, "
               f"{out / 'training_curves.png'}")
     return status
+
+
+def _add_plugin_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (it registers methods of your own); repeatable")
+
+
+def _import_plugins(argv: list[str]) -> None:
+    """Import the --plugin modules before the parser is built, so their methods' settings become flags."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    if known.plugin:
+        from contrastkit.methods.registry import import_plugins
+
+        sys.path.insert(0, str(Path.cwd()))  # a module next to the user's files, as `python -m` would find it
+        import_plugins(known.plugin)
 
 
 def _positive_int(text: str) -> int:
@@ -226,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
         p.add_argument("dir", type=Path, help="a run folder written by `contrastkit train`")
         p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+        _add_plugin_arg(p)
         p.add_argument("--data", default=None, metavar="DATA",
                        help="where the run's data is now, if it moved (its fingerprint is checked)")
         if name == "eval":
@@ -247,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _import_plugins(argv)
+    except (ValueError, OSError) as exc:
+        print(f"contrastkit: error: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -26,8 +26,9 @@ from contrastkit.settings import SettingsError, check_instance, parse_settings, 
 __all__ = ["RESUMABLE_CHANGES", "TrainConfig", "load_config", "read_yaml_settings"]
 
 _PRECISIONS = ("auto", "fp32", "bf16")
-_ENCODERS = ("small_cnn", "small_cnn_gap", "resnet18")
-_AUGMENTS = ("mnist", "cifar", "simclr")
+_ENCODERS = ("small_cnn", "small_cnn_gap", "resnet18", "mlp", "conv1d")
+_AUGMENTS = ("mnist", "cifar", "simclr", "scarf", "crop")
+_MODALITIES = ("auto", "images", "vectors", "sequences")
 
 
 @dataclass
@@ -37,6 +38,8 @@ class TrainConfig:
     method: str = setting("simclr", "method: simclr | moco | membank")
     data: str = setting("mnist5k", "mnist5k | digits | an image folder (one sub-folder per class) | a .npy / "
                                    ".npz file", metavar="DATA")
+    modality: str = setting("auto", "what an array file holds (auto: images, or vectors for a 2-D table)",
+                            choices=_MODALITIES)
     out: str | None = setting(None, "output folder: checkpoint, logs, metrics, plots (default runs/<method>)",
                               metavar="DIR")
     epochs: int | None = setting(None, "training epochs (default: the method's)", low=1)
@@ -47,9 +50,10 @@ class TrainConfig:
     momentum: float = setting(0.9, "SGD / LARS momentum (not the key encoder's: that is key_momentum)",
                               low=0, high=1, high_open=True)
     warmup_epochs: float | None = setting(None, "linear warm-up epochs before the cosine decay", low=0)
-    encoder: str = setting("small_cnn", "encoder architecture", choices=_ENCODERS)
-    augment: str | None = setting(None, "augmentation preset (default: mnist for gray, cifar for colour)",
-                                  choices=_AUGMENTS)
+    encoder: str | None = setting(None, "encoder architecture (default: small_cnn for images, mlp for vectors, "
+                                        "conv1d for sequences)", choices=_ENCODERS)
+    augment: str | None = setting(None, "view augmentation (default: mnist for gray images, cifar for colour, "
+                                        "scarf for vectors, crop for sequences)", choices=_AUGMENTS)
     image_size: int | None = setting(None, "resize user images to this size (default: keep)", low=1)
     method_options: dict[str, Any] = setting(None, "the method's own settings (see the method flags)",
                                              default_factory=dict, flag=False)

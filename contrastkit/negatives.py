@@ -158,7 +158,9 @@ class MemoryBank(NegativeSource):
     def _check_indices(self, indices: Tensor) -> None:
         if indices.dim() != 1:
             raise ValueError(f"MemoryBank: indices must be 1-D sample ids, got shape {tuple(indices.shape)}")
-        if checks_enabled() and indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_samples):
+        if not (checks_enabled("index_range") and indices.numel()):
+            return
+        if int(indices.min()) < 0 or int(indices.max()) >= self.num_samples:
             raise ValueError(f"MemoryBank: sample ids must be in [0, {self.num_samples}), got "
                              f"[{int(indices.min())}, {int(indices.max())}] -- is the bank sized for this dataset?")
 

@@ -1,13 +1,19 @@
-"""The trainer: data -> views on the device -> method step -> optimizer -> after-step updates.
+"""The trainer: sampled indices -> batch maker -> method step -> optimizer -> after-step updates.
 
-* Batches travel as uint8 (the whole training set sits on the device as uint8; these sets are small)
-  and become float views on the device (:mod:`contrastkit.augment`, per-sample random parameters).
-* The epoch's sample order is a function of (seed, epoch) (:func:`contrastkit.data.epoch_batches`); with
-  the checkpointed generator, optimizer, scheduler, method state (queue, bank, momentum encoder) and RNG
-  states, a resumed run continues with exactly the losses of an uninterrupted one (on the CPU).
+``Trainer(method, data, config)`` trains any method (:mod:`contrastkit.methods.base`: an ``nn.Module`` with a
+``batch_spec``, ``forward(batch)``, ``after_step`` and an ``encoder``) on any data with the documented interface
+(a :class:`~contrastkit.data.DatasetSplits`, or a train set with ``x`` and ``labels``); ``Trainer.from_config``
+builds both from a :class:`~contrastkit.config.TrainConfig` (what the command line does). Either way the same
+path sets up the run: the device, the CPU thread count, the output folder and its ``config.yaml``.
+
+* The training inputs sit on the device in their stored form (uint8 images; float vectors and sequences)
+  and become the method's batch there (:mod:`contrastkit.batching`: per-sample random views).
+* The epoch's sample order is a function of (seed, epoch) (:mod:`contrastkit.data.samplers`); with the
+  checkpointed generator, optimizer, scheduler, method state (queue, bank, momentum encoder) and RNG states,
+  a resumed run continues with exactly the losses of an uninterrupted one (on the CPU).
 * A checkpoint is written at the end of every epoch (and every ``checkpoint_every`` steps), atomically.
-* bf16 autocast and channels_last on a GPU, and on CPUs with native bf16 (AVX512-BF16 / AMX), where it
-  measured 1.75x faster than fp32 for the small CNN; fp32 elsewhere (``precision`` / ``channels_last``).
+* bf16 autocast and channels_last on a GPU, and on CPUs with native bf16 (AVX512-BF16 / AMX); fp32 elsewhere
+  (``precision`` / ``channels_last``; ``benchmarks/precision_bench.py`` measures the gain).
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +33,17 @@ import yaml
 from torch import nn
 
 from contrastkit._checks import checks_disabled
-from contrastkit.augment import get_augment
+from contrastkit.batching import BatchMaker, make_augment
 from contrastkit.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from contrastkit.config import RESUMABLE_CHANGES, TrainConfig
-from contrastkit.data import BUILTIN_DATASETS, DatasetSplits, epoch_batches, load_dataset, num_batches
+from contrastkit.data.containers import ArrayDataset, DatasetSplits
 from contrastkit.data.fingerprint import data_fingerprint, describe_change
-from contrastkit.methods.contrastive import ContrastiveMethod
-from contrastkit.methods.registry import TRAINING_DEFAULTS, available_methods, build_method
-from contrastkit.methods.settings import ContrastiveSettings, method_settings_for
-from contrastkit.models import build_encoder, encoder_feature_dim
+from contrastkit.data.samplers import PKSampler, Sampler, ShuffleSampler
+from contrastkit.device import cpu_has_fast_bf16, resolve_device
+from contrastkit.methods.base import check_method
+from contrastkit.methods.registry import GENERIC_TRAINING_DEFAULTS
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
+from contrastkit.run import Run, build_run, check_batching, resolve_config
 from contrastkit.runfolder import CHECKPOINT_NAME, CONFIG_NAME, prepare_run_folder, write_text_atomic
 from contrastkit.runlog import RunLog
 from contrastkit.settings import SettingsError
@@ -45,140 +51,82 @@ from contrastkit.settings import SettingsError
 __all__ = ["CHECKPOINT_NAME", "Run", "Trainer", "build_run", "resolve_config", "resolve_device"]
 
 
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX), where bf16 autocast with
-    channels_last beats fp32 for the small CNN (``benchmarks/precision_bench.py`` measures it)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; a clear error otherwise."""
-    accepted = "auto, cpu, cuda, cuda:N (N < the number of GPUs) or mps"
-    if not isinstance(name, str) or not name.strip():
-        raise SettingsError(f"`device` must be one of {accepted}; got {name!r}")
-    text = name.strip()
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise SettingsError(f"`device` must be one of {accepted}; got {name!r}") from None
-    if device.type == "cpu":
-        return device
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SettingsError(f"device {name!r} requested but CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise SettingsError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
-        return device
-    if device.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise SettingsError(f"device {name!r} requested but MPS is not available on this machine")
-        return device
-    raise SettingsError(f"`device` must be one of {accepted}; {name!r} cannot train a model")
-
-
-def _absolute_data(data: str) -> str:
-    """Built-in names stay names; an existing path becomes absolute, so eval works from any folder."""
-    if data.lower() in BUILTIN_DATASETS:
+def as_splits(data: object, name: str = "data") -> DatasetSplits:
+    """A :class:`DatasetSplits` from one, or from a train set with ``x`` (N, ...) and ``labels`` (N,) (no test
+    split: evaluation then needs a DatasetSplits)."""
+    if isinstance(data, DatasetSplits):
         return data
-    path = Path(data).expanduser()
-    return str(path.resolve()) if path.exists() else data
+    x, labels = getattr(data, "x", None), getattr(data, "labels", None)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"data must be a DatasetSplits or have tensors `x` (N, ...) and `labels` (N,); got "
+                        f"{type(data).__name__}")
+    if labels is None:
+        labels = torch.full((x.shape[0],), -1, dtype=torch.int64)
+    train = data if isinstance(data, ArrayDataset) else ArrayDataset(x, labels)
+    empty = ArrayDataset(train.x[:0], train.labels[:0])
+    num_classes = int(train.labels.max()) + 1 if train.has_labels else 0
+    return DatasetSplits(getattr(data, "name", name), train, empty, num_classes)
 
 
-def resolve_config(config: TrainConfig) -> TrainConfig:
-    """Fill the ``None`` fields (method training defaults :data:`TRAINING_DEFAULTS`, ``out`` = runs/<method>),
-    make a data path absolute, resolve the method's settings (:mod:`contrastkit.methods.settings`) and check
-    the settings that depend on each other. A resolved config resolves to itself."""
-    if config.method not in TRAINING_DEFAULTS:
-        raise SettingsError(f"unknown method {config.method!r}; expected one of {available_methods()}")
-    defaults = TRAINING_DEFAULTS[config.method]
-    filled: dict[str, Any] = {k: (defaults[k] if getattr(config, k) is None else getattr(config, k))
-                              for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs")}
+def _config_for_parts(config: TrainConfig | None, method: nn.Module, data: DatasetSplits) -> TrainConfig:
+    """The config of a run built from parts: unset training fields take the generic defaults (or the registered
+    method's, when ``config.method`` names one); method settings belong to the method already built."""
+    if config is None:
+        config = TrainConfig(method=type(method).__name__.lower(), data=data.name, out=None)
+    if config.method_options:
+        raise SettingsError("method_options configure a method built by name; this trainer was given a built "
+                            "method (set its options when you build it)")
+    from contrastkit.methods.registry import _REGISTRY
+
+    entry = _REGISTRY.get(config.method)
+    defaults = entry.training_defaults if entry is not None else GENERIC_TRAINING_DEFAULTS
+    filled = {k: (defaults[k] if getattr(config, k) is None else getattr(config, k))
+              for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs")}
     if filled["warmup_epochs"] > filled["epochs"]:
         raise SettingsError(f"`warmup_epochs` ({filled['warmup_epochs']:g}) must not exceed `epochs` "
                             f"({filled['epochs']})")
-    settings = method_settings_for(config.method, config.method_options, where="method_options")
-    return config.replace(**filled, out=config.out or f"runs/{config.method}", data=_absolute_data(config.data),
-                          method_options=settings.to_dict())
-
-
-@dataclass
-class Run:
-    """Everything a configuration builds: data, method, augmentation, device."""
-
-    config: TrainConfig
-    device: torch.device
-    data: DatasetSplits
-    method: ContrastiveMethod
-    augment: nn.Module
-    fingerprint: dict[str, Any]
-
-
-def build_encoder_for(config: TrainConfig, data: DatasetSplits) -> tuple[nn.Module, int]:
-    channels, (height, _) = data.channels, data.image_size
-    encoder = build_encoder(config.encoder, in_channels=channels, image_size=height)
-    return encoder, encoder_feature_dim(encoder, channels, data.image_size)
-
-
-def _check_batching(config: TrainConfig, settings: ContrastiveSettings, data: DatasetSplits) -> None:
-    n, batch = len(data.train), int(config.batch_size)
-    if batch > n:
-        raise SettingsError(f"`batch_size` {batch} is larger than the {n} training images of {config.data!r} "
-                            f"(every step takes one full batch); use a batch size of at most {n}")
-    groups = settings.split_bn or 0
-    if groups > 1 and (batch % groups or batch // groups < 2):
-        raise SettingsError(f"`split_bn` {groups} needs a batch size that is a multiple of it with at least two "
-                            f"samples per group; `batch_size` is {batch}")
-
-
-def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: bool = True) -> Run:
-    """Load the data and build the method (seeded) and augmentation of ``config`` (resolved first).
-
-    ``bank_rows`` sizes a memory bank for another number of samples than the current training set (an
-    evaluation of a run whose data changed since); ``for_training=False`` skips the checks that only
-    training needs (a batch that fits the data)."""
-    config = resolve_config(config)
-    device = resolve_device(config.device)
-    data = load_dataset(config.data, size=config.image_size)
-    num_samples = bank_rows or len(data.train)
-    settings = method_settings_for(config.method, config.method_options, where="method_options",
-                                   num_samples=num_samples)
-    if for_training:
-        _check_batching(config, settings, data)
-    torch.manual_seed(config.seed)
-    encoder, feature_dim = build_encoder_for(config, data)
-    method = build_method(config.method, encoder, feature_dim, num_samples=num_samples, seed=config.seed,
-                          settings=settings).to(device)
-    augment_name = config.augment or ("mnist" if data.channels == 1 else "cifar")
-    augment = get_augment(augment_name, size=data.image_size[0]).to(device)
-    return Run(config, device, data, method, augment, data_fingerprint(data))
+    return config.replace(**filled, out=config.out or f"runs/{config.method}")
 
 
 class Trainer:
-    """Trains ``config``'s method; :meth:`fit` returns a summary dict. See the module docstring.
+    """Trains ``method`` on ``data`` with the settings of ``config``; :meth:`fit` returns a summary dict.
 
-    Building a trainer checks every setting, loads the data and builds the model; it writes nothing.
-    :meth:`fit` prepares the output folder (:mod:`contrastkit.runfolder`), writes ``config.yaml``, trains and
-    checkpoints."""
+    ``augment`` makes the views the method's ``batch_spec`` asks for (default: the modality's preset, see
+    :mod:`contrastkit.batching`). Building a trainer checks every setting and moves the method to the device;
+    it writes nothing. :meth:`fit` prepares the output folder (:mod:`contrastkit.runfolder`), writes
+    ``config.yaml``, trains and checkpoints. See the module docstring.
+    """
 
-    def __init__(self, config: TrainConfig) -> None:
-        self.run = build_run(config)
-        self.config = cfg = self.run.config
+    def __init__(self, method: nn.Module | TrainConfig, data: object = None, config: TrainConfig | None = None, *,
+                 augment: nn.Module | None = None) -> None:
+        self.run: Run | None = None
+        if isinstance(method, TrainConfig):  # Trainer(config): the same as Trainer.from_config(config)
+            if data is not None or config is not None or augment is not None:
+                raise TypeError("Trainer(config) builds everything from the config; pass no other parts")
+            self.run = build_run(method)
+            method, data, config, augment = self.run.method, self.run.data, self.run.config, self.run.augment
+        if data is None:
+            raise TypeError("Trainer(method, data, config): `data` is required")
+        check_method(method)
+        self.data = as_splits(data)
+        self.config = cfg = config if self.run is not None else _config_for_parts(config, method, self.data)
         self.out = Path(cfg.out)
-        self.device = self.run.device
-        self.method = self.run.method
+        self.device = resolve_device(cfg.device)
+        self.method = method.to(self.device)
+        self.fingerprint = data_fingerprint(self.data)
+        spec = method.batch_spec
+        check_batching(int(cfg.batch_size), method, len(self.data.train), cfg.data)
+        if augment is None and spec.views > 0:
+            augment = make_augment(cfg.augment, self.data.train, spec)
         auto_bf16 = self.device.type == "cuda" or (self.device.type == "cpu" and cpu_has_fast_bf16())
         self.use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and auto_bf16)
-        self.channels_last = self.use_bf16 if cfg.channels_last is None else cfg.channels_last
+        self.channels_last = (self.use_bf16 if cfg.channels_last is None else cfg.channels_last) \
+            and self.data.modality == "images"
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
-        self.images = self.run.data.train.images.to(self.device)  # uint8 (N, C, H, W)
-        self.steps_per_epoch = num_batches(len(self.images), cfg.batch_size, drop_last=True)
+        self.batches = BatchMaker(self.data.train, spec, augment, self.device, self.channels_last)
+        self.sampler = self._sampler(spec)
+        self.steps_per_epoch = self.sampler.steps_per_epoch
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.optimizer = build_optimizer(cfg.optimizer, self.method, cfg.lr, cfg.weight_decay, cfg.momentum)
         warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
@@ -187,6 +135,22 @@ class Trainer:
         self.step = 0  # optimizer steps done
         self.train_seconds = 0.0  # time spent in training steps, over all resumed sessions
         self._stop_reason: str | None = None
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> Trainer:
+        """Build the data, the encoder and the method named in ``config`` (:func:`~contrastkit.run.build_run`)."""
+        return cls(config)
+
+    def _sampler(self, spec: Any) -> Sampler:
+        n, batch = len(self.data.train), int(self.config.batch_size)
+        if spec.sampler == "pk":
+            return PKSampler(self.data.train.labels, batch, spec.samples_per_class, self.config.seed)
+        return ShuffleSampler(n, batch, self.config.seed)
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The training inputs on the device (stored form)."""
+        return self.batches.x
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -197,7 +161,7 @@ class Trainer:
             "rng": capture_rng(self.generator),
             "progress": {"step": self.step, "train_seconds": self.train_seconds},
             "config": self.config.to_dict(),
-            "data": self.run.fingerprint,
+            "data": self.fingerprint,
         }
 
     def save(self, path: Path | None = None) -> Path:
@@ -214,7 +178,7 @@ class Trainer:
             shown = "; ".join(f"{k}: {saved.get(k)!r} in the run, {current.get(k)!r} now" for k in diff)
             raise SettingsError(f"cannot resume {path}: settings differ from the run's ({shown}). Only "
                                 f"{', '.join(RESUMABLE_CHANGES)} may change on resume; start a new run elsewhere")
-        change = describe_change(ckpt.get("data") or {}, self.run.fingerprint)
+        change = describe_change(ckpt.get("data") or {}, self.fingerprint)
         if change:
             raise SettingsError(f"cannot resume {path}: {change}. Resume needs the same data; start a new run")
         try:
@@ -232,23 +196,17 @@ class Trainer:
                                   f"({self.config.epochs} epochs); raise --epochs to continue it")
 
     # ------------------------------------------------------------------ training
-    def _views(self, index: torch.Tensor) -> list[torch.Tensor]:
-        batch = self.images[index.to(self.device)]  # uint8 (B, C, H, W)
-        with torch.no_grad():
-            views = [self.run.augment(batch, generator=self.generator) for _ in range(self.method.num_views)]
-        if self.channels_last:
-            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
-        return views
-
     def train_step(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimizer step on the samples ``index``; returns detached logs."""
         self.method.train()
-        views = self._views(index)
-        # On an accelerator the loss's NaN/Inf input checks would synchronise every step; the loss itself is
-        # checked at every log line instead (a FloatingPointError; the last checkpoint stays intact).
-        checks = checks_disabled() if self.device.type != "cpu" else contextlib.nullcontext()
+        batch = self.batches(index, self.generator)
+        # On an accelerator these checks would synchronise every step (sampled ids are in range by construction,
+        # a learnable temperature is clamped); the loss is checked at every log line instead (a FloatingPointError;
+        # the last checkpoint stays intact).
+        synchronising = ("values", "index_range", "temperature")
+        checks = checks_disabled(*synchronising) if self.device.type != "cpu" else contextlib.nullcontext()
         with checks, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-            out = self.method.training_step(views, index.to(self.device), generator=self.generator)
+            out = self.method(batch)  # forward: through a DDP wrapper too
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.optimizer.step()
@@ -340,7 +298,7 @@ class Trainer:
         try:
             for epoch in range(start_epoch, cfg.epochs):
                 first = start_batch if epoch == start_epoch else 0
-                for index in epoch_batches(len(self.images), cfg.batch_size, cfg.seed, epoch, start_batch=first):
+                for index in self.sampler.batches(epoch, start_batch=first):
                     t0 = time.perf_counter()
                     logs = self.train_step(index)
                     images_done += len(index)

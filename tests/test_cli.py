@@ -142,7 +142,7 @@ BAD_TRAIN_ARGS = {
     "--device mps": (["--device", "mps"], r"MPS is not available|must be one of"),
     "--device ''": (["--device", ""], r"`device` must be one of"),
     "--batch-size 1": (["--batch-size", "1"], r"`batch_size` must be an integer >= 2"),
-    "batch larger than the data": (["--batch-size", "500"], r"`batch_size` 500 is larger than the 72 training images"),
+    "batch larger than the data": (["--batch-size", "500"], r"`batch_size` 500 is larger than the 72 training samples"),
     "--temperature 1e-30": (["--temperature", "1e-30"], r"`temperature` must be a number >= 0.01 and <= 10"),
     "--num-negatives 100000": (["--method", "membank", "--num-negatives", "100000"],
                                r"num_negatives=100000 is more than the memory bank's 72 rows"),

@@ -37,7 +37,7 @@ def _check_batch(x: object, where: str) -> Tensor:
     if not x.is_floating_point():
         raise TypeError(f"{where}: `x` must be uint8 (0..255) or floating (0..1), got dtype {x.dtype}")
     # one synchronising reduction when checks are on; NaN fails the comparison too
-    if checks_enabled() and x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+    if checks_enabled("values") and x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
         check_tensor(x, "x", where)                                         # names NaN / Inf first
         lo, hi = float(x.min()), float(x.max())
         raise ValueError(f"{where}: floating `x` must hold values in [0, 1], got [{lo:.4g}, {hi:.4g}] "

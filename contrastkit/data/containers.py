@@ -1,8 +1,9 @@
-"""In-memory dataset containers: a uint8 image tensor with its labels, and a train/test pair.
+"""In-memory dataset containers: an input tensor with its labels, and a train/test pair.
 
-Images are stored as ``uint8`` tensors of shape (N, C, H, W) and become float only on the
-training device (:func:`contrastkit.data.batches.uint8_to_float`); labels are ``int64`` of
-shape (N,), with ``-1`` for every sample of an unlabelled dataset.
+Inputs come in three modalities (:mod:`contrastkit.data.modality`): images as ``uint8`` (N, C, H, W) that
+become float only on the training device (:func:`contrastkit.data.batches.uint8_to_float`), vectors as
+float32 (N, D) and sequences as float32 (N, C, T). Labels are ``int64`` of shape (N,), with ``-1`` for every
+sample of an unlabelled dataset.
 """
 
 from __future__ import annotations
@@ -14,28 +15,42 @@ import torch
 from torch import Tensor
 
 UNLABELLED = -1
+MODALITIES = ("images", "vectors", "sequences")
+
+
+def modality_of(x: Tensor) -> str | None:
+    """The modality a tensor's dtype and shape say, or None if it fits none."""
+    if x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] in (1, 3):
+        return "images"
+    if x.is_floating_point() and x.dim() == 2:
+        return "vectors"
+    if x.is_floating_point() and x.dim() == 3:
+        return "sequences"
+    return None
 
 
 @dataclass(frozen=True, eq=False)
 class ArrayDataset:
-    """Images (N, C, H, W) uint8 and labels (N,) int64 (``-1`` = no label), held in memory."""
+    """Inputs ``x`` and labels (N,) int64 (``-1`` = no label), held in memory.
 
-    images: Tensor  # (N, C, H, W) uint8
+    ``x`` is uint8 (N, C, H, W) images with C in {1, 3}, float (N, D) vectors or float (N, C, T) sequences;
+    the modality follows from dtype and shape (:func:`modality_of`).
+    """
+
+    x: Tensor  # (N, C, H, W) uint8 | (N, D) float | (N, C, T) float
     labels: Tensor  # (N,) int64
 
     def __post_init__(self) -> None:
         where = "ArrayDataset"
-        if not isinstance(self.images, Tensor) or not isinstance(self.labels, Tensor):
-            raise TypeError(f"{where}: `images` and `labels` must be torch.Tensors, got "
-                            f"{type(self.images).__name__} and {type(self.labels).__name__}")
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"{where}: `images` must be a uint8 tensor of shape (N, C, H, W), got "
-                             f"dtype {self.images.dtype} and shape {tuple(self.images.shape)}")
-        if self.images.shape[1] not in (1, 3):
-            raise ValueError(f"{where}: `images` must have 1 or 3 channels, got shape "
-                             f"{tuple(self.images.shape)}")
-        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"{where}: `labels` must be an int64 tensor of shape ({self.images.shape[0]},), "
+        if not isinstance(self.x, Tensor) or not isinstance(self.labels, Tensor):
+            raise TypeError(f"{where}: `x` and `labels` must be torch.Tensors, got "
+                            f"{type(self.x).__name__} and {type(self.labels).__name__}")
+        if modality_of(self.x) is None:
+            raise ValueError(f"{where}: `x` must be uint8 images (N, C, H, W) with 1 or 3 channels, float vectors "
+                             f"(N, D) or float sequences (N, C, T); got dtype {self.x.dtype} and shape "
+                             f"{tuple(self.x.shape)}")
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.x.shape[0],):
+            raise ValueError(f"{where}: `labels` must be an int64 tensor of shape ({self.x.shape[0]},), "
                              f"got dtype {self.labels.dtype} and shape {tuple(self.labels.shape)}")
         if len(self):
             unlabelled = self.labels == UNLABELLED
@@ -45,24 +60,41 @@ class ArrayDataset:
                                  f"{int(self.labels.max())}]")
 
     def __len__(self) -> int:
-        return int(self.images.shape[0])
+        return int(self.x.shape[0])
 
     def __repr__(self) -> str:
         kind = "labelled" if self.has_labels else "unlabelled"
-        return (f"ArrayDataset(n={len(self)}, channels={self.channels}, image_size={self.image_size}, "
-                f"{kind})")
+        return f"ArrayDataset(n={len(self)}, {self.modality} {tuple(self.x.shape[1:])}, {kind})"
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        return self.images[index], int(self.labels[index])
+        return self.x[index], int(self.labels[index])
+
+    @property
+    def modality(self) -> str:
+        return modality_of(self.x) or "unknown"
+
+    @property
+    def images(self) -> Tensor:
+        """``x`` of image data (uint8 (N, C, H, W)); an error for other modalities."""
+        self._need_images("images")
+        return self.x
+
+    def _need_images(self, what: str) -> None:
+        if self.modality != "images":
+            raise ValueError(f"ArrayDataset.{what}: this dataset holds {self.modality}, not images")
 
     @property
     def channels(self) -> int:
-        return int(self.images.shape[1])
+        """Image or sequence channels C."""
+        if self.modality == "vectors":
+            raise ValueError("ArrayDataset.channels: vectors have no channels")
+        return int(self.x.shape[1])
 
     @property
     def image_size(self) -> tuple[int, int]:
-        """(H, W)."""
-        return int(self.images.shape[2]), int(self.images.shape[3])
+        """(H, W) of images."""
+        self._need_images("image_size")
+        return int(self.x.shape[2]), int(self.x.shape[3])
 
     @property
     def has_labels(self) -> bool:
@@ -89,15 +121,26 @@ class DatasetSplits:
 
     def __post_init__(self) -> None:
         where = "DatasetSplits"
-        if self.train.images.shape[1:] != self.test.images.shape[1:] and len(self.test):
-            raise ValueError(f"{where}: train and test images differ in (C, H, W): "
-                             f"{tuple(self.train.images.shape[1:])} vs {tuple(self.test.images.shape[1:])}")
+        if self.train.x.shape[1:] != self.test.x.shape[1:] and len(self.test):
+            raise ValueError(f"{where}: train and test inputs differ in shape: "
+                             f"{tuple(self.train.x.shape[1:])} vs {tuple(self.test.x.shape[1:])}")
+        if self.train.modality != self.test.modality and len(self.test):
+            raise ValueError(f"{where}: train holds {self.train.modality}, test {self.test.modality}")
         if self.num_classes < 0:
             raise ValueError(f"{where}: `num_classes` must be >= 0, got {self.num_classes}")
 
     def __repr__(self) -> str:
         return (f"DatasetSplits(name={self.name!r}, train={len(self.train)}, test={len(self.test)}, "
-                f"channels={self.channels}, image_size={self.image_size}, num_classes={self.num_classes})")
+                f"{self.modality} {self.input_shape}, num_classes={self.num_classes})")
+
+    @property
+    def modality(self) -> str:
+        return self.train.modality
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: (C, H, W), (D,) or (C, T)."""
+        return tuple(int(s) for s in self.train.x.shape[1:])
 
     @property
     def channels(self) -> int:

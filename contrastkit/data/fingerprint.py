@@ -1,8 +1,9 @@
 """A fingerprint of loaded data, stored in checkpoints: resume and evaluation notice data that changed since.
 
-The fingerprint is the data's name, the sizes and shapes of both splits and a SHA-256 over the uint8 images
-and int64 labels of both splits in order, so a file added to an image folder, a relabelled image or another
-split all change it. Hashing runs at about a GB/s: well under a second for data that fits in memory.
+The fingerprint is the data's name, the sizes and shapes of both splits and a SHA-256 over the inputs
+(uint8 images, float vectors or sequences) and int64 labels of both splits in order, so a file added to an
+image folder, a relabelled image or another split all change it. Hashing runs at about a GB/s: well under a
+second for data that fits in memory.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ def data_fingerprint(data: DatasetSplits) -> dict[str, Any]:
     """``{"name", "train", "test", "shape", "sha256"}`` of ``data`` (plain values, safe in a checkpoint)."""
     digest = hashlib.sha256()
     for part in (data.train, data.test):
-        for tensor in (part.images, part.labels):
+        for tensor in (part.x, part.labels):
             array = np.ascontiguousarray(tensor.cpu().numpy())
             digest.update(str((array.dtype.str, array.shape)).encode())
             digest.update(memoryview(array).cast("B"))
     return {"name": data.name, "train": len(data.train), "test": len(data.test),
-            "shape": list(data.train.images.shape[1:]), "sha256": digest.hexdigest()}
+            "shape": list(data.train.x.shape[1:]), "sha256": digest.hexdigest()}
 
 
 def describe_change(saved: dict[str, Any], current: dict[str, Any]) -> str | None:

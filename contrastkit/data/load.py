@@ -11,6 +11,7 @@ from contrastkit.data.assemble import presplit_arrays, split_arrays
 from contrastkit.data.builtin import BUILTIN_DATASETS
 from contrastkit.data.containers import DatasetSplits
 from contrastkit.data.folder import load_image_folder
+from contrastkit.data.modality import check_modality
 from contrastkit.data.npfiles import load_npy, load_npz
 from contrastkit.data.split import check_seed
 
@@ -26,7 +27,8 @@ def _shape_arrays(images: np.ndarray, channels: int | None, size: tuple[int, int
 
 
 def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None = None,
-                 test_fraction: float = 0.2, seed: int = 0, mode: str | None = None) -> DatasetSplits:
+                 test_fraction: float = 0.2, seed: int = 0, mode: str | None = None,
+                 modality: str = "auto") -> DatasetSplits:
     """Load a built-in dataset by name, or an image folder / ``.npy`` / ``.npz`` file by path.
 
     Args:
@@ -44,6 +46,9 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
             per class) and digits 1,438 / 359.
         mode: ``"L"`` (1 channel) or ``"RGB"`` (3 channels) to force the channel count; by
             default a folder uses its majority and arrays keep theirs.
+        modality: what an array file holds: ``"auto"`` (images, or vectors for a table; see
+            :mod:`contrastkit.data.modality`), ``"images"``, ``"vectors"`` or ``"sequences"``.
+            Built-in sets and folders are images.
 
     Returns:
         :class:`DatasetSplits` with uint8 (N, C, H, W) images and int64 labels ``0 .. C-1`` (-1 and
@@ -62,6 +67,7 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         TypeError: ``name_or_path`` is neither a str nor a Path.
     """
     where = "load_dataset"
+    check_modality(modality, where)
     size_hw = parse_size(size, where)
     channels = channels_for_mode(mode, where)
     seed = check_seed(seed, where)
@@ -72,6 +78,8 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
 
     key = str(name_or_path)
     if isinstance(name_or_path, str) and key.lower() in BUILTIN_DATASETS:
+        if modality not in ("auto", "images"):
+            raise ValueError(f"{where}: {key!r} holds images; `modality` {modality!r} applies to array files")
         images, labels, class_names = BUILTIN_DATASETS[key.lower()]()
         return split_arrays(key.lower(), _shape_arrays(images, channels, size_hw), labels,
                             test_fraction=test_fraction, seed=seed, class_names=class_names, where=where)
@@ -81,6 +89,8 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         raise DatasetNotFoundError(f"{where}: {key!r} is neither a built-in dataset "
                                    f"({', '.join(sorted(BUILTIN_DATASETS))}) nor an existing path "
                                    f"(an image folder, .npy or .npz file)")
+    if modality not in ("auto", "images") and path.is_dir():
+        raise ValueError(f"{where}: {key!r} is a folder of images; `modality` {modality!r} applies to array files")
     if path.is_dir():
         images, labels, class_names = load_image_folder(path, mode=mode, size=size_hw, where=where)
         return split_arrays(path.name, images, labels, test_fraction=test_fraction, seed=seed,
@@ -89,7 +99,10 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     if suffix not in (".npy", ".npz"):
         raise ValueError(f"{where}: cannot load '{path}': expected a folder of images, an .npy or an .npz "
                          f"file, or a built-in name ({', '.join(sorted(BUILTIN_DATASETS))})")
-    source = load_npy(path, where) if suffix == ".npy" else load_npz(path, where)
+    source = load_npy(path, where, modality) if suffix == ".npy" else load_npz(path, where, modality)
+    if source.images.dtype != np.uint8 and (size_hw is not None or channels is not None):
+        raise ValueError(f"{where}: `size` and `mode` apply to images; '{path}' holds "
+                         f"{'vectors' if source.images.ndim == 2 else 'sequences'}")
     images = _shape_arrays(source.images, channels, size_hw)
     if source.test_images is None or source.test_labels is None:
         return split_arrays(path.name, images, source.labels, test_fraction=test_fraction, seed=seed,

@@ -1,12 +1,14 @@
-"""Read images (and labels) from ``.npy`` / ``.npz`` files.
+"""Read inputs (and labels) from ``.npy`` / ``.npz`` files.
 
-* ``.npy`` — one image array, unlabelled.
-* ``.npz`` — either one set, images under ``x`` or ``images`` and optional labels under ``y``
+* ``.npy`` — one input array, unlabelled.
+* ``.npz`` — either one set, inputs under ``x`` or ``images`` and optional labels under ``y``
   or ``labels``; or a ready split, ``x_train`` and ``x_test`` with optional ``y_train`` and
   ``y_test`` (give both label arrays or neither). Other keys are ignored (never read).
 
-Images: the layouts and value ranges of :mod:`contrastkit.data.arrays` (uint8, integers in
-[0, 255], floats in [0, 1]); strings, booleans, complex numbers and the like are refused.
+Inputs are images, vectors (a table) or sequences (:mod:`contrastkit.data.modality`; by default
+the modality is inferred from the first input array). Images: the layouts and value ranges of
+:mod:`contrastkit.data.arrays` (uint8, integers in [0, 255], floats in [0, 1]); vectors and
+sequences: finite numbers. Strings, booleans, complex numbers and the like are refused.
 
 Labels: integer class ids (see :mod:`contrastkit.data.assemble`): all ``-1`` (unlabelled) or
 all ``>= 0``, any values, not necessarily contiguous. They are renumbered ``0 .. C-1`` in
@@ -32,8 +34,8 @@ from typing import IO, NamedTuple
 import numpy as np
 from numpy.lib import format as npy_format
 
-from contrastkit.data.arrays import to_uint8_nchw
 from contrastkit.data.assemble import contiguous_labels, labels_to_int64
+from contrastkit.data.modality import Converter, converter_for, infer_modality
 
 IMAGE_KEYS = ("x", "images")
 LABEL_KEYS = ("y", "labels")
@@ -154,12 +156,19 @@ def _one_of(arrays: dict[str, np.ndarray], keys: tuple[str, ...], path: Path, wh
     return present[0] if present else None
 
 
-def load_npy(path: Path, where: str = "load_dataset") -> ArraySource:
-    images = to_uint8_nchw(_read_npy(path, where), f"the array in '{path}'", where)
-    return ArraySource(images, labels_to_int64(None, len(images), "", where))
+def _converter(modality: str, array: np.ndarray) -> Converter:
+    return converter_for(infer_modality(array) if modality == "auto" else modality)
 
 
-def load_npz(path: Path, where: str = "load_dataset") -> ArraySource:
+def load_npy(path: Path, where: str = "load_dataset", modality: str = "auto") -> ArraySource:
+    array = _read_npy(path, where)
+    inputs = _converter(modality, array)(array, f"the array in '{path}'", where)
+    return ArraySource(inputs, labels_to_int64(None, len(inputs), "", where))
+
+
+def load_npz(path: Path, where: str = "load_dataset", modality: str = "auto") -> ArraySource:
+    """Inputs in the canonical form of ``modality`` (``"auto"``: :func:`~contrastkit.data.modality.infer_modality`
+    of the first input array) and renumbered labels."""
     arrays, keys = _read_npz(path, where)
     has_split = "x_train" in arrays or "x_test" in arrays
     image_key = _one_of(arrays, IMAGE_KEYS, path, where)
@@ -173,8 +182,9 @@ def load_npz(path: Path, where: str = "load_dataset") -> ArraySource:
         if ("y_train" in arrays) != ("y_test" in arrays):
             raise ValueError(f"{where}: '{path}' has only one of 'y_train' / 'y_test'; give both or neither")
         parts = []
+        convert = _converter(modality, arrays["x_train"])
         for split in ("train", "test"):
-            images = to_uint8_nchw(arrays[f"x_{split}"], f"'x_{split}' in '{path}'", where)
+            images = convert(arrays[f"x_{split}"], f"'x_{split}' in '{path}'", where)
             labels = labels_to_int64(arrays.get(f"y_{split}"), len(images), f"'y_{split}' in '{path}'", where)
             parts.append((images, labels))
         (train_labels, test_labels), names = contiguous_labels(parts[0][1], parts[1][1])
@@ -182,7 +192,7 @@ def load_npz(path: Path, where: str = "load_dataset") -> ArraySource:
     if image_key is None:
         raise ValueError(f"{where}: '{path}' has no image array; expected a key among "
                          f"{', '.join(IMAGE_KEYS + SPLIT_KEYS)}, found {', '.join(keys) or 'none'}")
-    images = to_uint8_nchw(arrays[image_key], f"{image_key!r} in '{path}'", where)
+    images = _converter(modality, arrays[image_key])(arrays[image_key], f"{image_key!r} in '{path}'", where)
     label_key = _one_of(arrays, LABEL_KEYS, path, where)
     labels = labels_to_int64(None if label_key is None else arrays[label_key], len(images),
                              f"{label_key!r} in '{path}'", where)

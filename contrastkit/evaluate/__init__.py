@@ -4,7 +4,14 @@ Protocols are fixed and documented in each module; no choice ever looks at the t
 """
 
 from contrastkit.evaluate.alignment import alignment, alignment_uniformity, uniformity
-from contrastkit.evaluate.features import ImagePreprocess, evaluate_features, extract_features, pixel_features
+from contrastkit.evaluate.features import (
+    ImagePreprocess,
+    embed_inputs,
+    evaluate_features,
+    extract_features,
+    pixel_features,
+    raw_features,
+)
 from contrastkit.evaluate.knn import DEFAULT_KNN_K, knn_accuracy, knn_predict
 from contrastkit.evaluate.linear_probe import (
     DEFAULT_CS,
@@ -25,6 +32,7 @@ __all__ = [
     "alignment",
     "alignment_uniformity",
     "embed_2d",
+    "embed_inputs",
     "evaluate_features",
     "extract_features",
     "fit_linear_probe",
@@ -35,5 +43,6 @@ __all__ = [
     "pixel_features",
     "plot_embedding_2d",
     "plot_training_curves",
+    "raw_features",
     "uniformity",
 ]

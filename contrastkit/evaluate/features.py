@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from contrastkit.data.batches import uint8_to_float
 from contrastkit.evaluate.knn import DEFAULT_KNN_K, as_feature_tensor, as_label_tensor, knn_accuracy
 from contrastkit.evaluate.linear_probe import class_label, linear_probe_accuracy
 
-__all__ = ["ImagePreprocess", "evaluate_features", "extract_features", "pixel_features"]
+__all__ = ["ImagePreprocess", "embed_inputs", "evaluate_features", "extract_features", "pixel_features",
+           "raw_features"]
 
 Preprocess = Callable[[Tensor], Tensor]
 
@@ -43,7 +45,7 @@ class ImagePreprocess:
         self.std = None if std is None else tuple(float(s) for s in std)
 
     def __call__(self, images: Tensor) -> Tensor:
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        x = uint8_to_float(images) if images.dtype == torch.uint8 else images.float()
         if self.mean is not None and self.std is not None:
             if x.dim() != 4 or x.shape[1] != len(self.mean):
                 raise ValueError(f"ImagePreprocess: {len(self.mean)} channel mean/std for images of shape "
@@ -132,6 +134,50 @@ def pixel_features(images: Tensor | np.ndarray, preprocess: Preprocess | None = 
     batch = _as_image_batch(images, "pixel_features")
     preprocess = ImagePreprocess() if preprocess is None else preprocess
     return preprocess(batch).reshape(batch.shape[0], -1).float().cpu()
+
+
+def embed_inputs(module: nn.Module, x: Tensor, *, features: Callable[[Tensor], Tensor] | None = None,
+                 batch_size: int = 512, device: torch.device | str | None = None) -> Tensor:
+    """Frozen features (N, F) float32 on the CPU of stored inputs ``x`` of any modality.
+
+    Batches go to ``device`` (default: the module's) in their stored form, become encoder inputs there by the
+    one conversion (:func:`contrastkit.batching.model_input`: uint8 images -> float in [0, 1]), and pass through
+    ``features`` (default ``module``; a method gives ``method.features``) in eval mode under ``no_grad``; every
+    submodule's train/eval mode is restored afterwards.
+    """
+    from contrastkit.batching import model_input
+
+    where = "embed_inputs"
+    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"{where}: `x` must be a non-empty tensor of samples, got "
+                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    fn = module if features is None else features
+    target = _module_device(module) if device is None else torch.device(device)
+    modes = {m: m.training for m in module.modules()}
+    chunks: list[Tensor] = []
+    try:
+        module.eval()
+        with torch.no_grad():
+            for start in range(0, x.shape[0], batch_size):
+                out = fn(model_input(x[start:start + batch_size].to(target)))
+                if not isinstance(out, Tensor) or out.dim() != 2:
+                    raise ValueError(f"{where}: features must be (batch, F), got "
+                                     f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
+                chunks.append(out.float().cpu())
+    finally:
+        for m, training in modes.items():
+            m.training = training
+    result = torch.cat(chunks)
+    if not bool(torch.isfinite(result).all()):
+        raise ValueError(f"{where}: the features hold {int((~torch.isfinite(result)).sum())} NaN/Inf values")
+    return result
+
+
+def raw_features(x: Tensor) -> Tensor:
+    """The raw-input baseline of any modality: the encoder inputs themselves, flattened to float32 (N, -1)."""
+    from contrastkit.batching import model_input
+
+    return model_input(x).reshape(x.shape[0], -1).float().cpu()
 
 
 def _knn_k(knn_k: int | None, n_train: int, notes: list[str], where: str) -> int:

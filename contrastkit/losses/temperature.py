@@ -19,7 +19,7 @@ def check_temperature(temperature: float | Tensor, where: str) -> float | Tensor
         if temperature.dim() != 0:
             raise ValueError(f"{where}: a tensor temperature must be 0-dimensional, "
                              f"got shape {tuple(temperature.shape)}")
-        if checks_enabled() and not bool(temperature.detach() > 0):
+        if checks_enabled("temperature") and not bool(temperature.detach() > 0):
             raise ValueError(f"{where}: temperature must be > 0, got {float(temperature)}")
         return temperature
     t = float(temperature)

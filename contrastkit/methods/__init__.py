@@ -1,25 +1,40 @@
-"""Contrastive methods as compositions, picked by name (:mod:`contrastkit.methods.registry`)."""
+"""Methods: the protocol (:mod:`~contrastkit.methods.base`), the registry of builders open to users
+(:mod:`~contrastkit.methods.registry`) and the built-in contrastive family (SimCLR, MoCo, memory bank)."""
 
-from contrastkit.methods.contrastive import ContrastiveMethod, StepOutput
+from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput, check_method
+from contrastkit.methods.contrastive import ContrastiveMethod
 from contrastkit.methods.registry import (
     METHODS,
     TRAINING_DEFAULTS,
+    BuildContext,
+    MethodEntry,
     available_methods,
     build_method,
+    get_method,
+    import_plugins,
     method_settings,
+    register_method,
 )
-from contrastkit.methods.settings import PRESETS, ContrastiveSettings, method_settings_for, resolve_settings
+from contrastkit.methods.settings import PRESETS, ContrastiveSettings, resolve_settings
 
 __all__ = [
     "METHODS",
     "PRESETS",
     "TRAINING_DEFAULTS",
+    "Batch",
+    "BatchSpec",
+    "BuildContext",
     "ContrastiveMethod",
     "ContrastiveSettings",
+    "Method",
+    "MethodEntry",
     "StepOutput",
     "available_methods",
     "build_method",
+    "check_method",
+    "get_method",
+    "import_plugins",
     "method_settings",
-    "method_settings_for",
+    "register_method",
     "resolve_settings",
 ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -28,25 +27,15 @@ from torch import Tensor, nn
 from contrastkit.losses.infonce import info_nce
 from contrastkit.losses.ntxent import nt_xent
 from contrastkit.losses.temperature import Temperature
+from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
 from contrastkit.models.momentum import MomentumEncoder
 from contrastkit.models.split_bn import convert_to_split_batchnorm
 from contrastkit.negatives import Candidates, InBatchNegatives, MemoryBank, NegativeSource
 
-__all__ = ["ContrastiveMethod", "StepOutput"]
+__all__ = ["ContrastiveMethod", "StepOutput"]  # StepOutput re-exported from methods.base
 
 KEY_ENCODERS = ("shared", "momentum")
 LOSSES = ("nt_xent", "info_nce")
-
-
-@dataclass
-class StepOutput:
-    """What a training step returns: the loss to backpropagate, what the after-step update needs, and
-    detached scalars for logging (tensors: the trainer decides when to synchronise)."""
-
-    loss: Tensor
-    keys: Tensor | None = None  # (N, D) normalised keys / features to store (queue or bank)
-    indices: Tensor | None = None  # (N,) their sample ids
-    logs: dict[str, Tensor] = field(default_factory=dict)
 
 
 class _Embedder(nn.Module):
@@ -58,7 +47,7 @@ class _Embedder(nn.Module):
         return self.head(self.encoder(x))
 
 
-class ContrastiveMethod(nn.Module):
+class ContrastiveMethod(Method):
     """Encoder + head + keys + negatives + loss; see the module docstring.
 
     Args:
@@ -124,9 +113,17 @@ class ContrastiveMethod(nn.Module):
         """Views per sample a step needs: 1 for a memory bank (the positive is stored), else 2."""
         return 1 if not self.negatives.needs_keys else 2
 
+    @property
+    def batch_spec(self) -> BatchSpec:  # type: ignore[override]
+        return BatchSpec(views=self.num_views)
+
     def embed(self, x: Tensor) -> Tensor:
-        """Normalised projection (B, D) of images (B, C, H, W), with gradient."""
+        """Normalised projection (B, D) of inputs x (B, ...), with gradient (the loss's embedding)."""
         return F.normalize(self.head(self.encoder(x)).float(), dim=1)
+
+    def forward(self, batch: Batch) -> StepOutput:
+        """The protocol's step: :meth:`training_step` on the batch's views and sample ids."""
+        return self.training_step(batch.views, batch.indices, generator=batch.generator)
 
     @torch.no_grad()
     def _momentum_keys(self, x: Tensor, generator: torch.Generator | None) -> Tensor:

@@ -1,5 +1,4 @@
-"""Methods by name: each is a preset of :class:`~contrastkit.methods.settings.ContrastiveSettings` built into a
-:class:`~contrastkit.methods.contrastive.ContrastiveMethod`.
+"""Methods by name: a registry of builders that anyone can extend, with typed settings per method.
 
 ==========  ==========================================================================================
 simclr      Chen et al. 2020: end-to-end, in-batch negatives, NT-Xent over 2N views, MLP head, tau 0.5.
@@ -9,63 +8,264 @@ membank     Wu et al. 2018 (instance discrimination): memory bank of one vector 
             non-parametric softmax over the bank, linear head to 128-d, tau 0.07.
 ==========  ==========================================================================================
 
-Any setting can be overridden, e.g. ``build_method("simclr", encoder, feature_dim, negatives="queue")``
-gives SimCLR with a queue of negatives (InfoNCE against the queue, keys from the same network); the rules
-between settings are in :mod:`contrastkit.methods.settings`.
+The three are presets of :class:`~contrastkit.methods.settings.ContrastiveSettings` built into a
+:class:`~contrastkit.methods.contrastive.ContrastiveMethod`; any setting can be overridden, e.g.
+``build_method("simclr", encoder, feature_dim, negatives="queue")``.
+
+A method of your own registers itself with one call and is then usable from Python and from
+``contrastkit train --plugin your_module --method NAME`` (or through the ``contrastkit.methods`` entry-point
+group of an installed package)::
+
+    @dataclass
+    class MySettings:                      # typed settings: flags and YAML keys are checked against them
+        temperature: float = setting(0.2, "softmax temperature", low=0.01, high=10)
+
+    def build(ctx: BuildContext, settings: MySettings) -> nn.Module:
+        return MyMethod(ctx.encoder, ctx.feature_dim, settings.temperature)   # see contrastkit.methods.base
+
+    register_method("mymethod", build, settings=MySettings)
+
+Setting names have one meaning across every registered method and the training settings: registering a
+field whose name is taken with another type is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any
 
 from torch import nn
 
 from contrastkit.methods.contrastive import ContrastiveMethod
-from contrastkit.methods.settings import PRESETS, ContrastiveSettings, method_settings_for
+from contrastkit.methods.settings import PRESETS, ContrastiveSettings, resolve_settings
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
+from contrastkit.settings import SettingsError, parse_settings
 
-__all__ = ["METHODS", "TRAINING_DEFAULTS", "available_methods", "build_method", "method_settings"]
+__all__ = ["METHODS", "TRAINING_DEFAULTS", "BuildContext", "MethodEntry", "available_methods", "build_method",
+           "get_method", "import_plugins", "method_settings", "register_method"]
 
-#: the method names and their core settings (:data:`contrastkit.methods.settings.PRESETS`)
-METHODS = PRESETS
+ENTRY_POINT_GROUP = "contrastkit.methods"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a builder gets besides its settings: the encoder (any ``nn.Module`` mapping inputs to (N, F)), its
+    feature size, and facts about the training data."""
+
+    encoder: nn.Module
+    feature_dim: int
+    num_samples: int | None = None  # training-set size (a memory bank has one row per sample)
+    num_classes: int = 0  # 0: unlabelled
+    modality: str = "images"  # images | vectors | sequences
+    seed: int = 0
+
+
+Builder = Callable[[BuildContext, Any], nn.Module]
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A registered method: ``build(ctx, settings)``, its settings dataclass (``None``: no settings), the preset
+    values of those settings, an optional ``resolve(settings, num_samples)`` that fills dependent defaults and
+    refuses contradictions, and the training defaults (epochs, batch size, optimizer, ...)."""
+
+    name: str
+    build: Builder
+    settings: type | None = None
+    presets: Mapping[str, Any] = field(default_factory=dict)
+    resolve: Callable[[Any, int | None], Any] | None = None
+    training_defaults: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+_REGISTRY: dict[str, MethodEntry] = {}
+_ENTRY_POINTS_LOADED = False
+
+#: training defaults used when a method gives none (TrainConfig fields left as None take these)
+GENERIC_TRAINING_DEFAULTS: dict[str, Any] = dict(epochs=100, batch_size=256, optimizer="adam", lr=1e-3,
+                                                 weight_decay=1e-5, warmup_epochs=1)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls) if cls is not None else {}
+
+
+def _check_names(name: str, settings: type | None) -> None:
+    """One meaning per name: a settings field may not reuse a training setting's name, nor another method's
+    setting name with another type."""
+    if settings is None:
+        return
+    if not dataclasses.is_dataclass(settings):
+        raise TypeError(f"register_method({name!r}): `settings` must be a dataclass, got {settings!r}")
+    from contrastkit.config import TrainConfig
+
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    mine = _field_types(settings)
+    for key, kind in mine.items():
+        if key in train_names:
+            raise ValueError(f"register_method({name!r}): setting {key!r} is already a training setting "
+                             f"(TrainConfig.{key}); choose another name")
+        for other in _REGISTRY.values():
+            if other.name == name or other.settings is None:
+                continue
+            theirs = _field_types(other.settings)
+            if key in theirs and theirs[key] != kind:
+                raise ValueError(f"register_method({name!r}): setting {key!r} ({kind}) already means "
+                                 f"{theirs[key]} in method {other.name!r}; one name, one meaning")
+
+
+def register_method(name: str, build: Builder, *, settings: type | None = None,
+                    presets: Mapping[str, Any] | None = None, resolve: Callable[[Any, int | None], Any] | None = None,
+                    training_defaults: Mapping[str, Any] | None = None, description: str = "",
+                    replace: bool = False) -> MethodEntry:
+    """Register ``build(ctx: BuildContext, settings) -> method`` under ``name`` (see the module docstring)."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"register_method: `name` must be an identifier-like string, got {name!r}")
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"register_method: a method named {name!r} is already registered (replace=True "
+                         f"to override it)")
+    if not callable(build):
+        raise TypeError(f"register_method({name!r}): `build` must be callable")
+    _check_names(name, settings)
+    unknown = sorted(set(training_defaults or {}) - set(GENERIC_TRAINING_DEFAULTS))
+    if unknown:
+        raise ValueError(f"register_method({name!r}): unknown training defaults {unknown}; known: "
+                         f"{sorted(GENERIC_TRAINING_DEFAULTS)}")
+    entry = MethodEntry(name, build, settings, dict(presets or {}), resolve,
+                        {**GENERIC_TRAINING_DEFAULTS, **(training_defaults or {})}, description)
+    _REGISTRY[name] = entry
+    return entry
+
+
+def _load_entry_points() -> None:
+    """Register the methods of installed packages that declare the ``contrastkit.methods`` entry-point group."""
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        point.load()  # importing the module registers its methods
+
+
+def import_plugins(modules: list[str] | tuple[str, ...]) -> None:
+    """Import each module named (``--plugin``); importing it registers its methods."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"--plugin {module}: cannot import it ({exc}); it must be importable from the "
+                             f"current folder or the Python path") from None
+
+
+def get_method(name: str) -> MethodEntry:
+    if name not in _REGISTRY:
+        _load_entry_points()
+    if name not in _REGISTRY:
+        raise SettingsError(f"unknown method {name!r}; expected one of {available_methods()} (a method of your own: "
+                            f"register it, and pass --plugin MODULE on the command line)")
+    return _REGISTRY[name]
 
 
 def available_methods() -> list[str]:
-    return sorted(METHODS)
+    return sorted(_REGISTRY)
 
 
-def method_settings(name: str, **overrides: Any) -> ContrastiveSettings:
-    """The resolved settings of ``name`` with ``overrides`` applied (unknown keys and contradictions raise)."""
-    return method_settings_for(name, overrides, where="method_settings")
+def registered_settings_classes() -> list[type]:
+    """The settings dataclasses of every registered method (each once), for the command line's flags."""
+    seen: list[type] = []
+    for entry in _REGISTRY.values():
+        if entry.settings is not None and entry.settings not in seen:
+            seen.append(entry.settings)
+    return seen
+
+
+def method_settings(name: str, options: Mapping[str, Any] | None = None, sources: Mapping[str, str] | None = None,
+                    where: str = "method settings", num_samples: int | None = None, **overrides: Any) -> Any:
+    """The resolved settings of method ``name``: its presets, then ``options`` / ``overrides``, checked by type
+    and range (errors name ``sources[key]``), then the method's own rules (``resolve``).
+
+    ``method_settings("moco")`` or ``method_settings("simclr", negatives="queue")`` show every setting."""
+    entry = get_method(name)
+    given = {**(options or {}), **overrides}
+    if entry.settings is None:
+        if given:
+            raise SettingsError(f"{where}: method {name!r} has no settings; got {sorted(given)}")
+        return None
+    if not isinstance(options, Mapping | type(None)):
+        raise SettingsError(f"{where}: method settings must be a mapping, got {type(options).__name__}")
+    known = {f.name for f in dataclasses.fields(entry.settings)}
+    foreign = sorted(set(given) - known)
+    if foreign:
+        origin = (sources or {}).get(foreign[0], where)
+        raise SettingsError(f"{origin}: unknown setting(s) {foreign} for method {name!r}; its settings: "
+                            f"{sorted(known)}")
+    settings = parse_settings(entry.settings, {**entry.presets, **given}, sources, where)
+    if entry.resolve is None:
+        return settings
+    try:
+        return entry.resolve(settings, num_samples)
+    except SettingsError as exc:
+        keys = sorted(given)
+        origin = ", ".join(sorted({(sources or {}).get(k, where) for k in keys})) if keys else f"method {name!r}"
+        raise SettingsError(f"{origin}: method {name!r}: {exc}") from None
+
+
+def settings_to_dict(settings: Any) -> dict[str, Any]:
+    return {} if settings is None else dataclasses.asdict(settings)
 
 
 def build_method(name: str, encoder: nn.Module, feature_dim: int, *, num_samples: int | None = None,
-                 seed: int = 0, settings: ContrastiveSettings | None = None, **overrides: Any) -> ContrastiveMethod:
-    """Build a method by name around ``encoder`` (features of size ``feature_dim``).
+                 seed: int = 0, settings: Any = None, num_classes: int = 0, modality: str = "images",
+                 **overrides: Any) -> nn.Module:
+    """Build the registered method ``name`` around ``encoder`` (features of size ``feature_dim``).
 
-    ``overrides`` are :class:`ContrastiveSettings` fields; ``settings`` passes already-resolved settings
+    ``overrides`` are fields of the method's settings (checked); ``settings`` passes already-resolved settings
     instead. ``num_samples`` (the training-set size) is needed by the memory bank.
     """
+    entry = get_method(name)
     if settings is None:
-        settings = method_settings_for(name, overrides, where="build_method", num_samples=num_samples)
+        settings = method_settings(name, overrides, where="build_method", num_samples=num_samples)
     elif overrides:
         raise ValueError("build_method: give either `settings` or keyword overrides, not both")
-    s = settings
-    head = ProjectionHead(feature_dim, s.head_hidden, s.out_dim, num_layers=s.head_layers)
-    negatives = build_negatives(s.negatives, s.out_dim, num_samples=num_samples,
+    context = BuildContext(encoder, int(feature_dim), num_samples, num_classes, modality, seed)
+    return entry.build(context, settings)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the contrastive family: SimCLR, MoCo, memory bank
+# ---------------------------------------------------------------------------------------------------------
+
+def build_contrastive(ctx: BuildContext, s: ContrastiveSettings) -> ContrastiveMethod:
+    """A :class:`ContrastiveMethod` from resolved :class:`ContrastiveSettings`."""
+    head = ProjectionHead(ctx.feature_dim, s.head_hidden, s.out_dim, num_layers=s.head_layers)
+    negatives = build_negatives(s.negatives, s.out_dim, num_samples=ctx.num_samples,
                                 queue_size=s.queue_size or 4096, bank_momentum=s.bank_momentum or 0.5,
-                                num_negatives=s.num_negatives, seed=seed)
-    return ContrastiveMethod(encoder, head, negatives, loss=s.loss or "info_nce", key_encoder=s.key_encoder,
+                                num_negatives=s.num_negatives, seed=ctx.seed)
+    return ContrastiveMethod(ctx.encoder, head, negatives, loss=s.loss or "info_nce", key_encoder=s.key_encoder,
                              temperature=s.temperature, learnable_temperature=s.learnable_temperature,
                              key_momentum=0.99 if s.key_momentum is None else s.key_momentum,
                              symmetric=s.symmetric, split_bn=s.split_bn or 0, memory_efficient=s.memory_efficient)
 
 
-#: training defaults per method (TrainConfig fields left as None take these); tuned for the built-in data on a
-#: 2-core CPU in about 5 minutes -- see the README for the measured accuracies.
-TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
-    "simclr": dict(epochs=300, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1),
-    "moco": dict(epochs=300, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1),
-    "membank": dict(epochs=300, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1),
-}
+#: training defaults of the built-in methods, tuned for the built-in data on a 2-core CPU in about 5 minutes
+#: (the README gives the measured accuracies)
+_CONTRASTIVE_TRAINING = dict(epochs=300, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5,
+                             warmup_epochs=1)
+_DESCRIPTIONS = {"simclr": "SimCLR: in-batch negatives, NT-Xent", "moco": "MoCo v2: momentum encoder + queue",
+                 "membank": "instance discrimination with a memory bank"}
+
+for _name, _preset in PRESETS.items():
+    register_method(_name, build_contrastive, settings=ContrastiveSettings, presets=_preset,
+                    resolve=resolve_settings, training_defaults=_CONTRASTIVE_TRAINING,
+                    description=_DESCRIPTIONS[_name])
+
+#: the built-in method names and their preset settings (the registry holds every method: available_methods())
+METHODS = PRESETS
+#: training defaults per built-in method
+TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {name: dict(_REGISTRY[name].training_defaults) for name in PRESETS}

@@ -26,7 +26,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from contrastkit.settings import SettingsError, check_instance, parse_settings, setting
+from contrastkit.settings import SettingsError, check_instance, setting
 
 __all__ = ["PRESETS", "ContrastiveSettings", "resolve_settings"]
 
@@ -119,20 +119,3 @@ def resolve_settings(s: ContrastiveSettings, num_samples: int | None = None) -> 
         queue_size=(4096 if s.queue_size is None else s.queue_size) if queue else None,
         bank_momentum=(0.5 if s.bank_momentum is None else s.bank_momentum) if bank else None,
     )
-
-
-def method_settings_for(name: str, options: dict[str, Any] | None = None, sources: dict[str, str] | None = None,
-                        where: str = "method_options", num_samples: int | None = None) -> ContrastiveSettings:
-    """The resolved settings of method ``name`` with the user's ``options`` (checked by type, range and rule)."""
-    if name not in PRESETS:
-        raise SettingsError(f"unknown method {name!r}; expected one of {sorted(PRESETS)}")
-    if not isinstance(options, dict | type(None)):
-        raise SettingsError(f"{where}: method settings must be a mapping, got {type(options).__name__}")
-    values = {**PRESETS[name], **(options or {})}
-    settings = parse_settings(ContrastiveSettings, values, sources, where)
-    try:
-        return resolve_settings(settings, num_samples)
-    except SettingsError as exc:
-        keys = sorted(options or {})
-        origin = ", ".join(sorted({(sources or {}).get(k, where) for k in keys})) if keys else f"method {name!r}"
-        raise SettingsError(f"{origin}: method {name!r}: {exc}") from None

@@ -94,7 +94,6 @@ def test_mode_and_size_on_arrays(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("arrays", "match"), [
-    ({"x": np.zeros((3, 50), dtype=np.uint8)}, "perfect square"),
     ({"x": np.zeros((3, 4, 5, 5), dtype=np.uint8)}, "C = 1"),
     ({"x": np.zeros((3, 2, 2, 2, 2), dtype=np.uint8)}, "expected"),
     ({"x": np.full((3, 2, 2), 2.0)}, r"\[0, 1\]"),
@@ -115,6 +114,27 @@ def test_npz_errors(tmp_path, arrays, match) -> None:
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(ValueError, match=match):
         load_dataset(tmp_path / "bad.npz")
+
+
+def test_modality_rule_for_flat_arrays(tmp_path) -> None:
+    """A flat integer array with a square width in [0, 255] is images; any other 2-D array is a table of vectors,
+    unless the images modality is asked for (then the width must be a perfect square)."""
+    np.savez(tmp_path / "flat.npz", x=np.zeros((3, 16), dtype=np.uint8))
+    assert load_dataset(tmp_path / "flat.npz").modality == "images"
+    np.savez(tmp_path / "table.npz", x=np.zeros((3, 50), dtype=np.uint8))
+    table = load_dataset(tmp_path / "table.npz")
+    assert table.modality == "vectors" and table.train.x.dtype == torch.float32 and table.input_shape == (50,)
+    np.savez(tmp_path / "floats.npz", x=np.random.default_rng(0).normal(size=(10, 16)))
+    assert load_dataset(tmp_path / "floats.npz").modality == "vectors"
+    with pytest.raises(ValueError, match="perfect square"):
+        load_dataset(tmp_path / "table.npz", modality="images")
+    sequences = load_dataset(tmp_path / "floats.npz", modality="sequences")
+    assert sequences.modality == "sequences" and sequences.input_shape == (1, 16)
+    np.savez(tmp_path / "nan.npz", x=np.full((4, 3), np.nan))
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        load_dataset(tmp_path / "nan.npz")
+    with pytest.raises(ValueError, match="`size` and `mode` apply to images"):
+        load_dataset(tmp_path / "floats.npz", size=8)
 
 
 @pytest.mark.parametrize("name", ["junk.npy", "junk.npz"])

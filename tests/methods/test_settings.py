@@ -4,26 +4,26 @@ import dataclasses
 
 import pytest
 
-from contrastkit.methods import PRESETS, ContrastiveSettings, method_settings_for, resolve_settings
+from contrastkit.methods import PRESETS, ContrastiveSettings, method_settings, resolve_settings
 from contrastkit.settings import SettingsError
 
 
 def test_dependent_defaults_follow_the_documented_rules():
-    simclr = method_settings_for("simclr")
+    simclr = method_settings("simclr")
     assert (simclr.loss, simclr.split_bn, simclr.key_momentum, simclr.queue_size) == ("nt_xent", 0, None, None)
-    moco = method_settings_for("moco")
+    moco = method_settings("moco")
     assert (moco.loss, moco.split_bn, moco.key_momentum, moco.queue_size) == ("info_nce", 8, 0.99, 4096)
-    bank = method_settings_for("membank")
+    bank = method_settings("membank")
     assert (bank.loss, bank.bank_momentum, bank.num_negatives, bank.head_layers) == ("info_nce", 0.5, None, 1)
-    assert method_settings_for("simclr", {"negatives": "queue"}).loss == "info_nce"
-    assert method_settings_for("simclr", {"negatives": "queue"}).queue_size == 4096
+    assert method_settings("simclr", {"negatives": "queue"}).loss == "info_nce"
+    assert method_settings("simclr", {"negatives": "queue"}).queue_size == 4096
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_resolved_settings_resolve_to_themselves(name):
-    resolved = method_settings_for(name)
+    resolved = method_settings(name)
     assert resolve_settings(resolved) == resolved
-    assert method_settings_for(name, resolved.to_dict()) == resolved  # a saved config reads back unchanged
+    assert method_settings(name, resolved.to_dict()) == resolved  # a saved config reads back unchanged
 
 
 @pytest.mark.parametrize(("name", "options", "message"), [
@@ -40,22 +40,22 @@ def test_resolved_settings_resolve_to_themselves(name):
 ])
 def test_contradictory_combinations_are_errors_not_rewrites(name, options, message):
     with pytest.raises(SettingsError, match=message):
-        method_settings_for(name, options, sources=dict.fromkeys(options, "--flag"))
+        method_settings(name, options, sources=dict.fromkeys(options, "--flag"))
 
 
 def test_num_negatives_is_bounded_by_the_bank():
-    assert method_settings_for("membank", {"num_negatives": 1438}, num_samples=1438).num_negatives == 1438
+    assert method_settings("membank", {"num_negatives": 1438}, num_samples=1438).num_negatives == 1438
     with pytest.raises(SettingsError, match=r"num_negatives=100000 is more than the memory bank's 1438 rows"):
-        method_settings_for("membank", {"num_negatives": 100000}, num_samples=1438)
+        method_settings("membank", {"num_negatives": 100000}, num_samples=1438)
 
 
 def test_errors_name_the_source_of_the_offending_value():
     with pytest.raises(SettingsError, match=r"^run.yaml \(method_options\): `temperature` must be a number >= 0.01"):
-        method_settings_for("simclr", {"temperature": 1e-30}, sources={"temperature": "run.yaml (method_options)"})
+        method_settings("simclr", {"temperature": 1e-30}, sources={"temperature": "run.yaml (method_options)"})
     with pytest.raises(SettingsError, match=r"^--set queue_size=1: method 'simclr': `queue_size`"):
-        method_settings_for("simclr", {"queue_size": 1}, sources={"queue_size": "--set queue_size=1"})
+        method_settings("simclr", {"queue_size": 1}, sources={"queue_size": "--set queue_size=1"})
     with pytest.raises(SettingsError, match="unknown method 'byol'"):
-        method_settings_for("byol")
+        method_settings("byol")
 
 
 def test_settings_built_in_python_are_checked_too():

@@ -1,0 +1,74 @@
+"""Which samples form each batch of an epoch, as a pure function of (seed, epoch, batch): resume at any batch.
+
+* :class:`ShuffleSampler` -- a seeded permutation per epoch cut into full batches
+  (:func:`~contrastkit.data.batches.epoch_batches`); the default.
+* :class:`PKSampler` -- P classes x K samples per batch (Hermans, Beyer & Leibe 2017, "In Defense of the
+  Triplet Loss for Person Re-Identification"), what online triplet mining needs: every anchor has
+  positives and negatives in its batch. Batch ``b`` of epoch ``e`` draws its P distinct classes uniformly
+  and K distinct samples of each (with replacement only for a class smaller than K) from
+  ``np.random.default_rng([seed, e, b])``. An epoch has ``N // (P K)`` batches, so it sees about as many
+  samples as a shuffled epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from contrastkit.data.batches import epoch_batches, num_batches
+
+__all__ = ["PKSampler", "Sampler", "ShuffleSampler"]
+
+
+class Sampler:
+    """``batches(epoch, start_batch)`` yields int64 index tensors (B,); ``steps_per_epoch`` batches each."""
+
+    steps_per_epoch: int
+
+    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[Tensor]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ShuffleSampler(Sampler):
+    """A seeded permutation of ``n`` samples per epoch, cut into full batches of ``batch_size``."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.steps_per_epoch = num_batches(n, batch_size, drop_last=True)
+
+    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[Tensor]:
+        return epoch_batches(self.n, self.batch_size, self.seed, epoch, start_batch=start_batch)
+
+
+class PKSampler(Sampler):
+    """P classes x K samples per batch (see the module docstring); ``batch_size`` must be a multiple of K."""
+
+    def __init__(self, labels: Tensor | np.ndarray, batch_size: int, samples_per_class: int, seed: int) -> None:
+        labels = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels).astype(np.int64)
+        k = int(samples_per_class)
+        if k < 2 or batch_size % k:
+            raise ValueError(f"PKSampler: the batch size ({batch_size}) must be a multiple of the samples per class "
+                             f"K = {k} (K >= 2)")
+        if labels.size and labels.min() < 0:
+            raise ValueError("PKSampler: the data has no labels; a P x K batch draws classes")
+        self.classes, inverse = np.unique(labels, return_inverse=True)
+        self.members = [np.flatnonzero(inverse == c) for c in range(len(self.classes))]
+        self.p, self.k, self.seed = batch_size // k, k, seed
+        if self.p < 2 or self.p > len(self.classes):
+            raise ValueError(f"PKSampler: a batch of {batch_size} with K = {k} holds P = {self.p} classes; P must be "
+                             f"between 2 and the {len(self.classes)} classes of the data")
+        self.steps_per_epoch = max(1, len(labels) // batch_size)
+
+    def batch(self, epoch: int, index: int) -> Tensor:
+        """Batch ``index`` of ``epoch``: (P K,) sample ids, class by class."""
+        rng = np.random.default_rng([self.seed, epoch, index])
+        chosen = rng.choice(len(self.classes), size=self.p, replace=False)
+        parts = [rng.choice(self.members[c], size=self.k, replace=len(self.members[c]) < self.k) for c in chosen]
+        return torch.from_numpy(np.concatenate(parts).astype(np.int64))
+
+    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[Tensor]:
+        for b in range(start_batch, self.steps_per_epoch):
+            yield self.batch(epoch, b)

@@ -1,0 +1,126 @@
+"""The method protocol: what the trainer, the evaluation and the checkpoints need from a method, and nothing more.
+
+A method is an ``nn.Module`` with
+
+* ``batch_spec`` -- a :class:`BatchSpec`: what one training batch must hold (how many augmented views of each
+  sample, whether labels are needed, how the samples of a batch are drawn);
+* ``forward(batch: Batch) -> StepOutput`` -- the loss of one batch and detached scalars to log, with no side
+  effects on stored state (a queue, a bank, a momentum copy), so that a step can be retried and a
+  distributed wrapper (DDP) can call it;
+* ``after_step(output, gather=None)`` -- the updates after the optimizer step (momentum encoder, enqueue keys,
+  memory-bank rows); ``gather`` (an all-gather across processes, or ``None``) is applied to what is stored;
+* ``encoder`` -- the network whose features are evaluated, and ``features(x) -> (N, F)`` for evaluation
+  (default: ``encoder(x)``; a sequence method may pool over time).
+
+Everything the method keeps must live in parameters or registered buffers: the trainer checkpoints
+``state_dict()`` and a resumed run continues exactly. :class:`Method` gives the defaults; any ``nn.Module``
+with these members works (:func:`check_method` says what is missing).
+
+Data flow of one step::
+
+    indices (sampler) -> batch maker -> Batch(views, indices, labels, generator) -> method(batch)
+    -> StepOutput.loss -> backward -> optimizer step -> method.after_step(output)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Batch", "BatchSpec", "Method", "StepOutput", "check_method"]
+
+SAMPLERS = ("shuffle", "pk")
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """What a method's training batch must hold.
+
+    ``views``: augmented views per sample (0: the inputs themselves, as float, unaugmented);
+    ``labels``: the method needs class labels (supervised: refused on unlabelled data);
+    ``sampler``: ``"shuffle"`` (a seeded permutation per epoch) or ``"pk"`` (P classes x K samples per batch,
+    for triplet mining; ``samples_per_class`` = K);
+    ``crop``: for sequences, the length of the random crop of each view (``None``: whole sequences).
+    """
+
+    views: int = 2
+    labels: bool = False
+    sampler: str = "shuffle"
+    samples_per_class: int | None = None
+    crop: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.views, bool) or not isinstance(self.views, int) or self.views < 0:
+            raise ValueError(f"BatchSpec: `views` must be an integer >= 0, got {self.views!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"BatchSpec: `sampler` must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.sampler == "pk" and (not isinstance(self.samples_per_class, int) or self.samples_per_class < 2):
+            raise ValueError("BatchSpec: sampler='pk' needs samples_per_class (K) >= 2")
+        if self.sampler == "pk" and not self.labels:
+            raise ValueError("BatchSpec: sampler='pk' draws classes, so it needs labels=True")
+        if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 1):
+            raise ValueError(f"BatchSpec: `crop` must be None or an integer >= 1, got {self.crop!r}")
+
+
+@dataclass
+class Batch:
+    """One training batch, on the training device.
+
+    ``views``: ``batch_spec.views`` float tensors (B, ...) (the inputs themselves when ``views`` is 0);
+    ``indices``: (B,) int64 sample ids (positions in the training set: the memory bank's rows);
+    ``labels``: (B,) int64 class ids when the spec asks for them; ``generator``: the trainer's generator,
+    for any randomness inside the step (it is checkpointed, so a resumed run draws the same numbers).
+    """
+
+    views: list[Tensor]
+    indices: Tensor
+    labels: Tensor | None = None
+    generator: torch.Generator | None = None
+
+
+@dataclass
+class StepOutput:
+    """What a step returns: the loss to backpropagate, what the after-step update needs, and detached scalars
+    for logging (tensors: the trainer decides when to synchronise)."""
+
+    loss: Tensor
+    keys: Tensor | None = None  # (N, D) normalised keys / features to store (queue or bank)
+    indices: Tensor | None = None  # (N,) their sample ids
+    logs: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    """Base class with the protocol's defaults; subclasses set ``encoder`` and ``batch_spec`` and implement
+    :meth:`forward`."""
+
+    batch_spec: BatchSpec = BatchSpec()
+    encoder: nn.Module
+
+    def forward(self, batch: Batch) -> StepOutput:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(batch) -> StepOutput")
+
+    @torch.no_grad()
+    def after_step(self, output: StepOutput, gather: Callable[[Tensor], Tensor] | None = None) -> None:
+        """No stored state to update by default."""
+
+    def features(self, x: Tensor) -> Tensor:
+        """Frozen features (N, F) of inputs ``x`` for evaluation: ``encoder(x)``, flattened."""
+        return self.encoder(x).flatten(1)
+
+
+def check_method(method: object) -> None:
+    """Raise a TypeError naming what ``method`` lacks of the protocol (see the module docstring)."""
+    if not isinstance(method, nn.Module):
+        raise TypeError(f"a method must be an nn.Module, got {type(method).__name__}")
+    missing = [name for name in ("batch_spec", "encoder", "after_step") if not hasattr(method, name)]
+    if missing:
+        raise TypeError(f"{type(method).__name__} is not a contrastkit method: it lacks {missing} "
+                        f"(subclass contrastkit.methods.Method, or see its docstring)")
+    if not isinstance(method.batch_spec, BatchSpec):
+        raise TypeError(f"{type(method).__name__}.batch_spec must be a BatchSpec, got "
+                        f"{type(method.batch_spec).__name__}")
+    if not isinstance(method.encoder, nn.Module):
+        raise TypeError(f"{type(method).__name__}.encoder must be an nn.Module")

@@ -1,0 +1,69 @@
+"""Encoders by name for any modality, and the feature size of any encoder by a dry run.
+
+==============  ==========  =====================================================================
+name            modality    what
+==============  ==========  =====================================================================
+small_cnn       images      :class:`~contrastkit.models.encoders.SmallCNN` (the default for images)
+small_cnn_gap   images      the same with global average pooling
+resnet18        images      CIFAR-form ResNet-18
+mlp             vectors     :class:`~contrastkit.models.tabular.MLPEncoder`, standardised with the
+                            training rows' statistics (the default for vectors)
+conv1d          sequences   :class:`~contrastkit.models.sequence.Conv1dEncoder` (the default for sequences)
+==============  ==========  =====================================================================
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from contrastkit.data.containers import DatasetSplits
+from contrastkit.models.encoders import build_encoder
+from contrastkit.models.sequence import Conv1dEncoder
+from contrastkit.models.tabular import MLPEncoder, Standardize
+
+__all__ = ["DEFAULT_ENCODERS", "ENCODER_MODALITY", "encoder_for_data", "feature_dim_of"]
+
+ENCODER_MODALITY = {"small_cnn": "images", "small_cnn_gap": "images", "resnet18": "images", "mlp": "vectors",
+                    "conv1d": "sequences"}
+DEFAULT_ENCODERS = {"images": "small_cnn", "vectors": "mlp", "sequences": "conv1d"}
+
+
+def feature_dim_of(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """The feature size F of any encoder ``(N, *input_shape) -> (N, F)``: a dry run on two zero samples on the
+    module's device and dtype, in eval mode under ``no_grad`` (BatchNorm statistics do not move)."""
+    placement = next((t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()), None)
+    device = placement.device if placement is not None else torch.device("cpu")
+    dtype = placement.dtype if placement is not None else torch.get_default_dtype()
+    modes = {m: m.training for m in module.modules()}
+    try:
+        module.eval()
+        with torch.no_grad():
+            out = module(torch.zeros(2, *input_shape, device=device, dtype=dtype))
+    finally:
+        for m, training in modes.items():
+            m.training = training
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 2:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"the encoder must return (batch, features), got {shape} for a batch of 2 inputs of "
+                         f"shape {tuple(input_shape)}; end it with pooling / flatten")
+    return int(out.shape[1])
+
+
+def encoder_for_data(name: str | None, data: DatasetSplits) -> tuple[nn.Module, int]:
+    """The encoder ``name`` (None: the modality's default) built for ``data``, and its feature size."""
+    modality = data.modality
+    name = name or DEFAULT_ENCODERS[modality]
+    if name not in ENCODER_MODALITY:
+        raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODER_MODALITY)}")
+    if ENCODER_MODALITY[name] != modality:
+        suitable = sorted(k for k, v in ENCODER_MODALITY.items() if v == modality)
+        raise ValueError(f"encoder {name!r} is for {ENCODER_MODALITY[name]}, but {data.name!r} holds {modality}; "
+                         f"use one of {suitable}")
+    if modality == "images":
+        encoder = build_encoder(name, in_channels=data.channels, image_size=data.image_size[0])
+    elif modality == "vectors":
+        encoder = MLPEncoder(data.input_shape[0], standardize=Standardize.of(data.train.x))
+    else:
+        encoder = Conv1dEncoder(data.input_shape[0])
+    return encoder, feature_dim_of(encoder, data.input_shape)

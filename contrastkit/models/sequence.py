@@ -1,0 +1,38 @@
+"""An encoder for sequences (N, C, T): strided 1-D convolutions, then the mean over time.
+
+``(N, C, T) -> [Conv1d(k, stride s) -> BatchNorm1d -> ReLU] x len(strides) -> mean over time -> (N, width)``.
+The default strides (5, 4, 2) downsample by 40; sequences shorter than the receptive field are padded by
+the convolutions' own padding. A method that needs the per-step latents (CPC) uses :meth:`Conv1dEncoder.steps`.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["Conv1dEncoder"]
+
+
+class Conv1dEncoder(nn.Module):
+    """``(N, in_channels, T) -> (N, width)`` (mean over time of :meth:`steps`)."""
+
+    def __init__(self, in_channels: int = 1, width: int = 64, strides: tuple[int, ...] = (5, 4, 2),
+                 kernels: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        kernels = tuple(2 * s for s in strides) if kernels is None else tuple(kernels)
+        if len(kernels) != len(strides) or not strides:
+            raise ValueError(f"Conv1dEncoder: need one kernel per stride, got {kernels} and {strides}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for kernel, stride in zip(kernels, strides, strict=True):
+            layers += [nn.Conv1d(channels, width, kernel, stride=stride, padding=(kernel - stride + 1) // 2,
+                                 bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+            channels = width
+        self.net = nn.Sequential(*layers)
+        self.feature_dim = width
+
+    def steps(self, x: Tensor) -> Tensor:
+        """Per-step latents (N, width, T') of sequences (N, C, T)."""
+        return self.net(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.steps(x).mean(dim=2)  # (N, width)

@@ -1,0 +1,102 @@
+"""From a :class:`~contrastkit.config.TrainConfig` to the parts of a run: data, encoder, method, augmentation.
+
+This is what ``contrastkit train`` / ``eval`` and :meth:`contrastkit.train.Trainer.from_config` use; a user who
+builds the parts in Python passes them to :class:`~contrastkit.train.Trainer` directly.
+
+:func:`resolve_config` fills every ``None`` with the method's training defaults (``out`` = ``runs/<method>``),
+makes a data path absolute and resolves the method's settings; :func:`build_run` loads the data, then fills the
+modality's encoder and augmentation names. A resolved config resolves to itself, so what a checkpoint saves is
+read back unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from contrastkit.batching import default_augment, make_augment
+from contrastkit.config import TrainConfig
+from contrastkit.data import BUILTIN_DATASETS, DatasetSplits, load_dataset
+from contrastkit.data.fingerprint import data_fingerprint
+from contrastkit.device import resolve_device
+from contrastkit.methods.registry import build_method, get_method, method_settings, settings_to_dict
+from contrastkit.models.factory import DEFAULT_ENCODERS, encoder_for_data
+from contrastkit.settings import SettingsError
+
+__all__ = ["Run", "build_run", "resolve_config"]
+
+
+def _absolute_data(data: str) -> str:
+    """Built-in names stay names; an existing path becomes absolute, so eval works from any folder."""
+    if data.lower() in BUILTIN_DATASETS:
+        return data
+    path = Path(data).expanduser()
+    return str(path.resolve()) if path.exists() else data
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fill the ``None`` training fields from the method's registered training defaults (``out`` =
+    ``runs/<method>``), make a data path absolute, resolve the method's settings and check the settings that
+    depend on each other. A resolved config resolves to itself."""
+    entry = get_method(config.method)
+    defaults = entry.training_defaults
+    filled: dict[str, Any] = {k: (defaults[k] if getattr(config, k) is None else getattr(config, k))
+                              for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs")}
+    if filled["warmup_epochs"] > filled["epochs"]:
+        raise SettingsError(f"`warmup_epochs` ({filled['warmup_epochs']:g}) must not exceed `epochs` "
+                            f"({filled['epochs']})")
+    settings = method_settings(config.method, config.method_options, where="method_options")
+    return config.replace(**filled, out=config.out or f"runs/{config.method}", data=_absolute_data(config.data),
+                          method_options=settings_to_dict(settings))
+
+
+@dataclass
+class Run:
+    """Everything a configuration builds: data, method, augmentation, device, and the data's fingerprint."""
+
+    config: TrainConfig
+    device: torch.device
+    data: DatasetSplits
+    method: nn.Module
+    augment: nn.Module | None
+    fingerprint: dict[str, Any]
+
+
+def check_batching(batch_size: int, method: nn.Module, n_train: int, data_name: str) -> None:
+    """A full batch must fit the training set, and split BatchNorm groups must divide the batch."""
+    if batch_size > n_train:
+        raise SettingsError(f"`batch_size` {batch_size} is larger than the {n_train} training samples of "
+                            f"{data_name!r} (every step takes one full batch); use a batch size of at most {n_train}")
+    groups = int(getattr(method, "split_bn", 0) or 0)
+    if groups > 1 and (batch_size % groups or batch_size // groups < 2):
+        raise SettingsError(f"`split_bn` {groups} needs a batch size that is a multiple of it with at least two "
+                            f"samples per group; `batch_size` is {batch_size}")
+
+
+def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: bool = True) -> Run:
+    """Load the data and build the method (seeded) and augmentation of ``config`` (resolved first).
+
+    ``bank_rows`` sizes a memory bank for another number of samples than the current training set (an
+    evaluation of a run whose data changed since); ``for_training=False`` skips the checks that only
+    training needs (a batch that fits the data)."""
+    config = resolve_config(config)
+    device = resolve_device(config.device)
+    data = load_dataset(config.data, size=config.image_size, modality=config.modality)
+    config = config.replace(encoder=config.encoder or DEFAULT_ENCODERS[data.modality],
+                            augment=config.augment or default_augment(data.train))
+    num_samples = bank_rows or len(data.train)
+    settings = method_settings(config.method, config.method_options, where="method_options", num_samples=num_samples)
+    torch.manual_seed(config.seed)
+    encoder, feature_dim = encoder_for_data(config.encoder, data)
+    method = build_method(config.method, encoder, feature_dim, num_samples=num_samples, seed=config.seed,
+                          settings=settings, num_classes=data.num_classes, modality=data.modality).to(device)
+    if for_training:
+        check_batching(int(config.batch_size), method, len(data.train), config.data)
+    spec = method.batch_spec
+    augment = make_augment(config.augment, data.train, spec) if spec.views > 0 else None
+    return Run(config, device, data, method, augment.to(device) if augment is not None else None,
+               data_fingerprint(data))
