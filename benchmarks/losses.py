@@ -1,13 +1,20 @@
 """Loss benchmark (CPU, forward + backward, median of repeats, every number measured in this run).
 
-1. ``nt_xent`` direct and memory-efficient at 2N in {1,024; 4,096; 16,384}, d = 128, against its floor:
+1. ``nt_xent`` direct and memory-efficient at 2N in {1,024; 4,096} (``--full``: also 16,384), d = 128, against
+   its floor:
    the three matrix products it cannot avoid (z z^T forward; G z and G^T z backward) timed alone.
-2. ``nt_xent`` against PyTorch Metric Learning's ``NTXentLoss`` at 2N in {256; 1,024}.
-3. memory-efficient ``nt_xent`` at 2N = 65,536, d = 128: seconds and peak memory.
+   The memory-efficient rows pass an explicit ``block_size`` (the "block" column) below 2N, so they really
+   run blockwise: the library's default block (about 128 MiB of scores, ``default_block_size``) is >= 2N up
+   to 2N = 4,096, where ``memory_efficient=True`` silently takes the direct path.
+2. ``nt_xent`` against PyTorch Metric Learning's ``NTXentLoss`` at 2N = 256 (``--full``: also 1,024, where PML
+   takes about a minute and 17 GiB).
+3. ``--full`` only: memory-efficient ``nt_xent`` at 2N = 65,536, d = 128: seconds and peak memory (minutes).
 4. semi-hard triplet mining + loss vs PML, and ``triplet_categories`` at N = 4,096 (benchmarks/triplet_bench.py).
 
-Each case runs in a fresh process (peak memory = growth of the peak RSS over the case's baseline).
-Usage: python benchmarks/losses.py [--quick] [--repeats 3] [--skip-triplet] [--skip-65536]
+Each case runs in a fresh process (peak memory = growth of the peak RSS over the case's baseline). The
+defaults take about a minute and a half on the project's 2-core machine; ``--full`` adds the large cases
+(over 5 minutes).
+Usage: python benchmarks/losses.py [--quick | --full] [--repeats 5] [--skip-triplet]
 """
 
 from __future__ import annotations
@@ -54,15 +61,25 @@ def _child(case: dict) -> dict:
         from contrastkit.losses import nt_xent
 
         efficient = case["impl"] == "memory-efficient"
+        block = case.get("block")
 
         def run(m: int = n2) -> float:
             e = z[:m].clone().requires_grad_(True)
-            loss = nt_xent(e[: m // 2], e[m // 2:], TEMPERATURE, memory_efficient=efficient)
+            # the warm-up slice (m = 64) runs direct when block >= m; the timed calls run blockwise
+            loss = nt_xent(e[: m // 2], e[m // 2:], TEMPERATURE, memory_efficient=efficient, block_size=block)
             loss.backward()
             return loss.item()
 
     # warm up on a 64-row slice so lazy initialisation stays out of the peak-memory baseline
     return measure(run, lambda: run(64), case["repeats"])
+
+
+def efficient_block(n2: int) -> int:
+    """Rows per block of the memory-efficient rows: the library's default, but at most 2N / 4 so that the case
+    is blockwise at every size (the default alone is >= 2N up to 2N = 4,096 and would run the direct path)."""
+    from contrastkit.losses.temperature import default_block_size
+
+    return min(default_block_size(n2), n2 // 4)
 
 
 def nt_xent_rows(sizes: list[int], pml_sizes: list[int], repeats: int, big: int | None) -> list[dict]:
@@ -71,7 +88,10 @@ def nt_xent_rows(sizes: list[int], pml_sizes: list[int], repeats: int, big: int 
     for n2 in sizes:
         floor = in_child(script, {"impl": "floor", "n2": n2, "repeats": repeats})
         for impl in ("direct", "memory-efficient"):
-            r = in_child(script, {"impl": impl, "n2": n2, "repeats": repeats})
+            case = {"impl": impl, "n2": n2, "repeats": repeats}
+            if impl == "memory-efficient":
+                case["block"] = efficient_block(n2)
+            r = in_child(script, case)
             r["ratio"] = r.get("seconds", float("nan")) / floor["seconds"]
             r["vs"] = f"floor {floor['seconds']:.4g} s"
             rows.append(r)
@@ -82,10 +102,12 @@ def nt_xent_rows(sizes: list[int], pml_sizes: list[int], repeats: int, big: int 
         theirs["vs"] = f"ours {ours['seconds']:.4g} s"
         rows += [ours, theirs]
     if big:
-        rows.append(in_child(script, {"impl": "memory-efficient", "n2": big, "repeats": 1}))
+        rows.append(in_child(script, {"impl": "memory-efficient", "n2": big, "repeats": 1,
+                                      "block": efficient_block(big)}))
     for r in rows:
         r["case"] = f"nt_xent {r['impl']}" if r["impl"] != "pml" else "PML NTXentLoss"
         r["size"] = f"2N={r['n2']:,}"
+        r["block"] = None if r["impl"] == "pml" else f"{r['block']:,} rows" if r.get("block") else "direct"
     return rows
 
 
@@ -95,15 +117,16 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
+    size.add_argument("--full", action="store_true", help="add 2N = 16,384, PML at 2N = 1,024 and 2N = 65,536")
     parser.add_argument("--skip-triplet", action="store_true")
-    parser.add_argument("--skip-65536", action="store_true")
     args = parser.parse_args()
-    sizes = [256, 1024] if args.quick else [1024, 4096, 16384]
-    pml_sizes = [256] if args.quick else [256, 1024]
-    big = None if (args.quick or args.skip_65536) else 65536
+    sizes = [256, 1024] if args.quick else [1024, 4096, 16384] if args.full else [1024, 4096]
+    pml_sizes = [256, 1024] if args.full else [256]
+    big = 65536 if args.full else None
     rows = nt_xent_rows(sizes, pml_sizes, args.repeats, big)
-    columns = [("case", "case"), ("size", "size"), ("seconds", "seconds"), ("peak_mib", "peak MiB"),
+    columns = [("case", "case"), ("size", "size"), ("block", "block"), ("seconds", "seconds"), ("peak_mib", "peak MiB"),
                ("ratio", "ratio"), ("vs", "against"), ("error", "error")]
     print("NT-Xent, d = 128, forward + backward, CPU; ratio = ours / floor, or PML / ours")
     print_table(rows, columns)
@@ -112,7 +135,8 @@ def main() -> None:
 
         print()
         sizes = (256,) if args.quick else (256, 1024)
-        triplet_bench.print_table(triplet_bench.rows(sizes, 1024 if args.quick else 4096, 1, args.repeats), 1)
+        repeats = args.repeats if args.full else min(args.repeats, 3)  # PML takes seconds per call at N = 1,024
+        triplet_bench.print_table(triplet_bench.rows(sizes, 1024 if args.quick else 4096, 1, repeats), 1)
 
 
 if __name__ == "__main__":
