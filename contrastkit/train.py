@@ -19,6 +19,7 @@ path sets up the run: the device, the CPU thread count, the output folder and it
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import signal
@@ -40,6 +41,7 @@ from contrastkit.data.containers import ArrayDataset, DatasetSplits
 from contrastkit.data.fingerprint import data_fingerprint, describe_change
 from contrastkit.data.samplers import PKSampler, Sampler, ShuffleSampler
 from contrastkit.device import cpu_has_fast_bf16, resolve_device
+from contrastkit.evaluate.method import evaluate_method
 from contrastkit.methods.base import check_method
 from contrastkit.methods.registry import GENERIC_TRAINING_DEFAULTS
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
@@ -132,6 +134,8 @@ class Trainer:
         warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.total_steps, warmup)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        # the seeded initialisation, for the random-init baseline of evaluate()
+        self.initial_state = {k: v.detach().clone() for k, v in self.method.state_dict().items()}
         self.step = 0  # optimizer steps done
         self.train_seconds = 0.0  # time spent in training steps, over all resumed sessions
         self._stop_reason: str | None = None
@@ -146,6 +150,18 @@ class Trainer:
         if spec.sampler == "pk":
             return PKSampler(self.data.train.labels, batch, spec.samples_per_class, self.config.seed)
         return ShuffleSampler(n, batch, self.config.seed)
+
+    def evaluate(self, baselines: bool = True, knn_k: int | None = None) -> dict[str, Any]:
+        """Score the method's features on the data's test split (:func:`~contrastkit.evaluate.method.evaluate_method`:
+        kNN, linear probe, alignment / uniformity) against the raw inputs and the method's own initialisation."""
+        random_method = None
+        if baselines:
+            random_method = copy.deepcopy(self.method)
+            random_method.load_state_dict(self.initial_state)
+        metrics, _ = evaluate_method(self.method, self.data, random_method=random_method,
+                                     augment=self.batches.augment, baselines=baselines, knn_k=knn_k,
+                                     seed=self.config.seed, device=self.device)
+        return metrics
 
     @property
     def images(self) -> torch.Tensor:

@@ -26,7 +26,7 @@ __all__ = ["ScarfAugment"]
 class ScarfAugment(nn.Module):
     """``view = aug(x, generator)`` for float rows ``x`` (B, D); see the module docstring.
 
-    ``train`` (N, D) holds the empirical marginals (kept as a buffer: it moves with ``.to(device)``).
+    ``train`` (N, D), the training rows, holds the empirical marginals (a buffer: it moves with ``.to(device)``).
     """
 
     def __init__(self, train: Tensor, corruption: float = 0.6, noise: float = 0.1) -> None:
@@ -39,21 +39,21 @@ class ScarfAugment(nn.Module):
         if not noise >= 0.0:
             raise ValueError(f"ScarfAugment: `noise` must be >= 0, got {noise}")
         self.corruption, self.noise = float(corruption), float(noise)
-        self.register_buffer("train", train.detach().float(), persistent=False)  # (N, D) marginals
+        self.register_buffer("rows", train.detach().float(), persistent=False)  # (N, D) the marginals
         self.register_buffer("scale", train.detach().float().std(0, unbiased=False), persistent=False)  # (D,)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        if x.dim() != 2 or x.shape[1] != self.train.shape[1]:
-            raise ValueError(f"ScarfAugment: expected rows (B, {self.train.shape[1]}), got {tuple(x.shape)}")
+        if x.dim() != 2 or x.shape[1] != self.rows.shape[1]:
+            raise ValueError(f"ScarfAugment: expected rows (B, {self.rows.shape[1]}), got {tuple(x.shape)}")
         b, d = x.shape
-        device = self.train.device if generator is None else generator.device
+        device = self.rows.device if generator is None else generator.device
         mask = torch.rand(b, d, generator=generator, device=device).to(x.device) < self.corruption  # (B, D)
-        rows = torch.randint(0, self.train.shape[0], (b, d), generator=generator, device=device).to(x.device)
-        marginal = self.train.gather(0, rows)  # (B, D): feature d of training row rows[i, d]
+        rows = torch.randint(0, self.rows.shape[0], (b, d), generator=generator, device=device).to(x.device)
+        marginal = self.rows.gather(0, rows)  # (B, D): feature d of training row rows[i, d]
         view = torch.where(mask, marginal, x.float())
         if self.noise > 0:
             view = view + self.noise * self.scale * torch.randn(b, d, generator=generator, device=device).to(x.device)
         return view
 
     def extra_repr(self) -> str:
-        return f"corruption={self.corruption}, noise={self.noise}, rows={self.train.shape[0]}"
+        return f"corruption={self.corruption}, noise={self.noise}, rows={self.rows.shape[0]}"

@@ -82,14 +82,14 @@ def _per_query_negative_logits(score: Measure, query: Tensor, negatives: Tensor,
 def info_nce(query: Tensor, positive: Tensor, negatives: Tensor | None = ..., temperature: float | Tensor = ...,
              *, score: Measure | str = ..., labels: Tensor | None = ..., negative_labels: Tensor | None = ...,
              memory_efficient: bool = ..., block_size: int | None = ...,
-             return_bound: Literal[False] = ...) -> Tensor: ...
+             return_bound: Literal[False] = ..., positive_offset: int | None = ...) -> Tensor: ...
 
 
 @overload
 def info_nce(query: Tensor, positive: Tensor, negatives: Tensor | None = ..., temperature: float | Tensor = ...,
              *, score: Measure | str = ..., labels: Tensor | None = ..., negative_labels: Tensor | None = ...,
              memory_efficient: bool = ..., block_size: int | None = ...,
-             return_bound: Literal[True]) -> tuple[Tensor, Tensor]: ...
+             return_bound: Literal[True], positive_offset: int | None = ...) -> tuple[Tensor, Tensor]: ...
 
 
 def info_nce(
@@ -104,6 +104,7 @@ def info_nce(
     memory_efficient: bool = False,
     block_size: int | None = None,
     return_bound: bool = False,
+    positive_offset: int | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """InfoNCE of ``query`` (N, D) against ``positive`` (N, D) and ``negatives``; see the module docstring.
 
@@ -119,18 +120,36 @@ def info_nce(
         block_size: rows per block in the memory-efficient mode.
         return_bound: also return the mutual-information lower bound :math:`\\log(K+1) - L` (a tensor;
             detach it for logging).
+        positive_offset: in-batch only: ``positive`` (S, D) holds the keys of a whole (gathered) batch and the
+            queries are its rows ``positive_offset .. positive_offset + N``: query ``i``'s positive is
+            ``positive[positive_offset + i]``, every other key a negative (``negative_labels`` (S,) then give
+            the keys' labels for masking). The mean over all row blocks equals the one-process loss.
 
     Returns:
         the scalar loss, or ``(loss, mi_lower_bound)``.
     """
-    _check_inputs(query, positive, negatives)
+    key_offset = 0  # the column of query 0's positive among the in-batch keys
+    if positive_offset is not None:
+        if negatives is not None:
+            raise ValueError(f"{_WHERE}: `positive_offset` is for in-batch negatives (negatives=None)")
+        key_offset = int(positive_offset)
+        if not 0 <= key_offset <= positive.shape[0] - query.shape[0]:
+            raise ValueError(f"{_WHERE}: `positive_offset` {key_offset} does not place {query.shape[0]} queries "
+                             f"inside {positive.shape[0]} keys")
+        _check_inputs(query, positive[key_offset:key_offset + query.shape[0]], None)
+    else:
+        _check_inputs(query, positive, negatives)
     temperature = check_temperature(temperature, _WHERE)
     score = get_measure(score)
     n = query.shape[0]
     if labels is not None:
         check_labels(labels, n, _WHERE)
-    if negative_labels is not None and (labels is None or negatives is None or negatives.dim() != 2):
+    gathered = positive_offset is not None
+    if negative_labels is not None and not gathered and (labels is None or negatives is None or negatives.dim() != 2):
         raise ValueError(f"{_WHERE}: `negative_labels` needs `labels` and shared (M, D) `negatives`")
+    if gathered and (labels is None) != (negative_labels is None):
+        raise ValueError(f"{_WHERE}: with `positive_offset`, masking needs `labels` (N,) and the keys' "
+                         f"`negative_labels` (S,)")
     if labels is not None and negatives is not None and negatives.dim() == 2 and negative_labels is None:
         raise ValueError(f"{_WHERE}: with shared negatives, masking by `labels` also needs `negative_labels` (M,)")
     if negatives is not None and negatives.dim() == 3 and labels is not None:
@@ -143,31 +162,32 @@ def info_nce(
         num_candidates = negatives.shape[1] + 1
     else:
         candidates = positive if negatives is None else negatives  # (S, D)
-        num_candidates = n if negatives is None else negatives.shape[0] + 1
+        num_candidates = candidates.shape[0] if negatives is None else negatives.shape[0] + 1
         diagonal = "positive" if negatives is None else "plain"
-        col_labels = labels if negatives is None else negative_labels
+        col_labels = negative_labels if (negatives is not None or gathered) else labels
         factors = score.score_factors(query, candidates)
         if factors is None:
             if memory_efficient:
                 raise ValueError(f"{_WHERE}: memory_efficient=True needs an inner-product score (cosine, dot, "
                                  f"squared Euclidean, bilinear); {type(score).__name__} is not one")
             logits = score.scores(query, candidates) / temperature  # (N, S)
+            rows = torch.arange(n, device=logits.device)
             if labels is not None:
                 same = labels[:, None] == col_labels[None, :]
                 if negatives is None:
-                    same.fill_diagonal_(False)
+                    same[rows, rows + key_offset] = False
                 logits = logits.masked_fill(same, float("-inf"))
             lse = torch.logsumexp(logits, dim=1)
-            positive_logit = (logits.diagonal() if negatives is None
+            positive_logit = (logits[rows, rows + key_offset] if negatives is None
                               else score.paired_scores(query, positive) / temperature)
         else:
             a, c, offset = factors
             a = a / temperature
             block = (block_size or default_block_size(c.shape[0])) if memory_efficient else None
             lse = row_logsumexp(a, c, diagonal=diagonal, row_labels=labels, col_labels=col_labels,
-                                block_size=block)  # (N,)
+                                block_size=block, column_offset=key_offset)  # (N,)
             if negatives is None:
-                positive_logit = (a * c).sum(1)  # a_i . c_i
+                positive_logit = (a * c[key_offset:key_offset + n]).sum(1)  # a_i . c_(key_offset + i)
             else:
                 _, cp, _ = score.score_factors(query, positive)
                 positive_logit = (a * cp).sum(1)

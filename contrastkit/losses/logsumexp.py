@@ -6,11 +6,17 @@ The softmax denominators of InfoNCE / NT-Xent are
 
 with ``a`` (R, D) the (temperature-scaled) anchors, ``c`` (S, D) the candidates and ``V(i)`` the valid
 candidates of row ``i``: all of them, minus every candidate with the anchor's label if labels are given
-(false negatives), with the diagonal ``j = i`` treated by ``diagonal``:
+(false negatives), with the "diagonal" ``j = i + column_offset`` (a row whose diagonal falls beyond the
+last column has none) treated by ``diagonal``:
 
 * ``"plain"``: no special role (candidates unrelated to the anchors, e.g. a queue of negatives);
 * ``"exclude"``: always excluded (NT-Xent: an anchor is not its own candidate);
 * ``"positive"``: always kept, even when its label matches (in-batch InfoNCE: ``c_i`` is the positive of ``a_i``).
+
+``column_offset`` lets the rows be one block of a larger batch: with the candidates gathered from every
+process, a process's anchors start at column ``offset = rank * R`` of the global batch, and row ``i``'s own
+column is ``offset + i`` (distributed NT-Xent and in-batch InfoNCE; the value of each row is the same as in
+the one-process computation over the global batch).
 
 Two modes, same value and gradient:
 
@@ -40,18 +46,21 @@ def _mask_block(
     diagonal: str,
     row_labels: Tensor | None,
     col_labels: Tensor | None,
+    column_offset: int = 0,
 ) -> None:
-    """Fill excluded entries of the score block (global rows start..start+b) with -inf, in place."""
+    """Fill excluded entries of the score block (rows start..start+b) with -inf, in place; row i's diagonal
+    entry is column ``i + column_offset``."""
     b, s = scores.shape
-    rows = torch.arange(start, max(start, min(start + b, s)), device=scores.device)  # rows with a diagonal entry
-    local = rows - start
+    first = start + column_offset
+    cols = torch.arange(max(first, 0), max(first, min(first + b, s)), device=scores.device)  # diagonal columns
+    local = cols - first  # their rows within the block
     if row_labels is not None and col_labels is not None:
         same = row_labels[start:start + b, None] == col_labels[None, :]  # (b, S)
         if diagonal == "positive":
-            same[local, rows] = False  # the positive keeps its place although its label matches
+            same[local, cols] = False  # the positive keeps its place although its label matches
         scores.masked_fill_(same, float("-inf"))
     if diagonal == "exclude":
-        scores[local, rows] = float("-inf")
+        scores[local, cols] = float("-inf")
 
 
 def _block_scores(a: Tensor, c: Tensor, start: int, stop: int, ctx_args: tuple) -> Tensor:
@@ -80,10 +89,10 @@ class _RowLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: Tensor, c: Tensor, diagonal: str, row_labels: Tensor | None,
-                col_labels: Tensor | None, block_size: int | None) -> Tensor:
-        mask_args = (diagonal, row_labels, col_labels)
+                col_labels: Tensor | None, block_size: int | None, column_offset: int) -> Tensor:
+        mask_args = (diagonal, row_labels, col_labels, column_offset)
         R = a.shape[0]
-        ctx.diagonal = diagonal
+        ctx.diagonal, ctx.column_offset = diagonal, column_offset
         if block_size is None or block_size >= R:
             unnormalised = _block_scores(a, c, 0, R, mask_args)  # (R, S) scores ...
             row_sum, row_max = _exp_rows_in_place(unnormalised)  # ... now exp(s - row max)
@@ -109,9 +118,9 @@ class _RowLogSumExp(torch.autograd.Function):
                                  torch.zeros_like(row_sum))[:, None]  # (R, 1)
             grad_a = weight * (unnormalised @ c) if need_a else None
             grad_c = unnormalised.T @ (weight * a) if need_c else None
-            return grad_a, grad_c, None, None, None, None
+            return grad_a, grad_c, None, None, None, None, None
         a, c, lse, row_labels, col_labels = ctx.saved_tensors
-        mask_args = (ctx.diagonal, row_labels, col_labels)
+        mask_args = (ctx.diagonal, row_labels, col_labels, ctx.column_offset)
         finite = torch.isfinite(lse)
         weight = torch.where(finite, grad_lse, torch.zeros_like(grad_lse))[:, None]  # (R, 1)
         safe_lse = torch.where(finite, lse, torch.zeros_like(lse))[:, None]
@@ -125,7 +134,7 @@ class _RowLogSumExp(torch.autograd.Function):
                 torch.mm(probs, c, out=grad_a[start:stop]).mul_(weight[start:stop])
             if grad_c is not None:
                 grad_c.addmm_(probs.T, weight[start:stop] * a[start:stop])
-        return grad_a, grad_c, None, None, None, None
+        return grad_a, grad_c, None, None, None, None, None
 
 
 def row_logsumexp(
@@ -136,10 +145,12 @@ def row_logsumexp(
     row_labels: Tensor | None = None,
     col_labels: Tensor | None = None,
     block_size: int | None = None,
+    column_offset: int = 0,
 ) -> Tensor:
     r"""``lse_i = log sum_{j in V(i)} exp(a_i . c_j)`` for ``a`` (R, D), ``c`` (S, D) -> (R,).
 
-    See the module docstring for ``V(i)`` and ``diagonal``; runs in the inputs' dtype with autocast off.
+    See the module docstring for ``V(i)``, ``diagonal`` and ``column_offset``; runs in the inputs' dtype with
+    autocast off.
     ``block_size=None`` is the direct mode (one R x S matrix kept for the backward); an int is the
     blockwise, recompute-in-backward mode with O(block_size x S) memory.
     A row with no valid candidate gives ``-inf`` and a zero gradient.
@@ -152,5 +163,7 @@ def row_logsumexp(
         raise ValueError(f"row_logsumexp: diagonal must be 'plain', 'exclude' or 'positive', got {diagonal!r}")
     if block_size is not None and block_size < 1:
         raise ValueError(f"row_logsumexp: block_size must be >= 1, got {block_size}")
+    if isinstance(column_offset, bool) or not isinstance(column_offset, int) or column_offset < 0:
+        raise ValueError(f"row_logsumexp: column_offset must be an integer >= 0, got {column_offset!r}")
     with torch.autocast(device_type=a.device.type, enabled=False):
-        return _RowLogSumExp.apply(a, c, diagonal, row_labels, col_labels, block_size)
+        return _RowLogSumExp.apply(a, c, diagonal, row_labels, col_labels, block_size, int(column_offset))

@@ -171,3 +171,28 @@ def test_bad_input_errors():
         info_nce(q, q, torch.randn(2, 5))
     with pytest.raises(ValueError, match="temperature must be"):
         info_nce(q, q, temperature=-1.0)
+
+
+@pytest.mark.parametrize("memory_efficient", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("score", ["cosine", "squared_euclidean"])
+def test_row_blocks_against_gathered_keys_add_up_to_the_whole(memory_efficient, masked, score):
+    """In-batch InfoNCE across two 'processes': each scores its 4 queries against the 8 gathered keys with
+    ``positive_offset`` = 4 r; the mean of both equals the one-process loss, gradients too."""
+    torch.manual_seed(5)
+    q = torch.randn(8, 5, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(8, 5, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 3, 3]) if masked else None
+    whole = info_nce(q, k, temperature=0.2, labels=labels, score=score, memory_efficient=memory_efficient)
+    expect = torch.autograd.grad(whole, (q, k))
+    parts = [info_nce(q[4 * r:4 * r + 4], k, temperature=0.2, score=score, positive_offset=4 * r,
+                      labels=None if labels is None else labels[4 * r:4 * r + 4], negative_labels=labels,
+                      memory_efficient=memory_efficient, block_size=3) for r in range(2)]
+    total = (parts[0] + parts[1]) / 2
+    assert torch.allclose(total, whole, rtol=1e-12, atol=1e-12)
+    for g, e in zip(torch.autograd.grad(total, (q, k)), expect, strict=True):
+        assert torch.allclose(g, e, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="does not place 4 queries inside 8 keys"):
+        info_nce(q[:4], k, positive_offset=5)
+    with pytest.raises(ValueError, match="is for in-batch negatives"):
+        info_nce(q[:4], k, k, positive_offset=0)

@@ -6,15 +6,16 @@ import torch
 from contrastkit.losses.logsumexp import row_logsumexp
 
 
-def _reference(a, c, diagonal, row_labels, col_labels):
+def _reference(a, c, diagonal, row_labels, col_labels, offset=0):
     scores = a @ c.T
     R, S = scores.shape
     excluded = torch.zeros(R, S, dtype=torch.bool)
     for i in range(R):
         for j in range(S):
+            own = j == i + offset  # the row's own column (the diagonal of its block)
             if row_labels is not None and row_labels[i] == col_labels[j]:
-                excluded[i, j] = not (diagonal == "positive" and i == j)
-            if diagonal == "exclude" and i == j:
+                excluded[i, j] = not (diagonal == "positive" and own)
+            if diagonal == "exclude" and own:
                 excluded[i, j] = True
     return torch.logsumexp(scores.masked_fill(excluded, float("-inf")), dim=1)
 
@@ -70,3 +71,25 @@ def test_argument_errors():
         row_logsumexp(torch.randn(2, 3), torch.randn(2, 4))
     with pytest.raises(ValueError, match="block_size must be >= 1"):
         row_logsumexp(torch.randn(2, 3), torch.randn(2, 3), block_size=0)
+
+
+@pytest.mark.parametrize("diagonal", ["exclude", "positive"])
+@pytest.mark.parametrize("with_labels", [False, True])
+@pytest.mark.parametrize("block_size", [None, 2])
+@pytest.mark.parametrize("offset", [0, 3, 6])
+def test_a_row_block_with_a_column_offset_matches_the_reference(diagonal, with_labels, block_size, offset):
+    """Rows offset..offset+R of a global batch of S candidates: the diagonal is column i + offset."""
+    a = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(10, 3, dtype=torch.float64, requires_grad=True)
+    rl = torch.randint(0, 3, (4,)) if with_labels else None
+    cl = torch.randint(0, 3, (10,)) if with_labels else None
+    expect = _reference(a, c, diagonal, rl, cl, offset)
+    got = row_logsumexp(a, c, diagonal=diagonal, row_labels=rl, col_labels=cl, block_size=block_size,
+                        column_offset=offset)
+    assert torch.allclose(got, expect, rtol=1e-12, atol=1e-12)
+    g_got = torch.autograd.grad(got.sum(), (a, c))
+    g_exp = torch.autograd.grad(expect.sum(), (a, c))
+    for x, y in zip(g_got, g_exp, strict=True):
+        assert torch.allclose(x, y, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="column_offset must be an integer >= 0"):
+        row_logsumexp(a, c, diagonal=diagonal, column_offset=-1)

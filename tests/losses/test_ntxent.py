@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contrastkit.losses.ntxent import NTXentLoss, nt_xent
+from contrastkit.losses.ntxent import NTXentLoss, nt_xent, nt_xent_rows
 from contrastkit.similarity import BilinearSimilarity, MLPCritic, cosine, dot, euclidean, squared_euclidean
 
 
@@ -166,3 +166,44 @@ def test_bad_input_errors():
         nt_xent(torch.randn(3, 4), torch.randn(3, 4), score=euclidean, memory_efficient=True)
     with pytest.raises(TypeError, match="integer class ids"):
         nt_xent(torch.randn(3, 4), torch.randn(3, 4), labels=torch.zeros(3))
+
+
+@pytest.mark.parametrize("memory_efficient", [False, True])
+@pytest.mark.parametrize("supervised", [False, True])
+@pytest.mark.parametrize("score", ["cosine", "dot", "squared_euclidean"])
+def test_row_blocks_of_a_gathered_batch_add_up_to_the_whole(memory_efficient, supervised, score):
+    """Two 'processes' with 3 pairs each: each scores its own 6 views against the 12 gathered ones (views of
+    rank r at columns 6r .. 6r + 5, its z1 then its z2); the mean of both blocks' rows is NT-Xent of the whole
+    batch, and the gradients reaching each process's views through the gathered candidates and its own anchors
+    add up to the one-process gradients."""
+    torch.manual_seed(3)
+    z1 = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    z2 = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 2, 1, 2]) if supervised else None
+    whole = nt_xent(z1, z2, 0.3, labels=labels, score=score, memory_efficient=memory_efficient)
+    expect = torch.autograd.grad(whole, (z1, z2))
+
+    blocks = [torch.cat([z1[3 * r:3 * r + 3], z2[3 * r:3 * r + 3]]) for r in range(2)]  # each rank's 6 views
+    gathered = torch.cat(blocks)  # (12, D): what an all-gather with gradient gives every rank
+    ids = None
+    if supervised:
+        ids = torch.cat([torch.cat([labels[3 * r:3 * r + 3]] * 2) for r in range(2)])
+    rows = []
+    for r, block in enumerate(blocks):
+        positive = 6 * r + torch.tensor([3, 4, 5, 0, 1, 2])  # z1 row i <-> z2 row i of the same rank
+        rows.append(nt_xent_rows(block, gathered, positive, 0.3, offset=6 * r, score=score,
+                                 labels=None if ids is None else ids[6 * r:6 * r + 6], candidate_labels=ids,
+                                 memory_efficient=memory_efficient, block_size=2))
+    total = torch.cat(rows).mean()
+    assert torch.allclose(total, whole, rtol=1e-12, atol=1e-12)
+    got = torch.autograd.grad(total, (z1, z2))
+    for g, e in zip(got, expect, strict=True):
+        assert torch.allclose(g, e, rtol=1e-10, atol=1e-12)
+
+
+def test_row_block_arguments_are_checked():
+    z = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="does not place 4 anchors inside 4 candidates"):
+        nt_xent_rows(z, z, torch.arange(4), offset=1)
+    with pytest.raises(ValueError, match="give both `labels` and `candidate_labels`"):
+        nt_xent_rows(z, z, torch.arange(4), labels=torch.zeros(4, dtype=torch.long))
