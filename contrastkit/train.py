@@ -41,7 +41,6 @@ from contrastkit.data.containers import ArrayDataset, DatasetSplits
 from contrastkit.data.fingerprint import data_fingerprint, describe_change
 from contrastkit.data.samplers import PKSampler, Sampler, ShuffleSampler
 from contrastkit.device import cpu_has_fast_bf16, resolve_device
-from contrastkit.evaluate.method import evaluate_method
 from contrastkit.methods.base import check_method
 from contrastkit.methods.registry import GENERIC_TRAINING_DEFAULTS
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
@@ -154,6 +153,8 @@ class Trainer:
     def evaluate(self, baselines: bool = True, knn_k: int | None = None) -> dict[str, Any]:
         """Score the method's features on the data's test split (:func:`~contrastkit.evaluate.method.evaluate_method`:
         kNN, linear probe, alignment / uniformity) against the raw inputs and the method's own initialisation."""
+        from contrastkit.evaluate.method import evaluate_method  # scikit-learn and matplotlib load only when used
+
         random_method = None
         if baselines:
             random_method = copy.deepcopy(self.method)
