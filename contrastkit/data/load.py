@@ -100,12 +100,12 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         raise ValueError(f"{where}: cannot load '{path}': expected a folder of images, an .npy or an .npz "
                          f"file, or a built-in name ({', '.join(sorted(BUILTIN_DATASETS))})")
     source = load_npy(path, where, modality) if suffix == ".npy" else load_npz(path, where, modality)
-    if source.images.dtype != np.uint8 and (size_hw is not None or channels is not None):
+    if source.inputs.dtype != np.uint8 and (size_hw is not None or channels is not None):
         raise ValueError(f"{where}: `size` and `mode` apply to images; '{path}' holds "
-                         f"{'vectors' if source.images.ndim == 2 else 'sequences'}")
-    images = _shape_arrays(source.images, channels, size_hw)
-    if source.test_images is None or source.test_labels is None:
+                         f"{'vectors' if source.inputs.ndim == 2 else 'sequences'}")
+    images = _shape_arrays(source.inputs, channels, size_hw)
+    if source.test_inputs is None or source.test_labels is None:
         return split_arrays(path.name, images, source.labels, test_fraction=test_fraction, seed=seed,
                             class_names=source.class_names, where=where)
-    return presplit_arrays(path.name, images, source.labels, _shape_arrays(source.test_images, channels, size_hw),
+    return presplit_arrays(path.name, images, source.labels, _shape_arrays(source.test_inputs, channels, size_hw),
                            source.test_labels, where, class_names=source.class_names)

@@ -51,14 +51,15 @@ _READ_ERRORS = (ValueError, OSError, EOFError, RuntimeError, NotImplementedError
 
 
 class ArraySource(NamedTuple):
-    """uint8 (N, C, H, W) images and int64 (N,) labels (-1 = none); ``test_*`` set when pre-split.
+    """Inputs in their canonical form (uint8 (N, C, H, W) images, float32 (N, D) vectors or (N, C, T)
+    sequences) and int64 (N,) labels (-1 = none); ``test_*`` set when pre-split.
 
     Labels are already renumbered ``0 .. C-1``; ``class_names`` holds the original ids.
     """
 
-    images: np.ndarray
+    inputs: np.ndarray
     labels: np.ndarray
-    test_images: np.ndarray | None = None
+    test_inputs: np.ndarray | None = None
     test_labels: np.ndarray | None = None
     class_names: tuple[str, ...] = ()
 
