@@ -192,13 +192,13 @@ def method_settings(name: str, options: Mapping[str, Any] | None = None, sources
 
     ``method_settings("moco")`` or ``method_settings("simclr", negatives="queue")`` show every setting."""
     entry = get_method(name)
+    if not isinstance(options, Mapping | type(None)):
+        raise SettingsError(f"{where}: method settings must be a mapping, got {type(options).__name__}")
     given = {**(options or {}), **overrides}
     if entry.settings is None:
         if given:
             raise SettingsError(f"{where}: method {name!r} has no settings; got {sorted(given)}")
         return None
-    if not isinstance(options, Mapping | type(None)):
-        raise SettingsError(f"{where}: method settings must be a mapping, got {type(options).__name__}")
     known = {f.name for f in dataclasses.fields(entry.settings)}
     foreign = sorted(set(given) - known)
     if foreign:
