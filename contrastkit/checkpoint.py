@@ -81,7 +81,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def remove_stale_temporaries(folder: str | Path, name: str = "checkpoint.pt") -> list[Path]:
-    """Delete ``.NAME.*.tmp`` files left in ``folder`` by a process killed while saving; returns them."""
+    """Delete ``.NAME.*.tmp`` files left in ``folder`` by a process killed while saving; returns them.
+    ``name`` may be a glob pattern (``checkpoint_step*.pt``)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []

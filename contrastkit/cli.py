@@ -112,7 +112,7 @@ def _given_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
 
 
 def _train_config(args: argparse.Namespace):
-    from contrastkit.config import TrainConfig
+    from contrastkit.config import RESUMABLE_CHANGES, TrainConfig
     from contrastkit.methods.registry import method_settings
     from contrastkit.runfolder import check_output_folder, read_saved_config
 
@@ -120,6 +120,10 @@ def _train_config(args: argparse.Namespace):
     if args.resume:
         out = values.get("out") or f"runs/{values.get('method', 'simclr')}"
         saved = read_saved_config(check_output_folder(out))
+        given = (set(values) | set(options)) - {"out", *RESUMABLE_CHANGES}
+        if saved is None and not given:
+            raise FileNotFoundError(f"--resume: {out} holds no run to continue (no checkpoint.pt or config.yaml); "
+                                    f"start one without --resume, giving its settings")
         if saved is not None:  # the run's own settings, then what was given on this command line
             where = f"{out}'s saved settings"
             saved_options = saved.pop("method_options", None) or {}

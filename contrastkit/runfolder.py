@@ -81,12 +81,13 @@ def prepare_run_folder(out: Path, *, resume: bool, overwrite: bool) -> list[str]
         notes.append(f"--overwrite: removed {len(removed)} file(s) of the earlier run in {out}")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=out)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise PermissionError(f"cannot write to the output folder {str(out)!r}: {exc.strerror or exc}") from None
-    stale = [p for name in (CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME) for p in remove_stale_temporaries(out, name)]
+    names = (CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, "checkpoint_step*.pt", "write-test")
+    stale = [p for name in names for p in remove_stale_temporaries(out, name)]
     if stale:
         notes.append(f"removed {len(stale)} unfinished temporary file(s) left by an interrupted save")
     return notes
@@ -96,8 +97,11 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never a half-written file)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # not mkstemp's private 0600
         with os.fdopen(fd, "w") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

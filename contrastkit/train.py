@@ -302,7 +302,7 @@ class Trainer:
         for note in notes:
             log.write(note)
         images_done, last_logged, session_start = 0, self.step, self.train_seconds
-        losses: list[float] = []
+        last_loss: float | None = None
         start_epoch, start_batch = divmod(self.step, self.steps_per_epoch)
         stop: str | None = None
         if cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes and self.step < self.total_steps:
@@ -326,7 +326,7 @@ class Trainer:
                             raise FloatingPointError(f"loss became {loss} at step {self.step}; the last "
                                                      f"checkpoint in {self.out} is intact")
                         now = time.perf_counter()
-                        losses.append(loss)
+                        last_loss = loss
                         log.log({"step": self.step, "epoch": epoch, "loss": loss,
                                  "lr": self.scheduler.get_last_lr()[0],
                                  "images_per_s": window_images / max(now - window_start, 1e-9),
@@ -356,5 +356,5 @@ class Trainer:
         session_seconds = self.train_seconds - session_start
         return {"steps": self.step, "train_seconds": self.train_seconds, "images": images_done,
                 "images_per_s": images_done / max(session_seconds, 1e-9),
-                "final_loss": losses[-1] if losses else None, "stopped_early": stop is not None,
+                "final_loss": last_loss, "stopped_early": stop is not None,
                 "interrupted": self._stop_reason}

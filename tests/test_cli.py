@@ -337,3 +337,9 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_quietly(tiny_npz, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     steps = [int(r["step"]) for r in csv.DictReader(log.open())]
     assert steps == list(range(1, 4 * epochs + 1))
+
+
+def test_resume_with_no_run_in_the_folder_is_refused(tmp_path, capsys):
+    code, _, err = _main(capsys, "train", "--out", str(tmp_path / "empty"), "--resume")
+    assert code == 2 and "holds no run to continue" in err
+    assert not (tmp_path / "empty").exists()
