@@ -57,7 +57,8 @@ def _finite_float32(array: np.ndarray, what: str, where: str, kind: str) -> np.n
         raise ValueError(f"{where}: {what} holds {describe_dtype(array.dtype)}; {kind} must be real numbers")
     if array.shape[0] == 0:
         raise ValueError(f"{where}: {what} holds no samples (shape {tuple(array.shape)})")
-    values = array.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: reported just below
+        values = array.astype(np.float32)
     if not np.isfinite(values).all():
         bad = int((~np.isfinite(values)).sum())
         raise ValueError(f"{where}: {what} holds {bad} NaN/Inf value(s) (or values beyond float32); {kind} "

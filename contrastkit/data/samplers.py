@@ -70,5 +70,9 @@ class PKSampler(Sampler):
         return torch.from_numpy(np.concatenate(parts).astype(np.int64))
 
     def batches(self, epoch: int, start_batch: int = 0) -> Iterator[Tensor]:
+        if isinstance(start_batch, bool) or not isinstance(start_batch, int) or \
+                not 0 <= start_batch <= self.steps_per_epoch:
+            raise ValueError(f"PKSampler.batches: `start_batch` must be an int in [0, {self.steps_per_epoch}], got "
+                             f"{start_batch!r}")
         for b in range(start_batch, self.steps_per_epoch):
             yield self.batch(epoch, b)

@@ -1,8 +1,9 @@
 """An encoder for sequences (N, C, T): strided 1-D convolutions, then the mean over time.
 
 ``(N, C, T) -> [Conv1d(k, stride s) -> BatchNorm1d -> ReLU] x len(strides) -> mean over time -> (N, width)``.
-The default strides (5, 4, 2) downsample by 40; sequences shorter than the receptive field are padded by
-the convolutions' own padding. A method that needs the per-step latents (CPC) uses :meth:`Conv1dEncoder.steps`.
+The default strides (5, 4, 2) downsample by 40; each convolution pads by ``(kernel - stride + 1) // 2``, and
+sequences shorter than :attr:`Conv1dEncoder.min_length` (39 steps for the defaults) are refused with a clear
+error. A method that needs the per-step latents (CPC) uses :meth:`Conv1dEncoder.steps`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,21 @@ class Conv1dEncoder(nn.Module):
             channels = width
         self.net = nn.Sequential(*layers)
         self.feature_dim = width
+        self.min_length = next(t for t in range(1, 1 << 20) if self._out_length(t) >= 1)
+
+    def _out_length(self, t: int) -> int:
+        for layer in self.net:
+            if isinstance(layer, nn.Conv1d):
+                t = (t + 2 * layer.padding[0] - layer.kernel_size[0]) // layer.stride[0] + 1
+                if t < 1:
+                    return 0
+        return t
 
     def steps(self, x: Tensor) -> Tensor:
         """Per-step latents (N, width, T') of sequences (N, C, T)."""
+        if x.dim() != 3 or x.shape[2] < self.min_length:
+            raise ValueError(f"Conv1dEncoder: needs (N, C, T) sequences with T >= {self.min_length} (its strides and "
+                             f"kernels), got shape {tuple(x.shape)}")
         return self.net(x)
 
     def forward(self, x: Tensor) -> Tensor:

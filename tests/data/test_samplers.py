@@ -176,3 +176,10 @@ def test_pk_epoch_of_fewer_samples_than_a_batch_still_has_one_batch() -> None:
 def test_pk_errors(labels, batch_size, k, match) -> None:
     with pytest.raises(ValueError, match=match):
         PKSampler(labels, batch_size, k, seed=0)
+
+
+def test_pk_start_batch_is_checked():
+    sampler = PKSampler(torch.arange(40) % 4, batch_size=8, samples_per_class=2, seed=0)
+    with pytest.raises(ValueError, match=r"`start_batch` must be an int in \[0, 5\]"):
+        list(sampler.batches(0, start_batch=6))
+    assert list(sampler.batches(0, start_batch=5)) == []

@@ -69,3 +69,11 @@ def test_kernel_count_must_match_strides() -> None:
         Conv1dEncoder(strides=(2, 2), kernels=(4,))
     with pytest.raises(ValueError, match="one kernel per stride"):
         Conv1dEncoder(strides=())
+
+
+def test_sequences_shorter_than_the_receptive_field_are_refused_clearly():
+    encoder = Conv1dEncoder()
+    assert encoder.min_length == 39  # strides (5, 4, 2), kernels (10, 8, 4): the shortest input giving one step
+    assert encoder(torch.zeros(2, 1, 39)).shape == (2, 64)
+    with pytest.raises(ValueError, match=r"T >= 39"):
+        encoder(torch.zeros(2, 1, 38))
