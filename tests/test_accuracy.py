@@ -20,12 +20,14 @@ import json
 from pathlib import Path
 
 import pytest
+from torch import nn
 
 from contrastkit.config import TrainConfig
+from contrastkit.data.containers import DatasetSplits
 from contrastkit.data.load import load_dataset
 from contrastkit.evaluate import evaluate_features, extract_features, pixel_features
 from contrastkit.report import evaluate_run
-from contrastkit.train import Trainer, build_run
+from contrastkit.train import Trainer
 
 METHODS = ("membank", "moco", "simclr")
 EPOCHS = 40
@@ -48,33 +50,36 @@ def _scores(result: dict[str, float]) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def raw_pixels() -> tuple[float, float]:
-    """(linear, kNN) of the flattened pixels on the canonical mnist5k split, once for all methods."""
-    data = load_dataset("mnist5k")
-    return _scores(evaluate_features(pixel_features(data.train.images), data.train.labels,
-                                     pixel_features(data.test.images), data.test.labels))
+def mnist5k() -> DatasetSplits:
+    """The canonical mnist5k split (4,000 train / 1,000 test), the one the trainer loads by default."""
+    return load_dataset("mnist5k")
 
 
-def _random_init(config: TrainConfig) -> tuple[float, float]:
-    """(linear, kNN) of the run's encoder at its seeded initialisation (``build_run`` seeds, then builds)."""
-    run = build_run(config)
-    data = run.data
-    encoder = run.method.encoder
-    return _scores(evaluate_features(extract_features(encoder, data.train.images, device=run.device),
-                                     data.train.labels,
-                                     extract_features(encoder, data.test.images, device=run.device),
-                                     data.test.labels))
+@pytest.fixture(scope="module")
+def raw_pixels(mnist5k: DatasetSplits) -> tuple[float, float]:
+    """(linear, kNN) of the flattened pixels, once for all methods."""
+    return _scores(evaluate_features(pixel_features(mnist5k.train.images), mnist5k.train.labels,
+                                     pixel_features(mnist5k.test.images), mnist5k.test.labels))
+
+
+def _encoder_scores(encoder: nn.Module, data: DatasetSplits) -> tuple[float, float]:
+    """(linear, kNN) of frozen ``encoder`` features under the same protocol."""
+    return _scores(evaluate_features(extract_features(encoder, data.train.images), data.train.labels,
+                                     extract_features(encoder, data.test.images), data.test.labels))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
-def test_method_beats_its_baselines_on_mnist5k(method: str, tmp_path: Path, raw_pixels: tuple[float, float]) -> None:
+def test_method_beats_its_baselines_on_mnist5k(method: str, tmp_path: Path, mnist5k: DatasetSplits,
+                                               raw_pixels: tuple[float, float]) -> None:
     """Guards learning itself: after 40 epochs the encoder's linear and kNN accuracies exceed raw pixels and the
     untrained encoder by ``MARGINS`` (a broken pairing or loss leaves it near or below them)."""
     out = tmp_path / method
-    config = TrainConfig(method=method, data="mnist5k", epochs=EPOCHS, out=str(out), progress=False, log_every=50)
-    baselines = {"raw_pixels": raw_pixels, "random_init": _random_init(config)}
-    Trainer(config).fit()
+    trainer = Trainer(TrainConfig(method=method, data="mnist5k", epochs=EPOCHS, out=str(out), progress=False,
+                                  log_every=50))
+    # before fit: the run's encoder at its seeded initialisation (extract_features leaves BN statistics alone)
+    baselines = {"raw_pixels": raw_pixels, "random_init": _encoder_scores(trainer.method.encoder, mnist5k)}
+    trainer.fit()
     metrics = evaluate_run(out, baselines=False, plots=False, quiet=True)
     trained = (metrics["linear_acc"], metrics["knn_acc"])
     report = {"trained": trained, **baselines}
