@@ -28,13 +28,14 @@ import pickle
 import random
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "capture_rng", "load_checkpoint", "remove_stale_temporaries",
-           "restore_rng", "save_checkpoint"]
+           "restore_rng", "save_checkpoint", "write_atomic"]
 
 FORMAT_VERSION = 2
 REQUIRED_KEYS = ("method", "optimizer", "scheduler", "rng", "progress", "config")
@@ -63,14 +64,16 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator | None) -> Non
         generator.set_state(state["generator"])
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Atomically write ``payload`` (plus the format version) to ``path``."""
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write a file through ``write(f)`` into a temporary in the same folder, flush it to disk, then move it
+    into place with ``os.replace``: readers see the old file or the new one, never a half-written one. The
+    file gets the mode of the one it replaces (0644 for a new one), not ``mkstemp``'s private 0600."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **payload}, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -78,6 +81,13 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Atomically write ``payload`` (plus the format version) to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **payload}, f))
 
 
 def remove_stale_temporaries(folder: str | Path, name: str = "checkpoint.pt") -> list[Path]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from contrastkit.checkpoint import remove_stale_temporaries
+from contrastkit.checkpoint import remove_stale_temporaries, write_atomic
 
 __all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "LOG_NAME", "check_output_folder", "clear_run", "holds_run",
            "prepare_run_folder", "read_saved_config", "write_text_atomic"]
@@ -94,18 +94,8 @@ def prepare_run_folder(out: Path, *, resume: bool, overwrite: bool) -> list[str]
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # not mkstemp's private 0600
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (:func:`~contrastkit.checkpoint.write_atomic`)."""
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def read_saved_config(out: Path) -> dict[str, Any] | None:
