@@ -347,9 +347,10 @@ class Trainer:
                         break
                 self.save()
                 if stop:
+                    more = f" --max-minutes {2 * cfg.max_minutes:g}" if stop.startswith("max_minutes") else ""
                     log.write(f"stopped at step {self.step} of {self.total_steps} after {self.train_seconds:.0f} s "
                               f"of training ({stop}); checkpoint saved in {self.out}; continue with "
-                              f"`contrastkit train --out {self.out} --resume`")
+                              f"`contrastkit train --out {self.out} --resume{more}`")
                     break
         finally:
             log.close()
