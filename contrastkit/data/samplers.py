@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
 import numpy as np
@@ -23,13 +24,14 @@ from contrastkit.data.batches import epoch_batches, num_batches
 __all__ = ["PKSampler", "Sampler", "ShuffleSampler"]
 
 
-class Sampler:
+class Sampler(ABC):
     """``batches(epoch, start_batch)`` yields int64 index tensors (B,); ``steps_per_epoch`` batches each."""
 
     steps_per_epoch: int
 
-    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[Tensor]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[Tensor]:
+        """The batches of ``epoch`` from ``start_batch`` on, a pure function of (seed, epoch, batch)."""
 
 
 class ShuffleSampler(Sampler):

@@ -24,6 +24,7 @@ Data flow of one step::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -92,15 +93,16 @@ class StepOutput:
     logs: dict[str, Tensor] = field(default_factory=dict)
 
 
-class Method(nn.Module):
+class Method(nn.Module, ABC):
     """Base class with the protocol's defaults; subclasses set ``encoder`` and ``batch_spec`` and implement
     :meth:`forward`."""
 
     batch_spec: BatchSpec = BatchSpec()
     encoder: nn.Module
 
-    def forward(self, batch: Batch) -> StepOutput:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(batch) -> StepOutput")
+    @abstractmethod
+    def forward(self, batch: Batch) -> StepOutput:
+        """The loss of one batch and detached scalars to log; no side effects on stored state."""
 
     @torch.no_grad()
     def after_step(self, output: StepOutput, gather: Callable[[Tensor], Tensor] | None = None) -> None:
