@@ -11,6 +11,7 @@ read back unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from contrastkit.methods.registry import build_method, get_method, method_settin
 from contrastkit.models.factory import DEFAULT_ENCODERS, encoder_for_data
 from contrastkit.settings import SettingsError
 
-__all__ = ["Run", "build_run", "resolve_config"]
+__all__ = ["Run", "build_run", "check_batching", "fill_training_defaults", "resolve_config"]
 
 
 def _absolute_data(data: str) -> str:
@@ -42,16 +43,20 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     """Fill the ``None`` training fields from the method's registered training defaults (``out`` =
     ``runs/<method>``), make a data path absolute, resolve the method's settings and check the settings that
     depend on each other. A resolved config resolves to itself."""
-    entry = get_method(config.method)
-    defaults = entry.training_defaults
+    config = fill_training_defaults(config, get_method(config.method).training_defaults)
+    settings = method_settings(config.method, config.method_options, where="method_options")
+    return config.replace(data=_absolute_data(config.data), method_options=settings_to_dict(settings))
+
+
+def fill_training_defaults(config: TrainConfig, defaults: Mapping[str, Any]) -> TrainConfig:
+    """``config`` with its unset training fields (epochs, batch size, optimizer, lr, weight decay, warm-up)
+    from ``defaults`` and ``out`` = ``runs/<method>``; the warm-up may not outlast the run."""
     filled: dict[str, Any] = {k: (defaults[k] if getattr(config, k) is None else getattr(config, k))
                               for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs")}
     if filled["warmup_epochs"] > filled["epochs"]:
         raise SettingsError(f"`warmup_epochs` ({filled['warmup_epochs']:g}) must not exceed `epochs` "
                             f"({filled['epochs']})")
-    settings = method_settings(config.method, config.method_options, where="method_options")
-    return config.replace(**filled, out=config.out or f"runs/{config.method}", data=_absolute_data(config.data),
-                          method_options=settings_to_dict(settings))
+    return config.replace(**filled, out=config.out or f"runs/{config.method}")
 
 
 @dataclass

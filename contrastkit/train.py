@@ -42,9 +42,9 @@ from contrastkit.data.fingerprint import data_fingerprint, describe_change
 from contrastkit.data.samplers import PKSampler, Sampler, ShuffleSampler
 from contrastkit.device import cpu_has_fast_bf16, resolve_device
 from contrastkit.methods.base import check_method
-from contrastkit.methods.registry import GENERIC_TRAINING_DEFAULTS
+from contrastkit.methods.registry import GENERIC_TRAINING_DEFAULTS, find_method
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
-from contrastkit.run import Run, build_run, check_batching, resolve_config
+from contrastkit.run import Run, build_run, check_batching, fill_training_defaults, resolve_config
 from contrastkit.runfolder import CHECKPOINT_NAME, CONFIG_NAME, prepare_run_folder, write_text_atomic
 from contrastkit.runlog import RunLog
 from contrastkit.settings import SettingsError
@@ -70,23 +70,15 @@ def as_splits(data: object, name: str = "data") -> DatasetSplits:
 
 
 def _config_for_parts(config: TrainConfig | None, method: nn.Module, data: DatasetSplits) -> TrainConfig:
-    """The config of a run built from parts: unset training fields take the generic defaults (or the registered
-    method's, when ``config.method`` names one); method settings belong to the method already built."""
+    """The config of a run built from parts: unset training fields take the registered method's defaults when
+    ``config.method`` names one, else the generic ones; method settings belong to the method already built."""
     if config is None:
         config = TrainConfig(method=type(method).__name__.lower(), data=data.name, out=None)
     if config.method_options:
         raise SettingsError("method_options configure a method built by name; this trainer was given a built "
                             "method (set its options when you build it)")
-    from contrastkit.methods.registry import _REGISTRY
-
-    entry = _REGISTRY.get(config.method)
-    defaults = entry.training_defaults if entry is not None else GENERIC_TRAINING_DEFAULTS
-    filled = {k: (defaults[k] if getattr(config, k) is None else getattr(config, k))
-              for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs")}
-    if filled["warmup_epochs"] > filled["epochs"]:
-        raise SettingsError(f"`warmup_epochs` ({filled['warmup_epochs']:g}) must not exceed `epochs` "
-                            f"({filled['epochs']})")
-    return config.replace(**filled, out=config.out or f"runs/{config.method}")
+    entry = find_method(config.method)
+    return fill_training_defaults(config, entry.training_defaults if entry is not None else GENERIC_TRAINING_DEFAULTS)
 
 
 class Trainer:
@@ -114,7 +106,7 @@ class Trainer:
         self.out = Path(cfg.out)
         self.device = resolve_device(cfg.device)
         self.method = method.to(self.device)
-        self.fingerprint = data_fingerprint(self.data)
+        self.fingerprint = self.run.fingerprint if self.run is not None else data_fingerprint(self.data)
         spec = method.batch_spec
         check_batching(int(cfg.batch_size), method, len(self.data.train), cfg.data)
         if augment is None and spec.views > 0:

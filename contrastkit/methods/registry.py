@@ -48,7 +48,7 @@ from contrastkit.negatives import build_negatives
 from contrastkit.settings import SettingsError, parse_settings
 
 __all__ = ["METHODS", "TRAINING_DEFAULTS", "BuildContext", "MethodEntry", "available_methods", "build_method",
-           "get_method", "import_plugins", "method_settings", "register_method"]
+           "find_method", "get_method", "import_plugins", "method_settings", "register_method"]
 
 ENTRY_POINT_GROUP = "contrastkit.methods"
 
@@ -161,6 +161,13 @@ def import_plugins(modules: list[str] | tuple[str, ...]) -> None:
         except ImportError as exc:
             raise ValueError(f"--plugin {module}: cannot import it ({exc}); it must be importable from the "
                              f"current folder or the Python path") from None
+
+
+def find_method(name: str) -> MethodEntry | None:
+    """The registered method ``name``, or None (entry points are loaded first)."""
+    if name not in _REGISTRY:
+        _load_entry_points()
+    return _REGISTRY.get(name)
 
 
 def get_method(name: str) -> MethodEntry:
