@@ -23,6 +23,7 @@ from contrastkit.batching import default_augment, make_augment
 from contrastkit.config import TrainConfig
 from contrastkit.data import BUILTIN_DATASETS, DatasetSplits, load_dataset
 from contrastkit.data.fingerprint import data_fingerprint
+from contrastkit.data.load import SEQUENCE_DATASETS
 from contrastkit.device import resolve_device
 from contrastkit.methods.registry import build_method, get_method, method_settings, settings_to_dict
 from contrastkit.models.factory import DEFAULT_ENCODERS, encoder_for_data
@@ -33,7 +34,7 @@ __all__ = ["Run", "build_run", "check_batching", "fill_training_defaults", "reso
 
 def _absolute_data(data: str) -> str:
     """Built-in names stay names; an existing path becomes absolute, so eval works from any folder."""
-    if data.lower() in BUILTIN_DATASETS:
+    if data.lower() in BUILTIN_DATASETS or data.lower() in SEQUENCE_DATASETS:
         return data
     path = Path(data).expanduser()
     return str(path.resolve()) if path.exists() else data

@@ -34,11 +34,14 @@ class ArrayDataset:
     """Inputs ``x`` and labels (N,) int64 (``-1`` = no label), held in memory.
 
     ``x`` is uint8 (N, C, H, W) images with C in {1, 3}, float (N, D) vectors or float (N, C, T) sequences;
-    the modality follows from dtype and shape (:func:`modality_of`).
+    the modality follows from dtype and shape (:func:`modality_of`). Sequences may carry ``frame_labels``
+    (N, F): a class for each of F frames (e.g. the phone of each 10 ms of speech; -1 where there is none),
+    frame ``f`` covering samples ``[f * hop, (f + 1) * hop)`` with ``hop = T // F``.
     """
 
     x: Tensor  # (N, C, H, W) uint8 | (N, D) float | (N, C, T) float
     labels: Tensor  # (N,) int64
+    frame_labels: Tensor | None = None  # sequences only: (N, F) int64, a class per frame (-1 = none)
 
     def __post_init__(self) -> None:
         where = "ArrayDataset"
@@ -52,6 +55,15 @@ class ArrayDataset:
         if self.labels.dtype != torch.int64 or self.labels.shape != (self.x.shape[0],):
             raise ValueError(f"{where}: `labels` must be an int64 tensor of shape ({self.x.shape[0]},), "
                              f"got dtype {self.labels.dtype} and shape {tuple(self.labels.shape)}")
+        if self.frame_labels is not None:
+            f = self.frame_labels
+            if modality_of(self.x) != "sequences" or not isinstance(f, Tensor) or f.dtype != torch.int64 \
+                    or f.dim() != 2 or f.shape[0] != self.x.shape[0] or f.shape[1] < 1 \
+                    or self.x.shape[2] % f.shape[1] or (f.numel() and int(f.min()) < UNLABELLED):
+                raise ValueError(f"{where}: `frame_labels` must be an int64 (N, F) tensor for sequences (N, C, T) "
+                                 f"with T a multiple of F and values >= -1; got "
+                                 f"{tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__} for x "
+                                 f"{tuple(self.x.shape)}")
         if len(self):
             unlabelled = self.labels == UNLABELLED
             if bool((self.labels < UNLABELLED).any()) or (bool(unlabelled.any()) and not bool(unlabelled.all())):
@@ -72,6 +84,11 @@ class ArrayDataset:
     @property
     def modality(self) -> str:
         return modality_of(self.x) or "unknown"
+
+    @property
+    def frame_hop(self) -> int | None:
+        """Samples per frame of ``frame_labels`` (None without them)."""
+        return None if self.frame_labels is None else int(self.x.shape[2] // self.frame_labels.shape[1])
 
     @property
     def images(self) -> Tensor:
@@ -116,6 +133,7 @@ class DatasetSplits:
     test: ArrayDataset
     num_classes: int
     class_names: tuple[str, ...] = ()
+    frame_class_names: tuple[str, ...] = ()  # names of the frame classes (e.g. phones), when frames are labelled
     train_indices: np.ndarray | None = field(default=None, repr=False)
     test_indices: np.ndarray | None = field(default=None, repr=False)
 

@@ -22,7 +22,7 @@ def data_fingerprint(data: DatasetSplits) -> dict[str, Any]:
     """``{"name", "train", "test", "shape", "sha256"}`` of ``data`` (plain values, safe in a checkpoint)."""
     digest = hashlib.sha256()
     for part in (data.train, data.test):
-        for tensor in (part.x, part.labels):
+        for tensor in (part.x, part.labels, *(() if part.frame_labels is None else (part.frame_labels,))):
             array = np.ascontiguousarray(tensor.cpu().numpy())
             digest.update(str((array.dtype.str, array.shape)).encode())
             digest.update(memoryview(array).cast("B"))

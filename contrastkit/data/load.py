@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,26 @@ from contrastkit.data.folder import load_image_folder
 from contrastkit.data.modality import check_modality
 from contrastkit.data.npfiles import load_npy, load_npz
 from contrastkit.data.split import check_seed
+from contrastkit.data.toyspeech import toy_speech
 
 
 class DatasetNotFoundError(FileNotFoundError, ValueError):
     """Neither a built-in dataset name nor an existing path (catchable as either base class)."""
+
+
+def _speech(seed: int) -> DatasetSplits:
+    from contrastkit.data.speech import build_speech  # eSpeak synthesis: loaded only when asked for
+
+    return build_speech(seed=seed)
+
+
+#: built-in sequence datasets, generated (and split) from a seed: name -> builder(seed)
+SEQUENCE_DATASETS: dict[str, Callable[[int], DatasetSplits]] = {"toyspeech": toy_speech, "speech": _speech}
+
+
+def _holds_wav_files(path: Path) -> bool:
+    """A folder of speakers' WAV files: ``root/<speaker>/*.wav``."""
+    return any(p.suffix.lower() == ".wav" for sub in path.iterdir() if sub.is_dir() for p in sub.iterdir())
 
 
 def _shape_arrays(images: np.ndarray, channels: int | None, size: tuple[int, int] | None) -> np.ndarray:
@@ -32,7 +49,10 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     """Load a built-in dataset by name, or an image folder / ``.npy`` / ``.npz`` file by path.
 
     Args:
-        name_or_path: ``"mnist5k"`` or ``"digits"`` (see :mod:`contrastkit.data.builtin`);
+        name_or_path: ``"mnist5k"`` or ``"digits"`` (see :mod:`contrastkit.data.builtin`), the sequence
+            sets ``"speech"`` (eSpeak NG utterances, :mod:`contrastkit.data.speech`) and ``"toyspeech"``
+            (:mod:`contrastkit.data.toyspeech`), built from ``seed``; a folder of WAV files with one sub-folder
+            per speaker;
             anything else, and any ``Path`` object, is a path to a folder
             (:mod:`contrastkit.data.folder`) or an ``.npy`` / ``.npz`` file
             (:mod:`contrastkit.data.npfiles`). A str equal to a built-in name (any case) means the
@@ -77,6 +97,10 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         raise TypeError(f"{where}: `name_or_path` must be a str or Path, got {type(name_or_path).__name__}")
 
     key = str(name_or_path)
+    if isinstance(name_or_path, str) and key.lower() in SEQUENCE_DATASETS:
+        if modality not in ("auto", "sequences") or size_hw is not None or channels is not None:
+            raise ValueError(f"{where}: {key!r} holds sequences; `modality`, `size` and `mode` do not apply")
+        return SEQUENCE_DATASETS[key.lower()](seed)
     if isinstance(name_or_path, str) and key.lower() in BUILTIN_DATASETS:
         if modality not in ("auto", "images"):
             raise ValueError(f"{where}: {key!r} holds images; `modality` {modality!r} applies to array files")
@@ -91,6 +115,10 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
                                    f"(an image folder, .npy or .npz file)")
     if modality not in ("auto", "images") and path.is_dir():
         raise ValueError(f"{where}: {key!r} is a folder of images; `modality` {modality!r} applies to array files")
+    if path.is_dir() and _holds_wav_files(path):
+        from contrastkit.data.speech import load_wav_folder
+
+        return load_wav_folder(path, test_fraction=test_fraction, seed=seed)
     if path.is_dir():
         images, labels, class_names = load_image_folder(path, mode=mode, size=size_hw, where=where)
         return split_arrays(path.name, images, labels, test_fraction=test_fraction, seed=seed,
