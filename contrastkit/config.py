@@ -26,7 +26,7 @@ from contrastkit.settings import SettingsError, check_instance, parse_settings, 
 __all__ = ["RESUMABLE_CHANGES", "TrainConfig", "load_config", "read_yaml_settings"]
 
 _PRECISIONS = ("auto", "fp32", "bf16")
-_ENCODERS = ("small_cnn", "small_cnn_gap", "resnet18", "mlp", "conv1d")
+_ENCODERS = ("small_cnn", "small_cnn_gap", "resnet18", "mlp", "conv1d", "cpc")
 _AUGMENTS = ("mnist", "cifar", "simclr", "scarf", "crop")
 _MODALITIES = ("auto", "images", "vectors", "sequences")
 
@@ -50,8 +50,8 @@ class TrainConfig:
     momentum: float = setting(0.9, "SGD / LARS momentum (not the key encoder's: that is key_momentum)",
                               low=0, high=1, high_open=True)
     warmup_epochs: float | None = setting(None, "linear warm-up epochs before the cosine decay", low=0)
-    encoder: str | None = setting(None, "encoder architecture (default: small_cnn for images, mlp for vectors, "
-                                        "conv1d for sequences)", choices=_ENCODERS)
+    encoder: str | None = setting(None, "encoder architecture (default: the method's own, else small_cnn for "
+                                        "images, mlp for vectors, conv1d for sequences)", choices=_ENCODERS)
     augment: str | None = setting(None, "view augmentation (default: mnist for gray images, cifar for colour, "
                                         "scarf for vectors, crop for sequences)", choices=_AUGMENTS)
     image_size: int | None = setting(None, "resize user images to this size (default: keep)", low=1)

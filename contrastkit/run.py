@@ -92,12 +92,15 @@ def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: b
     config = resolve_config(config)
     device = resolve_device(config.device)
     data = load_dataset(config.data, size=config.image_size, modality=config.modality)
-    config = config.replace(encoder=config.encoder or DEFAULT_ENCODERS[data.modality],
+    entry = get_method(config.method)
+    config = config.replace(encoder=config.encoder or entry.default_encoder or DEFAULT_ENCODERS[data.modality],
                             augment=config.augment or default_augment(data.train))
     num_samples = bank_rows or len(data.train)
     settings = method_settings(config.method, config.method_options, where="method_options", num_samples=num_samples)
+    options = (entry.encoder_options(settings) if entry.encoder_options is not None
+               and config.encoder == entry.default_encoder else {})
     torch.manual_seed(config.seed)
-    encoder, feature_dim = encoder_for_data(config.encoder, data)
+    encoder, feature_dim = encoder_for_data(config.encoder, data, **options)
     method = build_method(config.method, encoder, feature_dim, num_samples=num_samples, seed=config.seed,
                           settings=settings, num_classes=data.num_classes, modality=data.modality).to(device)
     if for_training:

@@ -20,11 +20,13 @@ COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s", "elapsed_s", "temperat
 class RunLog:
     """Appends rows to ``DIR/train_log.csv`` (resumed runs keep appending, rows after the resume point
     are dropped first), mirrors them to TensorBoard under ``DIR/tensorboard`` if ``tensorboard`` is
-    installed, and drives a progress bar showing loss and images/s."""
+    installed, and drives a progress bar showing loss and images/s. ``extra_columns`` are a method's own
+    scalars (its ``log_keys``, e.g. CPC's prediction accuracy per step ahead), after the fixed columns."""
 
     def __init__(self, out_dir: Path, total_steps: int, start_step: int = 0, progress: bool = True,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, extra_columns: tuple[str, ...] = ()) -> None:
         self.enabled = enabled
+        self.columns = COLUMNS + tuple(c for c in extra_columns if c not in COLUMNS)
         self.path = out_dir / "train_log.csv"
         self.bar = tqdm(total=total_steps, initial=start_step, disable=not (progress and enabled),
                         dynamic_ncols=True, unit="step")
@@ -35,7 +37,7 @@ class RunLog:
         self._truncate_after(start_step)
         new = not self.path.exists()
         self.file = self.path.open("a", newline="")
-        self.csv = csv.DictWriter(self.file, fieldnames=COLUMNS, extrasaction="ignore")
+        self.csv = csv.DictWriter(self.file, fieldnames=self.columns, extrasaction="ignore")
         if new:
             self.csv.writeheader()
         try:
@@ -53,7 +55,7 @@ class RunLog:
         rows = []
         with self.path.open(newline="") as f:
             for row in csv.DictReader(f):
-                if None in row.values() or None in row or len(row) != len(COLUMNS):
+                if None in row.values() or None in row or len(row) != len(self.columns):
                     continue  # a cut line: missing or extra fields
                 try:
                     keep = int(row["step"]) <= step and math.isfinite(float(row["loss"]))
@@ -62,7 +64,7 @@ class RunLog:
                 if keep:
                     rows.append(row)
         text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        writer = csv.DictWriter(text, fieldnames=self.columns)
         writer.writeheader()
         writer.writerows(rows)
         # through a temporary and os.replace: a process killed while rewriting must not lose the kept rows
@@ -76,7 +78,7 @@ class RunLog:
         self.csv.writerow(row)
         self.file.flush()
         if self.writer is not None:
-            for key in ("loss", "lr", "images_per_s", "temperature"):
+            for key in ("loss", "lr", "images_per_s", "temperature", *self.columns[len(COLUMNS):]):
                 if row.get(key) is not None:
                     self.writer.add_scalar(f"train/{key}", row[key], row["step"])
 

@@ -290,7 +290,9 @@ class Trainer:
 
     def _loop(self, max_steps: int | None, notes: list[str]) -> dict[str, Any]:
         cfg = self.config
-        log = RunLog(self.out, self.total_steps, start_step=self.step, progress=cfg.progress)
+        extra_columns = tuple(getattr(self.method, "log_keys", ()))  # a method's own scalars, logged too
+        log = RunLog(self.out, self.total_steps, start_step=self.step, progress=cfg.progress,
+                     extra_columns=extra_columns)
         for note in notes:
             log.write(note)
         images_done, last_logged, session_start = 0, self.step, self.train_seconds
@@ -319,12 +321,12 @@ class Trainer:
                                                      f"checkpoint in {self.out} is intact")
                         now = time.perf_counter()
                         last_loss = loss
-                        log.log({"step": self.step, "epoch": epoch, "loss": loss,
-                                 "lr": self.scheduler.get_last_lr()[0],
-                                 "images_per_s": window_images / max(now - window_start, 1e-9),
-                                 "elapsed_s": self.train_seconds + (now - t0),
-                                 "temperature": float(logs["temperature"]) if "temperature" in logs else None},
-                                self.step - last_logged)
+                        row = {"step": self.step, "epoch": epoch, "loss": loss, "lr": self.scheduler.get_last_lr()[0],
+                               "images_per_s": window_images / max(now - window_start, 1e-9),
+                               "elapsed_s": self.train_seconds + (now - t0),
+                               "temperature": float(logs["temperature"]) if "temperature" in logs else None}
+                        row.update({key: float(logs[key]) for key in extra_columns if key in logs})
+                        log.log(row, self.step - last_logged)
                         last_logged, window_start, window_images = self.step, now, 0
                     self.train_seconds += time.perf_counter() - t0
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:

@@ -26,7 +26,7 @@ import torch
 
 from contrastkit.data.containers import ArrayDataset, DatasetSplits
 
-__all__ = ["HOP", "SAMPLE_RATE", "toy_speech"]
+__all__ = ["HOP", "SAMPLE_RATE", "toy_speech", "toy_speech_factors"]
 
 SAMPLE_RATE = 16_000
 HOP = 160  # samples per 10 ms frame
@@ -64,6 +64,14 @@ def _utterance(rng: np.random.Generator, frames: int, f0: float, tilt: float, fo
     noise = rng.normal(size=signal.shape) * np.sqrt(np.mean(signal**2) / 10 ** (snr_db / 10))
     gain = rng.uniform(0.3, 1.0)
     return (gain * (signal + noise)).astype(np.float32), labels
+
+
+def toy_speech_factors(seed: int = 0, *, num_speakers: int = 8, num_phones: int = 10) -> dict[str, np.ndarray]:
+    """The latent factors :func:`toy_speech` draws first from ``seed``: each speaker's base ``pitch`` (Hz) and
+    ``tilt``, each phone's two ``formants`` (Hz)."""
+    rng = np.random.default_rng(seed)
+    pitch, tilt = _speakers(rng, num_speakers)
+    return {"pitch": pitch, "tilt": tilt, "formants": _phones(rng, num_phones)}
 
 
 def toy_speech(seed: int = 0, *, num_speakers: int = 8, num_phones: int = 10, train_per_speaker: int = 24,

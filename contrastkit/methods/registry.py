@@ -42,6 +42,7 @@ from typing import Any
 from torch import nn
 
 from contrastkit.methods.contrastive import ContrastiveMethod
+from contrastkit.methods.cpc import CPCSettings, build_cpc
 from contrastkit.methods.settings import PRESETS, ContrastiveSettings, resolve_settings
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
@@ -82,6 +83,8 @@ class MethodEntry:
     resolve: Callable[[Any, int | None], Any] | None = None
     training_defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    default_encoder: str | None = None  # an encoder name of contrastkit.models.factory, when the config sets none
+    encoder_options: Callable[[Any], dict[str, Any]] | None = None  # settings -> options of that encoder
 
 
 _REGISTRY: dict[str, MethodEntry] = {}
@@ -123,6 +126,8 @@ def _check_names(name: str, settings: type | None) -> None:
 def register_method(name: str, build: Builder, *, settings: type | None = None,
                     presets: Mapping[str, Any] | None = None, resolve: Callable[[Any, int | None], Any] | None = None,
                     training_defaults: Mapping[str, Any] | None = None, description: str = "",
+                    default_encoder: str | None = None,
+                    encoder_options: Callable[[Any], dict[str, Any]] | None = None,
                     replace: bool = False) -> MethodEntry:
     """Register ``build(ctx: BuildContext, settings) -> method`` under ``name`` (see the module docstring)."""
     if not isinstance(name, str) or not name.isidentifier():
@@ -138,7 +143,8 @@ def register_method(name: str, build: Builder, *, settings: type | None = None,
         raise ValueError(f"register_method({name!r}): unknown training defaults {unknown}; known: "
                          f"{sorted(GENERIC_TRAINING_DEFAULTS)}")
     entry = MethodEntry(name, build, settings, dict(presets or {}), resolve,
-                        {**GENERIC_TRAINING_DEFAULTS, **(training_defaults or {})}, description)
+                        {**GENERIC_TRAINING_DEFAULTS, **(training_defaults or {})}, description, default_encoder,
+                        encoder_options)
     _REGISTRY[name] = entry
     return entry
 
@@ -271,6 +277,12 @@ for _name, _preset in PRESETS.items():
     register_method(_name, build_contrastive, settings=ContrastiveSettings, presets=_preset,
                     resolve=resolve_settings, training_defaults=_CONTRASTIVE_TRAINING,
                     description=_DESCRIPTIONS[_name])
+
+register_method("cpc", build_cpc, settings=CPCSettings, default_encoder="cpc",
+                encoder_options=lambda s: {"width": s.channels},
+                training_defaults=dict(epochs=100, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0,
+                                       warmup_epochs=1),
+                description="contrastive predictive coding on sequences (van den Oord et al. 2018)")
 
 #: the built-in method names and their preset settings (the registry holds every method: available_methods())
 METHODS = PRESETS

@@ -9,6 +9,8 @@ resnet18        images      CIFAR-form ResNet-18
 mlp             vectors     :class:`~contrastkit.models.tabular.MLPEncoder`, standardised with the
                             training rows' statistics (the default for vectors)
 conv1d          sequences   :class:`~contrastkit.models.sequence.Conv1dEncoder` (the default for sequences)
+cpc             sequences   CPC's g_enc (van den Oord et al. 2018): strides 5, 4, 2, 2, 2, kernels 10, 8, 4, 4,
+                            4, one latent per 160 samples (10 ms at 16 kHz); ``width`` channels (paper: 512)
 ==============  ==========  =====================================================================
 """
 
@@ -25,7 +27,8 @@ from contrastkit.models.tabular import MLPEncoder, Standardize
 __all__ = ["DEFAULT_ENCODERS", "ENCODER_MODALITY", "encoder_for_data", "feature_dim_of"]
 
 ENCODER_MODALITY = {"small_cnn": "images", "small_cnn_gap": "images", "resnet18": "images", "mlp": "vectors",
-                    "conv1d": "sequences"}
+                    "conv1d": "sequences", "cpc": "sequences"}
+CPC_STRIDES = (5, 4, 2, 2, 2)
 DEFAULT_ENCODERS = {"images": "small_cnn", "vectors": "mlp", "sequences": "conv1d"}
 
 
@@ -50,8 +53,9 @@ def feature_dim_of(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     return int(out.shape[1])
 
 
-def encoder_for_data(name: str | None, data: DatasetSplits) -> tuple[nn.Module, int]:
-    """The encoder ``name`` (None: the modality's default) built for ``data``, and its feature size."""
+def encoder_for_data(name: str | None, data: DatasetSplits, **options: int) -> tuple[nn.Module, int]:
+    """The encoder ``name`` (None: the modality's default) built for ``data``, and its feature size; ``options``
+    (e.g. ``width``) go to the sequence encoders."""
     modality = data.modality
     name = name or DEFAULT_ENCODERS[modality]
     if name not in ENCODER_MODALITY:
@@ -64,6 +68,8 @@ def encoder_for_data(name: str | None, data: DatasetSplits) -> tuple[nn.Module, 
         encoder = build_encoder(name, in_channels=data.channels, image_size=data.image_size[0])
     elif modality == "vectors":
         encoder = MLPEncoder(data.input_shape[0], standardize=Standardize.of(data.train.x))
+    elif name == "cpc":
+        encoder = Conv1dEncoder(data.input_shape[0], strides=CPC_STRIDES, **options)
     else:
-        encoder = Conv1dEncoder(data.input_shape[0])
+        encoder = Conv1dEncoder(data.input_shape[0], **options)
     return encoder, feature_dim_of(encoder, data.input_shape)

@@ -1,0 +1,172 @@
+r"""Contrastive predictive coding (van den Oord, Li & Vinyals 2018, "Representation Learning with Contrastive
+Predictive Coding"; the survey's section F.1).
+
+From a raw sequence ``x`` (N, C, T) a strided convolutional encoder gives latents :math:`z_t = g_{enc}(x)`
+(N, T', D_z) -- with the paper's strides 5, 4, 2, 2, 2 one per 160 samples, 10 ms of 16 kHz audio -- and a GRU
+gives the context :math:`c_t = g_{ar}(z_{\le t})` (N, T', D_c). For each step ahead :math:`k = 1..K` a bilinear
+score :math:`f_k(z, c_t) = z^\top W_k c_t` (the library's :class:`~contrastkit.similarity.BilinearSimilarity`,
+one :math:`W_k` per k) rates candidates for :math:`z_{t+k}`, and InfoNCE picks the true one:
+
+.. math::
+
+    L_k = -\frac{1}{|P_k|} \sum_{(n, t) \in P_k} \log \frac{\exp f_k(z_{n, t+k}, c_{n, t})}
+          {\sum_{z' \in \mathcal{C}(n)} \exp f_k(z', c_{n, t})}, \qquad L = \frac{1}{K} \sum_k L_k ,
+
+over every prediction :math:`P_k = \{(n, t): t + k < T'\}` of the batch. The softmax runs over the candidates
+of one prediction -- never over contexts. The candidates :math:`\mathcal{C}(n)` are the positive and, as
+negatives, every other latent of the same sequence (``negatives_from="same_sequence"``) or of the whole batch
+(``"batch"``, the paper's); a negative is never the positive itself (it appears once, as the positive).
+With ``memory_efficient`` the batch form uses the blockwise log-sum-exp kernel
+(:func:`~contrastkit.losses.logsumexp.row_logsumexp`) and never holds the (predictions x candidates) scores.
+
+The step also logs the prediction accuracy per k (is the true latent ranked first among the candidates?),
+``acc_k1 .. acc_kK``; it falls as k grows. For evaluation, :meth:`CPC.frame_features` gives :math:`c_t` per
+latent step and :meth:`CPC.features` its mean over time (one vector per utterance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from contrastkit.losses.logsumexp import row_logsumexp
+from contrastkit.losses.temperature import default_block_size
+from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
+from contrastkit.settings import setting
+from contrastkit.similarity import BilinearSimilarity
+
+if TYPE_CHECKING:  # the registry imports this module
+    from contrastkit.methods.registry import BuildContext
+
+__all__ = ["CPC", "CPCSettings", "build_cpc", "cpc_loss"]
+
+NEGATIVE_SOURCES = ("same_sequence", "batch")
+
+
+@dataclass
+class CPCSettings:
+    """CPC's settings; the CPU defaults are small, ``channels=512, context=256, steps_ahead=12,
+    crop=20480`` are the paper's."""
+
+    channels: int = setting(64, "channels of the strided encoder g_enc (the paper: 512)", low=1)
+    context: int = setting(64, "GRU units of the context network g_ar (the paper: 256)", low=1)
+    steps_ahead: int = setting(12, "K, the future latent steps predicted (the paper: 12)", low=1)
+    negatives_from: str = setting("batch", "negatives for a prediction: other latents of the same sequence or of "
+                                           "the whole batch", choices=NEGATIVE_SOURCES)
+    crop: int = setting(10240, "samples per training crop (the paper: 20,480 = 1.28 s at 16 kHz)", low=1)
+    memory_efficient: bool = setting(False, "blockwise loss that never holds the full logits")
+
+
+def _hits(scores: Tensor, positive: Tensor) -> Tensor:
+    """Whether each row's positive column holds its maximum (ties count as hits): (R,) bool."""
+    return scores.gather(1, positive[:, None]).squeeze(1) >= scores.amax(1)
+
+
+def cpc_loss(z: Tensor, c: Tensor, predictors: nn.ModuleList, *, negatives_from: str = "batch",
+             block_size: int | None = None) -> tuple[Tensor, Tensor]:
+    """CPC's InfoNCE (module docstring) for latents ``z`` (N, T, Dz) and contexts ``c`` (N, T, Dc).
+
+    ``predictors[k - 1]`` scores step k (any measure with ``score_factors``, e.g. a bilinear score). Returns the
+    loss averaged over k and the prediction accuracy per k (K,) (detached). ``block_size`` selects the blockwise
+    kernel for ``negatives_from="batch"``.
+    """
+    if negatives_from not in NEGATIVE_SOURCES:
+        raise ValueError(f"cpc_loss: `negatives_from` must be one of {NEGATIVE_SOURCES}, got {negatives_from!r}")
+    n, t, dz = z.shape
+    ks = [k for k in range(1, len(predictors) + 1) if k < t]
+    if not ks:
+        raise ValueError(f"cpc_loss: {t} latent steps leave nothing to predict {len(predictors)} step(s) ahead; "
+                         f"use longer crops")
+    flat_z = z.reshape(n * t, dz)  # (N T, Dz): every latent of the batch, row n * T + s
+    losses, accuracy = [], []
+    for k in ks:
+        queries = c[:, : t - k].reshape(-1, c.shape[2])  # (R, Dc), R = N (T - k), row (n, s)
+        a, cand, offset = predictors[k - 1].score_factors(queries, flat_z)  # a: (R, D'), cand: (N T, D')
+        rows_n = torch.arange(n, device=z.device).repeat_interleave(t - k)  # (R,) the sequence of each row
+        rows_s = torch.arange(t - k, device=z.device).repeat(n)  # (R,) its time step
+        if negatives_from == "same_sequence":
+            scores = torch.einsum("nsd,nud->nsu", a.view(n, t - k, -1), cand.view(n, t, -1))  # (N, T-k, T)
+            scores = scores.reshape(n * (t - k), t)
+            positive = rows_s + k  # column of z_{t+k} within the sequence
+            lse = torch.logsumexp(scores, dim=1)
+            pos = scores.gather(1, positive[:, None]).squeeze(1)
+            hits = _hits(scores.detach(), positive)
+        else:
+            positive = rows_n * t + rows_s + k  # column of z_{n, t+k} among all N T latents
+            pos = (a * cand[positive]).sum(1)
+            if block_size is None:
+                scores = a @ cand.T  # (R, N T)
+                lse = torch.logsumexp(scores, dim=1)
+                hits = _hits(scores.detach(), positive)
+            else:
+                lse = row_logsumexp(a, cand, block_size=block_size)
+                with torch.no_grad():
+                    best = torch.cat([(a[i:i + block_size] @ cand.T).amax(1)
+                                      for i in range(0, a.shape[0], block_size)])  # (R,) without the R x NT scores
+                hits = pos.detach() >= best
+        if offset is not None:  # a score's additive per-query term cancels in the softmax
+            lse, pos = lse + offset, pos + offset
+        losses.append((lse - pos).mean())
+        accuracy.append(hits.float().mean())
+    return torch.stack(losses).mean(), torch.stack(accuracy).detach()
+
+
+class CPC(Method):
+    """g_enc (``encoder``, with ``steps(x) -> (N, D_z, T')``) + GRU g_ar + one bilinear W_k per step ahead.
+
+    A training batch is one random crop of ``crop`` samples per sequence (no augmentation); see the module
+    docstring for the loss.
+    """
+
+    def __init__(self, encoder: nn.Module, latent_dim: int, *, context: int = 64, steps_ahead: int = 12,
+                 negatives_from: str = "batch", crop: int | None = 10240, memory_efficient: bool = False) -> None:
+        super().__init__()
+        if not callable(getattr(encoder, "steps", None)):
+            raise TypeError("CPC: the encoder must have steps(x) -> (N, D, T') per-step latents (e.g. the 'cpc' "
+                            "encoder, contrastkit.models.sequence.Conv1dEncoder)")
+        if negatives_from not in NEGATIVE_SOURCES:
+            raise ValueError(f"CPC: `negatives_from` must be one of {NEGATIVE_SOURCES}, got {negatives_from!r}")
+        self.encoder = encoder
+        self.context_net = nn.GRU(latent_dim, context, batch_first=True)
+        self.predictors = nn.ModuleList(BilinearSimilarity(context, latent_dim) for _ in range(steps_ahead))
+        self.negatives_from, self.memory_efficient = negatives_from, memory_efficient
+        self.batch_spec = BatchSpec(views=0, crop=crop)
+        self.log_keys = tuple(f"acc_k{k}" for k in range(1, steps_ahead + 1))
+
+    def latents_and_contexts(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """z (N, T', D_z) and c (N, T', D_c) of sequences x (N, C, T)."""
+        z = self.encoder.steps(x).transpose(1, 2)  # (N, T', Dz)
+        c, _ = self.context_net(z)  # (N, T', Dc)
+        return z, c
+
+    def forward(self, batch: Batch) -> StepOutput:
+        z, c = self.latents_and_contexts(batch.views[0])
+        z, c = z.float(), c.float()  # the softmax in float32 under autocast
+        block = default_block_size(z.shape[0] * z.shape[1]) if self.memory_efficient else None
+        loss, accuracy = cpc_loss(z, c, self.predictors, negatives_from=self.negatives_from, block_size=block)
+        logs = {"loss": loss.detach(), **{key: accuracy[i] for i, key in enumerate(self.log_keys[:len(accuracy)])}}
+        return StepOutput(loss, logs=logs)
+
+    def frame_features(self, x: Tensor) -> Tensor:
+        """The context c_t per latent step: (N, T', D_c)."""
+        return self.latents_and_contexts(x)[1]
+
+    def features(self, x: Tensor) -> Tensor:
+        """One vector per sequence: c_t averaged over time, (N, D_c)."""
+        return self.frame_features(x).mean(1)
+
+    @torch.no_grad()
+    def prediction_accuracy(self, x: Tensor) -> Tensor:
+        """The accuracy per step ahead (K,) on sequences x (no gradient)."""
+        z, c = self.latents_and_contexts(x)
+        return cpc_loss(z.float(), c.float(), self.predictors, negatives_from=self.negatives_from,
+                        block_size=default_block_size(z.shape[0] * z.shape[1]))[1]
+
+
+def build_cpc(ctx: BuildContext, s: CPCSettings) -> CPC:
+    """The registry's builder: the encoder built for the data (its feature size is the latent size)."""
+    return CPC(ctx.encoder, ctx.feature_dim, context=s.context, steps_ahead=s.steps_ahead,
+               negatives_from=s.negatives_from, crop=s.crop, memory_efficient=s.memory_efficient)

@@ -1,0 +1,164 @@
+"""CPC: the loss against an explicit float64 loop over (n, t, k, candidates), the softmax axis, negatives, per-k
+predictors, shapes, and exact resume of a CPC run."""
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from contrastkit.config import TrainConfig
+from contrastkit.data.toyspeech import toy_speech, toy_speech_factors
+from contrastkit.methods import build_method
+from contrastkit.methods.cpc import CPC, cpc_loss
+from contrastkit.models.sequence import Conv1dEncoder
+from contrastkit.similarity import BilinearSimilarity
+from contrastkit.train import Trainer
+
+
+def _reference(z, c, weights, negatives_from):
+    """-log softmax of the positive over the candidates of each (n, t, k), averaged over (n, t) then over k; the
+    candidates are the positive once and every other latent of the sequence or of the batch."""
+    n, t, _ = z.shape
+    per_k, accuracy = [], []
+    for k, w in enumerate(weights, start=1):
+        if k >= t:
+            break
+        terms, hits = [], []
+        for i in range(n):
+            for s in range(t - k):
+                pred = c[i, s] @ w.T  # W_k maps c to the latent space: f = z^T W c = (c W^T) . z
+                positive = float(pred @ z[i, s + k])
+                if negatives_from == "same_sequence":
+                    negatives = [float(pred @ z[i, u]) for u in range(t) if u != s + k]
+                else:
+                    negatives = [float(pred @ z[j, u]) for j in range(n) for u in range(t) if (j, u) != (i, s + k)]
+                scores = [positive, *negatives]
+                top = max(scores)
+                terms.append(-(positive - top - math.log(sum(math.exp(x - top) for x in scores))))
+                hits.append(positive >= max(negatives))
+        per_k.append(sum(terms) / len(terms))
+        accuracy.append(sum(hits) / len(hits))
+    return sum(per_k) / len(per_k), accuracy
+
+
+@pytest.mark.parametrize(("negatives_from", "block_size"), [("same_sequence", None), ("batch", None), ("batch", 3)])
+def test_loss_and_accuracy_match_an_explicit_loop(negatives_from, block_size):
+    torch.manual_seed(0)
+    z = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, 5, 4, dtype=torch.float64, requires_grad=True)
+    predictors = nn.ModuleList(BilinearSimilarity(4, 3) for _ in range(3)).double()
+    loss, accuracy = cpc_loss(z, c, predictors, negatives_from=negatives_from, block_size=block_size)
+    # BilinearSimilarity(dim_x=context, dim_y=latent) has W (Dc, Dz): f(c, z) = c^T W z
+    expected, expected_accuracy = _reference(z.detach(), c.detach(), [p.weight.detach().T for p in predictors],
+                                             negatives_from)
+    assert math.isclose(float(loss.detach()), expected, rel_tol=1e-10)
+    assert accuracy.tolist() == pytest.approx(expected_accuracy)
+    torch.autograd.gradcheck(lambda zz, cc: cpc_loss(zz, cc, predictors, negatives_from=negatives_from,
+                                                     block_size=block_size)[0], (z, c))
+
+
+def test_the_softmax_runs_over_candidates_not_contexts():
+    """Scaling one context's score vector changes only its own prediction's term; adding a constant to every
+    candidate's score of one prediction changes nothing (a softmax over candidates is shift invariant)."""
+    torch.manual_seed(1)
+    z, c = torch.randn(3, 6, 4, dtype=torch.float64), torch.randn(3, 6, 5, dtype=torch.float64)
+    predictors = nn.ModuleList([BilinearSimilarity(5, 4, bias=True)]).double()
+    base, _ = cpc_loss(z, c, predictors)
+    with torch.no_grad():
+        predictors[0].bias.fill_(7.0)  # the same shift for every candidate of every prediction
+    shifted, _ = cpc_loss(z, c, predictors)
+    assert torch.allclose(base, shifted)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 3), t=st.integers(2, 6), k=st.integers(1, 4), seed=st.integers(0, 1000))
+def test_a_positive_is_never_its_own_negative(n, t, k, seed):
+    """If every latent is the same vector, each prediction faces its positive and exactly (candidates - 1)
+    equal negatives: the loss is log(number of candidates) for every k < t."""
+    torch.manual_seed(seed)
+    z = torch.ones(n, t, 3, dtype=torch.float64)
+    c = torch.randn(n, t, 2, dtype=torch.float64)
+    predictors = nn.ModuleList(BilinearSimilarity(2, 3) for _ in range(k)).double()
+    for source, candidates in (("same_sequence", t), ("batch", n * t)):
+        loss, accuracy = cpc_loss(z, c, predictors, negatives_from=source)
+        assert math.isclose(float(loss), math.log(candidates), rel_tol=1e-12)
+        assert bool((accuracy == 1.0).all())  # ties count as ranked first
+
+
+def test_shapes_predictors_and_logs():
+    torch.manual_seed(0)
+    encoder = Conv1dEncoder(1, width=8, strides=(5, 4, 2, 2, 2))
+    method = CPC(encoder, 8, context=6, steps_ahead=4, crop=1600)
+    assert len({id(p.weight) for p in method.predictors}) == 4  # one W_k per step, not shared
+    assert not torch.equal(method.predictors[0].weight, method.predictors[1].weight)
+    x = torch.randn(3, 1, 3200)
+    z, c = method.latents_and_contexts(x)
+    assert z.shape == (3, 20, 8) and c.shape == (3, 20, 6)  # 3200 samples / 160 = 20 latent steps
+    assert method.frame_features(x).shape == (3, 20, 6) and method.features(x).shape == (3, 6)
+    assert method.batch_spec.views == 0 and method.batch_spec.crop == 1600
+    assert method.log_keys == ("acc_k1", "acc_k2", "acc_k3", "acc_k4")
+    with pytest.raises(TypeError, match=r"steps\(x\)"):
+        CPC(nn.Linear(3, 3), 3)
+    with pytest.raises(ValueError, match="leave nothing to predict"):
+        cpc_loss(torch.randn(1, 1, 3), torch.randn(1, 1, 2), nn.ModuleList([BilinearSimilarity(2, 3)]))
+
+
+def test_the_registry_builds_cpc_with_its_encoder_and_settings():
+    method = build_method("cpc", Conv1dEncoder(1, width=16, strides=(5, 4, 2, 2, 2)), 16, steps_ahead=5,
+                          negatives_from="same_sequence")
+    assert isinstance(method, CPC) and len(method.predictors) == 5 and method.negatives_from == "same_sequence"
+    with pytest.raises(ValueError, match="`negatives_from` must be one of 'same_sequence', 'batch'"):
+        build_method("cpc", Conv1dEncoder(1), 64, negatives_from="queue")
+
+
+def _losses(out: Path) -> list[tuple[int, float, float]]:
+    with (out / "train_log.csv").open() as f:
+        return [(int(r["step"]), float(r["loss"]), float(r["acc_k1"])) for r in csv.DictReader(f)]
+
+
+def test_a_cpc_run_learns_logs_per_k_accuracy_and_resumes_exactly(tmp_path):
+    def config(out: str, **kw) -> TrainConfig:
+        return TrainConfig(method="cpc", data="toyspeech", out=str(tmp_path / out), epochs=2, batch_size=32,
+                           log_every=1, progress=False, method_options={"channels": 16, "context": 16,
+                                                                          "steps_ahead": 4, "crop": 3200}, **kw)
+
+    straight = Trainer(config("a"))
+    assert straight.config.encoder == "cpc" and straight.steps_per_epoch == 6
+    straight.fit()
+    first = Trainer(config("b", checkpoint_every=4))
+    first.fit(max_steps=7)
+    second = Trainer(config("b", checkpoint_every=4))
+    second.fit(resume=True)
+    assert _losses(tmp_path / "b") == _losses(tmp_path / "a")
+    for (name, a), b in zip(straight.method.state_dict().items(), second.method.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    header = (tmp_path / "a" / "train_log.csv").read_text().splitlines()[0]
+    assert header.endswith("acc_k1,acc_k2,acc_k3,acc_k4")
+
+
+def test_the_synthetic_factors_are_recoverable():
+    """toyspeech's speakers are their pitch: an autocorrelation pitch estimate of each utterance lands within the
+    +-3 % jitter (plus estimation error) of its speaker's base pitch, and is closer to it than to any other
+    speaker's; each frame's label is one of the phones; the data is a function of the seed."""
+    kw = dict(num_speakers=4, train_per_speaker=3, test_per_speaker=1, frames=40)
+    data = toy_speech(seed=3, **kw)
+    pitch = toy_speech_factors(seed=3, num_speakers=4)["pitch"]
+    assert data.train.frame_labels.shape == (12, 40) and data.train.frame_hop == 160
+    assert set(data.train.frame_labels.unique().tolist()) <= set(range(10))
+    x = data.train.x[:, 0].double()
+    x = x - x.mean(1, keepdim=True)
+    spectrum = torch.fft.rfft(x, n=2 * x.shape[1])
+    autocorrelation = torch.fft.irfft(spectrum.abs() ** 2)[:, : x.shape[1]]
+    lags = torch.arange(16000 // 260, 16000 // 75)  # periods of 75-260 Hz
+    estimate = 16000 / lags[autocorrelation[:, lags].argmax(1)].double()
+    truth = torch.tensor(pitch)[data.train.labels]
+    assert bool(((estimate / truth - 1).abs() < 0.06).all()), (estimate, truth)
+    nearest = (estimate[:, None] - torch.tensor(pitch)[None, :]).abs().argmin(1)
+    assert torch.equal(nearest, data.train.labels)
+    assert toy_speech(seed=3, **kw).train.x.equal(data.train.x) and not toy_speech(seed=4, **kw).train.x.equal(
+        data.train.x)
