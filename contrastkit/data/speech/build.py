@@ -53,7 +53,7 @@ __all__ = ["FORMAT_VERSION", "HOP", "SAMPLE_RATE", "Utterance", "build_speech", 
 
 SAMPLE_RATE = 16_000
 HOP = 160  # samples per 10 ms frame
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: eSpeak's noise generator seeded per utterance (1 left it seeded by the clock)
 VOLUME = 60
 TRIM_DB = 40.0
 _KEYS = ("x_train", "y_train", "f_train", "x_test", "y_test", "f_test", "speaker_names", "phone_names")

@@ -10,9 +10,12 @@ Rules:
 * eSpeak is initialised once per process (``espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data,
   PHONEME_EVENTS | DONT_EXIT)``) and is not thread-safe: every call holds one lock, so synthesis is serial.
 * Synthesis is synchronous: ``espeak_Synth`` returns once the callback has received all audio.
-* eSpeak's output depends on its history in the process (pitch flutter and wave phase carry over from one
-  utterance to the next; breathy voices draw noise from the C library's ``rand()``, which ``noise_seed``
-  re-seeds). The same sequence of calls in a fresh process gives the same audio;
+* Randomness: eSpeak NG draws the noise of breathy voices and Klatt voices from its own generator, which
+  ``espeak_Initialize`` seeds from the clock (``time(NULL)``); every call re-seeds it with ``noise_seed``
+  (``espeak_ng_SetRandSeed``, and the C library's ``srand`` for older code paths), so that noise is fixed.
+* History: eSpeak's output still depends on what the process spoke before (wave phase, pitch flutter and
+  similar state carry over between utterances, even across ``espeak_Terminate`` / ``espeak_Initialize``).
+  The same sequence of calls in a fresh process gives the same audio;
   :mod:`contrastkit.data.speech.fresh` relies on that.
 * This module imports nothing from contrastkit (only the standard library, numpy and ``espeakng_loader``), so
   that a bare child process can load it by file path without importing torch.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,10 +134,16 @@ class _Engine:
         self.phonemes: list[tuple[str, int]] = []
         self.callback = _Callback(self._on_audio)  # kept referenced: the C side holds only a raw pointer
         lib.espeak_SetSynthCallback(self.callback)
+        # what seeds the noise: espeak_ng_SetRandSeed (eSpeak NG 1.52 on) and the C library's srand
+        self.seeders: list[Callable[[int], object]] = []
+        if hasattr(lib, "espeak_ng_SetRandSeed"):
+            lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+            self.seeders.append(lambda seed: lib.espeak_ng_SetRandSeed(ctypes.c_long(seed)))
         try:
-            self.srand = ctypes.CDLL(None).srand  # the C library's rand() drives breath noise
+            libc_srand = ctypes.CDLL(None).srand
+            self.seeders.append(lambda seed: libc_srand(ctypes.c_uint(seed)))
         except (OSError, AttributeError):
-            self.srand = None
+            pass
 
     def _on_audio(self, wav: ctypes._Pointer, count: int, events: ctypes._Pointer) -> int:
         if wav and count > 0:
@@ -148,15 +158,15 @@ class _Engine:
                 i += 1
         return 0  # 0 = continue
 
-    def speak(self, text: str, voice: str, params: dict[int, int], noise_seed: int | None) -> Synthesis:
+    def speak(self, text: str, voice: str, params: dict[int, int], noise_seed: int) -> Synthesis:
         lib = self.lib
         if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
             raise EspeakError(f"eSpeak NG: unknown voice {voice!r} (e.g. 'en', 'en-us', 'en+f3', 'en-gb-x-rp+m7')")
         for param, value in params.items():
             if lib.espeak_SetParameter(param, value, 0) != _EE_OK:
                 raise EspeakError(f"eSpeak NG: espeak_SetParameter({param}, {value}) failed")
-        if noise_seed is not None and self.srand is not None:
-            self.srand(ctypes.c_uint(noise_seed & 0xFFFFFFFF))
+        for seed_with in self.seeders:
+            seed_with(noise_seed)
         data = text.encode("utf-8") + b"\0"
         self.chunks, self.phonemes = [], []
         status = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -178,7 +188,7 @@ def _checked(name: str, value: int, low: int, high: int) -> int:
 
 
 def synthesize(text: str, voice: str = "en", *, rate: int = 175, pitch: int = 50, pitch_range: int = 50,
-               volume: int = 100, word_gap: int = 0, noise_seed: int | None = None) -> Synthesis:
+               volume: int = 100, word_gap: int = 0, noise_seed: int = 0) -> Synthesis:
     """Speak ``text`` with ``voice`` (``language[+variant]``, e.g. ``"en-us+f3"``) and return the audio.
 
     Args:
@@ -187,7 +197,7 @@ def synthesize(text: str, voice: str = "en", *, rate: int = 175, pitch: int = 50
         pitch_range: intonation range 0..100 (0 monotone, 50 normal).
         volume: amplitude 0..200 (100 normal; more may distort).
         word_gap: extra pause between words in units of 10 ms (at normal rate), 0..100.
-        noise_seed: re-seed the C ``rand()`` that breathy / whispering voices draw noise from.
+        noise_seed: seed of eSpeak's noise generator for this call, 0..2**31-1 (breathy and Klatt voices).
 
     Raises:
         EspeakError: the library cannot load or initialise, the voice is unknown, or synthesis fails.
@@ -200,6 +210,7 @@ def synthesize(text: str, voice: str = "en", *, rate: int = 175, pitch: int = 50
     params = {_PARAM_RATE: _checked("rate", rate, 80, 450), _PARAM_PITCH: _checked("pitch", pitch, 0, 100),
               _PARAM_RANGE: _checked("pitch_range", pitch_range, 0, 100),
               _PARAM_VOLUME: _checked("volume", volume, 0, 200), _PARAM_WORDGAP: _checked("word_gap", word_gap, 0, 100)}
+    noise_seed = _checked("noise_seed", noise_seed, 0, 2**31 - 1)
     global _engine
     with _lock:
         if _engine is None:

@@ -1,12 +1,12 @@
 """Synthesise a list of utterances in a fresh child process, so that the audio depends on the list alone.
 
-eSpeak NG carries state from one utterance to the next within a process (pitch flutter, wave phase; measured:
-the same text twice in a row gives different samples and lengths, even after ``espeak_Terminate`` and a new
-``espeak_Initialize``). A dataset built in the calling process would then depend on whatever that process
-spoke before. :func:`synthesize_fresh` starts a new Python (``sys.executable``) that loads
-:mod:`contrastkit.data.speech.espeak` by file path (no torch, well under a second to start), speaks the
-requests in order, and hands the results back through an ``.npz`` file in a temporary folder. The same list
-gives the same audio on every call.
+eSpeak NG carries state from one utterance to the next within a process (wave phase, pitch flutter; measured:
+the same text twice in a row, with the noise generator re-seeded alike, gives different samples and lengths,
+even after ``espeak_Terminate`` and a new ``espeak_Initialize``). A dataset built in the calling process would
+then depend on whatever that process spoke before. :func:`synthesize_fresh` starts a new Python
+(``sys.executable``) that loads :mod:`contrastkit.data.speech.espeak` by file path (no torch, well under a
+second to start), speaks the requests in order, and hands the results back through an ``.npz`` file in a
+temporary folder. The same list gives the same audio on every call, in any process.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,8 @@ def test_errors_are_clear() -> None:
         synthesize("hi", rate=10)
     with pytest.raises(ValueError, match="text"):
         synthesize("   ")
+    with pytest.raises(ValueError, match="noise_seed"):
+        synthesize("hi", noise_seed=-1)
 
 
 def test_a_library_that_cannot_load_is_an_espeak_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -78,8 +81,10 @@ def test_a_library_that_cannot_load_is_an_espeak_error(monkeypatch: pytest.Monke
 
 
 def test_fresh_process_output_does_not_depend_on_history() -> None:
-    requests = [{"text": "the red fish", "voice": "en+m3"}, {"text": "a blue hat", "voice": "en-us+f2", "pitch": 60}]
+    requests = [{"text": "the red fish", "voice": "en+m3"}, {"text": "a blue hat", "voice": "en-us+f2", "pitch": 60},
+                {"text": "a green hat", "voice": "en+klatt3", "noise_seed": 12345}]  # breathy / Klatt: seeded noise
     first = synthesize_fresh(requests)
+    time.sleep(1.1)  # eSpeak seeds its noise generator from the clock (seconds) unless told a seed
     for _ in range(3):
         synthesize("something else entirely", "en+croak")  # in this process: must not matter
     second = synthesize_fresh(requests)
