@@ -10,8 +10,10 @@ voice would be identical in every utterance and any probe would saturate. :func:
    Gaussian noise, coloured by a random one-pole low-pass (pole 0..0.9; 0 = white);
 3. **gain**: the result is scaled so that its peak is 0.05..0.9 (log-uniform), within [-1, 1].
 
-With one peaking EQ instead of two, or 5..25 dB instead of 0..20 dB, a linear probe on mean MFCCs told
-the 24 default speakers apart at 87..90 % (test); with these settings about 80..87 %.
+Measured on the default ``build_speech`` data (24 speakers, 960 train / 240 test utterances), logistic
+regression on per-utterance features, test accuracy for seeds 0 / 1: mean log-spectrum 81 / 87 %, MFCC mean
+and std 86 / 88 %, log-mel mean and std 79 / 89 % (chance 4 %). With one peaking EQ (seed 0) the MFCC
+probe reached 90 %; with 3 EQs and 5..25 dB, 87 %; with 2 EQs and -5..20 dB, 80 %.
 
 Every draw comes from the ``rng`` passed in, so an utterance's channel is a function of its seed.
 """
