@@ -22,7 +22,7 @@ from torch import nn
 from contrastkit.checkpoint import CheckpointError, load_checkpoint
 from contrastkit.config import TrainConfig
 from contrastkit.data.fingerprint import describe_change
-from contrastkit.evaluate import plot_embedding_2d, plot_training_curves
+from contrastkit.evaluate import plot_embedding_2d, plot_prediction_accuracy, plot_training_curves
 from contrastkit.evaluate.method import evaluate_method, method_features, raw_baseline_name
 from contrastkit.run import Run, build_run
 from contrastkit.runfolder import CHECKPOINT_NAME
@@ -117,6 +117,13 @@ def plot_run(run_dir: str | Path, run: Run | None = None, test_features: torch.T
                           title=f"{run.config.method} on {run.config.data}: t-SNE of test features",
                           class_names=list(run.data.class_names) if run.data.class_names else None)
         written.append(path)
+    accuracy = getattr(run.method, "prediction_accuracy", None)
+    if callable(accuracy) and len(run.data.test):
+        run.method.eval()
+        by_k = [float(a) for a in accuracy(run.data.test.x[:64].to(run.device).float())]
+        path = run_dir / "prediction_accuracy.png"
+        plot_prediction_accuracy(by_k, path, title=f"{run.config.method} on {run.config.data}: held-out prediction")
+        written.append(path)
     log = run_dir / "train_log.csv"
     if log.exists() and len(log.read_text().splitlines()) > 1:  # a header and at least one row
         path = run_dir / "training_curves.png"
@@ -150,7 +157,18 @@ def format_table(*all_metrics: dict[str, Any]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     data = all_metrics[0].get("data", "")
-    return f"held-out accuracy on {data} (test split)\n" + "\n".join(lines)
+    table = f"held-out accuracy on {data} (test split)\n" + "\n".join(lines)
+    probes = [m for m in all_metrics if "speaker_acc" in m]
+    if probes:
+        m = probes[0]
+        names = [(f"{m['method']} (trained)", m), *[(k.replace("_", " "), v) for k, v in m["baselines"].items()]]
+        width = max(len(n) for n, _ in names)
+        table += ("\n\nthe CPC probes (linear, held-out utterances)\n" + f"{'features'.ljust(width)}  speaker  phone"
+                  + "".join(f"\n{n.ljust(width)}  {_pct(v['speaker_acc']).ljust(7)}  {_pct(v['phone_acc'])}"
+                            for n, v in names))
+        if "prediction_accuracy" in m:
+            table += "\nprediction accuracy by k: " + " ".join(f"{100 * a:.0f}" for a in m["prediction_accuracy"])
+    return table
 
 
 def _pct(x: float | None) -> str:

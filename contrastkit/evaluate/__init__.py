@@ -21,7 +21,7 @@ from contrastkit.evaluate.linear_probe import (
     linear_probe_accuracy,
     middle_c,
 )
-from contrastkit.evaluate.plots import embed_2d, plot_embedding_2d, plot_training_curves
+from contrastkit.evaluate.plots import embed_2d, plot_embedding_2d, plot_prediction_accuracy, plot_training_curves
 
 __all__ = [
     "DEFAULT_CS",
@@ -42,6 +42,7 @@ __all__ = [
     "middle_c",
     "pixel_features",
     "plot_embedding_2d",
+    "plot_prediction_accuracy",
     "plot_training_curves",
     "raw_features",
     "uniformity",

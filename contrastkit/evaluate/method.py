@@ -11,6 +11,14 @@ stratified 5-fold CV on the train split; the test split is only scored):
 With an augmentation it also measures alignment and uniformity (Wang & Isola 2020) of the trained features on
 two augmented views of the test inputs. Every departure from the protocol (k lowered, fewer folds, a probe
 skipped) is a sentence in ``notes``.
+
+Sequences with frame labels (speech: speakers and 10 ms phones) evaluated with a method that has
+``frame_features(x) -> (N, T', D)`` (CPC) also get the CPC paper's two probes
+(:mod:`contrastkit.evaluate.sequence_probes`): ``speaker_acc`` (mean-pooled features, linear probe, held-out
+utterances) and ``phone_acc`` (a linear probe per frame), with the same probes on MFCC features and on the
+random initialisation under ``baselines``, and the prediction accuracy per step ahead (``prediction_accuracy``)
+when the method reports one. Raw-input baselines of sequences longer than 4,096 samples are skipped (a linear
+probe on raw audio samples measures nothing useful); MFCC is the raw baseline there.
 """
 
 from __future__ import annotations
@@ -72,7 +80,10 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
             results["random_init"] = evaluate_features(method_features(random_method, train_x, device), train_y,
                                                        method_features(random_method, test_x, device), test_y,
                                                        **options)
-        if baselines:
+        raw_dim = int(torch.tensor(train_x.shape[1:]).prod())
+        if baselines and data.modality == "sequences" and raw_dim > MAX_RAW_SEQUENCE:
+            notes.append(f"raw-input baseline skipped: {raw_dim} samples per sequence (the MFCC baseline stands in)")
+        elif baselines:
             results[raw_baseline_name(data.modality)] = evaluate_features(raw_features(train_x), train_y,
                                                                           raw_features(test_x), test_y, **options)
         trained = results["trained"]
@@ -85,6 +96,8 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
         for name, result in results.items():  # a baseline's own notes (e.g. a probe that did not converge)
             notes.extend(f"{name.replace('_', ' ')}: {note}" for note in result.get("notes", [])
                          if note not in trained.get("notes", []))
+    if callable(getattr(method, "frame_features", None)) and data.train.frame_labels is not None and len(test_x):
+        metrics.update(_sequence_probes(method, random_method if baselines else None, data, device, seed, notes))
     if augment is not None and len(test_x) >= 2:
         metrics["alignment_uniformity"] = alignment_uniformity(*_two_views(method, augment, test_x,
                                                                            device or _device_of(method), seed + 1))
@@ -92,6 +105,52 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
         notes.append("fewer than 2 test samples: alignment / uniformity skipped")
     metrics["notes"] = notes
     return metrics, test_features
+
+
+MAX_RAW_SEQUENCE = 4096
+
+
+def frame_features(method: nn.Module, x: Tensor, device: torch.device | None = None, batch_size: int = 64) -> Tensor:
+    """``method.frame_features`` (N, T', D) of inputs x on the CPU, in eval mode without gradient."""
+    target = device or _device_of(method)
+    modes = {m: m.training for m in method.modules()}
+    chunks = []
+    try:
+        method.eval()
+        with torch.no_grad():
+            for start in range(0, x.shape[0], batch_size):
+                chunks.append(method.frame_features(x[start:start + batch_size].to(target).float()).float().cpu())
+    finally:
+        for m, training in modes.items():
+            m.training = training
+    return torch.cat(chunks)
+
+
+def _sequence_probes(method: nn.Module, random_method: nn.Module | None, data: DatasetSplits,
+                     device: torch.device | None, seed: int, notes: list[str]) -> dict[str, Any]:
+    from contrastkit.evaluate.sequence_probes import mfcc_features, probe_features
+
+    def probes(train: object, test: object) -> dict[str, Any]:
+        result = probe_features(train, test, data, seed=seed)
+        notes.extend(result.get("notes", []))
+        return {key: result[key] for key in ("speaker_acc", "phone_acc", "speaker_chance", "phone_chance")}
+
+    out: dict[str, Any] = probes(frame_features(method, data.train.x, device).numpy(),
+                                 frame_features(method, data.test.x, device).numpy())
+    out["baselines"] = {"mfcc": probes(mfcc_features(data.train), mfcc_features(data.test))}
+    if random_method is not None:
+        out["baselines"]["random_init"] = probes(frame_features(random_method, data.train.x, device).numpy(),
+                                                 frame_features(random_method, data.test.x, device).numpy())
+    accuracy = getattr(method, "prediction_accuracy", None)
+    if callable(accuracy):
+        was_training = method.training
+        method.eval()
+        try:
+            by_k = accuracy(data.test.x[:64].to(device or _device_of(method)).float())
+        finally:
+            method.train(was_training)
+        out["prediction_accuracy"] = [round(float(a), 4) for a in by_k]
+    return out
 
 
 def _device_of(module: nn.Module) -> torch.device:

@@ -146,6 +146,22 @@ def plot_training_curves(csv_path: str | Path, png_path: str | Path, title: str 
     return list(series)
 
 
+def plot_prediction_accuracy(accuracy: list[float], png_path: str | Path, title: str | None = None) -> None:
+    """Accuracy of predicting the latent k steps ahead (CPC), against k = 1..K."""
+    figure = Figure(figsize=(5, 3.5))
+    axes = figure.add_subplot()
+    steps = list(range(1, len(accuracy) + 1))
+    axes.plot(steps, [100 * a for a in accuracy], marker="o")
+    axes.set_xlabel("steps ahead k")
+    axes.set_ylabel("positive ranked first (%)")
+    axes.set_xticks(steps)
+    axes.grid(alpha=0.3)
+    if title is not None:
+        axes.set_title(title)
+    figure.tight_layout()
+    _save(figure, png_path)
+
+
 def _number(text: str | None) -> float | None:
     if text is None or text.strip() == "":
         return None

@@ -103,10 +103,14 @@ def cpc_loss(z: Tensor, c: Tensor, predictors: nn.ModuleList, *, negatives_from:
                 hits = _hits(scores.detach(), positive)
             else:
                 lse = row_logsumexp(a, cand, block_size=block_size)
-                with torch.no_grad():
-                    best = torch.cat([(a[i:i + block_size] @ cand.T).amax(1)
-                                      for i in range(0, a.shape[0], block_size)])  # (R,) without the R x NT scores
-                hits = pos.detach() >= best
+                with torch.no_grad():  # the best negative per row, block by block (never the R x NT scores)
+                    best = []
+                    for i in range(0, a.shape[0], block_size):
+                        block = a[i:i + block_size] @ cand.T
+                        rows = torch.arange(block.shape[0], device=block.device)
+                        block[rows, positive[i:i + block_size]] = -torch.inf
+                        best.append(block.amax(1))
+                    hits = (a * cand[positive]).sum(1) >= torch.cat(best)
         if offset is not None:  # a score's additive per-query term cancels in the softmax
             lse, pos = lse + offset, pos + offset
         losses.append((lse - pos).mean())
@@ -137,16 +141,19 @@ class CPC(Method):
         self.log_keys = tuple(f"acc_k{k}" for k in range(1, steps_ahead + 1))
 
     def latents_and_contexts(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """z (N, T', D_z) and c (N, T', D_c) of sequences x (N, C, T)."""
+        """z (N, T', D_z) and c (N, T', D_c) of sequences x (N, C, T), each sequence first scaled to zero mean
+        and unit variance (a recording's gain says nothing about its content or speaker)."""
+        x = (x - x.mean(dim=(1, 2), keepdim=True)) / (x.std(dim=(1, 2), keepdim=True) + 1e-5)
         z = self.encoder.steps(x).transpose(1, 2)  # (N, T', Dz)
         c, _ = self.context_net(z)  # (N, T', Dc)
         return z, c
 
     def forward(self, batch: Batch) -> StepOutput:
         z, c = self.latents_and_contexts(batch.views[0])
-        z, c = z.float(), c.float()  # the softmax in float32 under autocast
         block = default_block_size(z.shape[0] * z.shape[1]) if self.memory_efficient else None
-        loss, accuracy = cpc_loss(z, c, self.predictors, negatives_from=self.negatives_from, block_size=block)
+        with torch.autocast(z.device.type, enabled=False):  # scores and softmax in float32, also under bf16 autocast
+            loss, accuracy = cpc_loss(z.float(), c.float(), self.predictors, negatives_from=self.negatives_from,
+                                      block_size=block)
         logs = {"loss": loss.detach(), **{key: accuracy[i] for i, key in enumerate(self.log_keys[:len(accuracy)])}}
         return StepOutput(loss, logs=logs)
 
@@ -162,8 +169,9 @@ class CPC(Method):
     def prediction_accuracy(self, x: Tensor) -> Tensor:
         """The accuracy per step ahead (K,) on sequences x (no gradient)."""
         z, c = self.latents_and_contexts(x)
-        return cpc_loss(z.float(), c.float(), self.predictors, negatives_from=self.negatives_from,
-                        block_size=default_block_size(z.shape[0] * z.shape[1]))[1]
+        with torch.autocast(z.device.type, enabled=False):
+            return cpc_loss(z.float(), c.float(), self.predictors, negatives_from=self.negatives_from,
+                            block_size=default_block_size(z.shape[0] * z.shape[1]))[1]
 
 
 def build_cpc(ctx: BuildContext, s: CPCSettings) -> CPC:

@@ -10,7 +10,8 @@ mlp             vectors     :class:`~contrastkit.models.tabular.MLPEncoder`, sta
                             training rows' statistics (the default for vectors)
 conv1d          sequences   :class:`~contrastkit.models.sequence.Conv1dEncoder` (the default for sequences)
 cpc             sequences   CPC's g_enc (van den Oord et al. 2018): strides 5, 4, 2, 2, 2, kernels 10, 8, 4, 4,
-                            4, one latent per 160 samples (10 ms at 16 kHz); ``width`` channels (paper: 512)
+                            4, one latent per 160 samples (10 ms at 16 kHz); ``width`` channels (paper: 512);
+                            channel normalisation instead of BatchNorm
 ==============  ==========  =====================================================================
 """
 
@@ -69,7 +70,7 @@ def encoder_for_data(name: str | None, data: DatasetSplits, **options: int) -> t
     elif modality == "vectors":
         encoder = MLPEncoder(data.input_shape[0], standardize=Standardize.of(data.train.x))
     elif name == "cpc":
-        encoder = Conv1dEncoder(data.input_shape[0], strides=CPC_STRIDES, **options)
+        encoder = Conv1dEncoder(data.input_shape[0], strides=CPC_STRIDES, norm="channel", **options)
     else:
         encoder = Conv1dEncoder(data.input_shape[0], **options)
     return encoder, feature_dim_of(encoder, data.input_shape)

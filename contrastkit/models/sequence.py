@@ -10,23 +10,40 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-__all__ = ["Conv1dEncoder"]
+__all__ = ["ChannelNorm", "Conv1dEncoder"]
+
+
+class ChannelNorm(nn.Module):
+    """Normalise each time step across channels, ``(x - mean_c) / std_c * gamma + beta`` (a LayerNorm over C of
+    (N, C, T)): unlike BatchNorm it never mixes the samples of a batch, which a contrastive task over the batch
+    could exploit (Riviere et al. 2020 replaced CPC's BatchNorm by it)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels, eps=eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
 
 
 class Conv1dEncoder(nn.Module):
     """``(N, in_channels, T) -> (N, width)`` (mean over time of :meth:`steps`)."""
 
     def __init__(self, in_channels: int = 1, width: int = 64, strides: tuple[int, ...] = (5, 4, 2),
-                 kernels: tuple[int, ...] | None = None) -> None:
+                 kernels: tuple[int, ...] | None = None, norm: str = "batch") -> None:
         super().__init__()
         kernels = tuple(2 * s for s in strides) if kernels is None else tuple(kernels)
         if len(kernels) != len(strides) or not strides:
             raise ValueError(f"Conv1dEncoder: need one kernel per stride, got {kernels} and {strides}")
+        if norm not in ("batch", "channel"):
+            raise ValueError(f"Conv1dEncoder: `norm` must be 'batch' or 'channel', got {norm!r}")
+        self.norm = norm
         layers: list[nn.Module] = []
         channels = in_channels
         for kernel, stride in zip(kernels, strides, strict=True):
+            normalise = nn.BatchNorm1d(width) if norm == "batch" else ChannelNorm(width)
             layers += [nn.Conv1d(channels, width, kernel, stride=stride, padding=(kernel - stride + 1) // 2,
-                                 bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+                                 bias=False), normalise, nn.ReLU(inplace=True)]
             channels = width
         self.net = nn.Sequential(*layers)
         self.feature_dim = width
