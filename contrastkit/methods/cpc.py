@@ -57,6 +57,8 @@ class CPCSettings:
     negatives_from: str = setting("batch", "negatives for a prediction: other latents of the same sequence or of "
                                            "the whole batch", choices=NEGATIVE_SOURCES)
     crop: int = setting(10240, "samples per training crop (the paper: 20,480 = 1.28 s at 16 kHz)", low=1)
+    encoder_norm: str = setting("batch", "normalisation in g_enc: BatchNorm (learned much faster in short CPU runs) "
+                                         "or per-step channel norm (Riviere et al. 2020)", choices=("batch", "channel"))
     memory_efficient: bool = setting(False, "blockwise loss that never holds the full logits")
 
 

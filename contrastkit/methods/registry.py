@@ -279,7 +279,7 @@ for _name, _preset in PRESETS.items():
                     description=_DESCRIPTIONS[_name])
 
 register_method("cpc", build_cpc, settings=CPCSettings, default_encoder="cpc",
-                encoder_options=lambda s: {"width": s.channels},
+                encoder_options=lambda s: {"width": s.channels, "norm": s.encoder_norm},
                 training_defaults=dict(epochs=100, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0,
                                        warmup_epochs=1),
                 description="contrastive predictive coding on sequences (van den Oord et al. 2018)")

@@ -10,8 +10,8 @@ mlp             vectors     :class:`~contrastkit.models.tabular.MLPEncoder`, sta
                             training rows' statistics (the default for vectors)
 conv1d          sequences   :class:`~contrastkit.models.sequence.Conv1dEncoder` (the default for sequences)
 cpc             sequences   CPC's g_enc (van den Oord et al. 2018): strides 5, 4, 2, 2, 2, kernels 10, 8, 4, 4,
-                            4, one latent per 160 samples (10 ms at 16 kHz); ``width`` channels (paper: 512);
-                            channel normalisation instead of BatchNorm
+                            4, one latent per 160 samples (10 ms at 16 kHz); ``width`` channels (paper: 512),
+                            ``norm`` "batch" or "channel"
 ==============  ==========  =====================================================================
 """
 
@@ -54,7 +54,7 @@ def feature_dim_of(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     return int(out.shape[1])
 
 
-def encoder_for_data(name: str | None, data: DatasetSplits, **options: int) -> tuple[nn.Module, int]:
+def encoder_for_data(name: str | None, data: DatasetSplits, **options: object) -> tuple[nn.Module, int]:
     """The encoder ``name`` (None: the modality's default) built for ``data``, and its feature size; ``options``
     (e.g. ``width``) go to the sequence encoders."""
     modality = data.modality
@@ -70,7 +70,7 @@ def encoder_for_data(name: str | None, data: DatasetSplits, **options: int) -> t
     elif modality == "vectors":
         encoder = MLPEncoder(data.input_shape[0], standardize=Standardize.of(data.train.x))
     elif name == "cpc":
-        encoder = Conv1dEncoder(data.input_shape[0], strides=CPC_STRIDES, norm="channel", **options)
+        encoder = Conv1dEncoder(data.input_shape[0], strides=CPC_STRIDES, **options)
     else:
         encoder = Conv1dEncoder(data.input_shape[0], **options)
     return encoder, feature_dim_of(encoder, data.input_shape)
