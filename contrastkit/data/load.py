@@ -109,24 +109,28 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
                             test_fraction=test_fraction, seed=seed, class_names=class_names, where=where)
 
     path = Path(key).expanduser()
+    builtin_names = ", ".join(sorted([*BUILTIN_DATASETS, *SEQUENCE_DATASETS]))
     if not path.exists():
-        raise DatasetNotFoundError(f"{where}: {key!r} is neither a built-in dataset "
-                                   f"({', '.join(sorted(BUILTIN_DATASETS))}) nor an existing path "
-                                   f"(an image folder, .npy or .npz file)")
-    if modality not in ("auto", "images") and path.is_dir():
-        raise ValueError(f"{where}: {key!r} is a folder of images; `modality` {modality!r} applies to array files")
+        raise DatasetNotFoundError(f"{where}: {key!r} is neither a built-in dataset ({builtin_names}) nor an "
+                                   f"existing path (an image folder, a folder of speakers' WAV files, .npy or "
+                                   f".npz file)")
     if path.is_dir() and _holds_wav_files(path):
+        if modality not in ("auto", "sequences") or size_hw is not None or channels is not None:
+            raise ValueError(f"{where}: {key!r} is a folder of WAV files (sequences); `modality`, `size` and "
+                             f"`mode` do not apply")
         from contrastkit.data.speech import load_wav_folder
 
         return load_wav_folder(path, test_fraction=test_fraction, seed=seed)
+    if modality not in ("auto", "images") and path.is_dir():
+        raise ValueError(f"{where}: {key!r} is a folder of images; `modality` {modality!r} applies to array files")
     if path.is_dir():
         images, labels, class_names = load_image_folder(path, mode=mode, size=size_hw, where=where)
         return split_arrays(path.name, images, labels, test_fraction=test_fraction, seed=seed,
                             class_names=class_names, where=where)
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
-        raise ValueError(f"{where}: cannot load '{path}': expected a folder of images, an .npy or an .npz "
-                         f"file, or a built-in name ({', '.join(sorted(BUILTIN_DATASETS))})")
+        raise ValueError(f"{where}: cannot load '{path}': expected a folder of images or of speakers' WAV files, "
+                         f"an .npy or an .npz file, or a built-in name ({builtin_names})")
     source = load_npy(path, where, modality) if suffix == ".npy" else load_npz(path, where, modality)
     if source.inputs.dtype != np.uint8 and (size_hw is not None or channels is not None):
         raise ValueError(f"{where}: `size` and `mode` apply to images; '{path}' holds "

@@ -42,7 +42,7 @@ from typing import Any
 from torch import nn
 
 from contrastkit.methods.contrastive import ContrastiveMethod
-from contrastkit.methods.cpc import CPCSettings, build_cpc
+from contrastkit.methods.cpc import CPC_PAPER_SIZES, CPCSettings, build_cpc
 from contrastkit.methods.settings import PRESETS, ContrastiveSettings, resolve_settings
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
@@ -278,11 +278,15 @@ for _name, _preset in PRESETS.items():
                     resolve=resolve_settings, training_defaults=_CONTRASTIVE_TRAINING,
                     description=_DESCRIPTIONS[_name])
 
+_CPC_TRAINING = dict(epochs=200, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0, warmup_epochs=1)
 register_method("cpc", build_cpc, settings=CPCSettings, default_encoder="cpc",
                 encoder_options=lambda s: {"width": s.channels, "norm": s.encoder_norm},
-                training_defaults=dict(epochs=100, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0,
-                                       warmup_epochs=1),
-                description="contrastive predictive coding on sequences (van den Oord et al. 2018)")
+                training_defaults=_CPC_TRAINING,
+                description="contrastive predictive coding on sequences (van den Oord et al. 2018), CPU sizes")
+register_method("cpc_paper", build_cpc, settings=CPCSettings, default_encoder="cpc", presets=CPC_PAPER_SIZES,
+                encoder_options=lambda s: {"width": s.channels, "norm": s.encoder_norm},
+                training_defaults=_CPC_TRAINING,
+                description="CPC with the paper's sizes: 512 channels, GRU 256, K = 12, 1.28 s crops")
 
 #: the built-in method names and their preset settings (the registry holds every method: available_methods())
 METHODS = PRESETS

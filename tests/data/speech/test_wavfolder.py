@@ -86,6 +86,13 @@ def test_clip_seconds_pads_and_crops(folder: Path) -> None:
 def test_load_dataset_recognises_a_wav_folder(folder: Path) -> None:
     splits = load_dataset(folder, seed=1)
     assert splits.name == "voices" and splits.num_classes == 3 and splits.input_shape == (1, 8000)
+    assert load_dataset(folder, seed=1, modality="sequences").input_shape == (1, 8000)
+
+
+@pytest.mark.parametrize("options", [dict(modality="images"), dict(size=8), dict(mode="L")])
+def test_image_options_on_a_wav_folder_are_refused(folder: Path, options: dict) -> None:
+    with pytest.raises(ValueError, match=r"is a folder of WAV files \(sequences\); `modality`, `size` and `mode`"):
+        load_dataset(folder, **options)
 
 
 def _float_wav(path: Path) -> None:
