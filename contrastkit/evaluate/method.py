@@ -132,7 +132,7 @@ def _sequence_probes(method: nn.Module, random_method: nn.Module | None, data: D
 
     def probes(train: object, test: object) -> dict[str, Any]:
         result = probe_features(train, test, data, seed=seed)
-        notes.extend(result.get("notes", []))
+        notes.extend(note for note in result.get("notes", []) if note not in notes)  # the same for each features
         return {key: result[key] for key in ("speaker_acc", "phone_acc", "speaker_chance", "phone_chance")}
 
     out: dict[str, Any] = probes(frame_features(method, data.train.x, device).numpy(),

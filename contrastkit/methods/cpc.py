@@ -19,8 +19,10 @@ negatives, every other latent of the same sequence (``negatives_from="same_seque
 The default is ``"same_sequence"``: on the built-in ``speech`` data it learned phones and speakers better in a
 5-minute CPU run (negatives of the same utterance can only be told apart by content, while negatives of other
 speakers are easy to reject by voice alone) and each step is cheaper (README, "CPC on speech").
-With ``memory_efficient`` the batch form uses the blockwise log-sum-exp kernel
-(:func:`~contrastkit.losses.logsumexp.row_logsumexp`) and never holds the (predictions x candidates) scores.
+With ``blockwise`` the batch form uses the blockwise log-sum-exp kernel
+(:func:`~contrastkit.losses.logsumexp.row_logsumexp`) and never holds the (predictions x candidates) scores; left
+at None it does so only when the full scores of all K steps (kept for the backward pass) would exceed
+:data:`FULL_SCORES_LIMIT` bytes, so a batch runs all (t, k) pairs at once when it fits.
 
 The step also logs the prediction accuracy per k (is the true latent ranked first among the candidates?),
 ``acc_k1 .. acc_kK``; it falls as k grows. For evaluation, :meth:`CPC.frame_features` gives :math:`c_t` per
@@ -44,9 +46,11 @@ from contrastkit.similarity import BilinearSimilarity
 if TYPE_CHECKING:  # the registry imports this module
     from contrastkit.methods.registry import BuildContext
 
-__all__ = ["CPC", "CPC_PAPER_SIZES", "CPCSettings", "build_cpc", "cpc_loss"]
+__all__ = ["CPC", "CPC_PAPER_SIZES", "FULL_SCORES_LIMIT", "CPCSettings", "build_cpc", "cpc_loss"]
 
 NEGATIVE_SOURCES = ("same_sequence", "batch")
+#: bytes of float32 scores (all K steps of a batch) above which ``blockwise=None`` goes blockwise
+FULL_SCORES_LIMIT = 1 << 30
 #: the paper's setup (the ``cpc_paper`` method): 512 encoder channels, a 256-unit GRU, K = 12, 20,480-sample crops,
 #: negatives from the whole batch
 CPC_PAPER_SIZES = dict(channels=512, context=256, steps_ahead=12, crop=20480, negatives_from="batch")
@@ -66,7 +70,8 @@ class CPCSettings:
     crop: int = setting(10240, "samples per training crop (the paper: 20,480 = 1.28 s at 16 kHz)", low=1)
     encoder_norm: str = setting("batch", "normalisation in g_enc: BatchNorm (learned much faster in short CPU runs) "
                                          "or per-step channel norm (Riviere et al. 2020)", choices=("batch", "channel"))
-    memory_efficient: bool = setting(False, "blockwise loss that never holds the full logits")
+    blockwise: bool | None = setting(None, "the memory-efficient blockwise loss that never holds the full scores "
+                                           "(null: only when they would exceed 1 GiB)")
 
 
 def _hits(scores: Tensor, positive: Tensor) -> Tensor:
@@ -136,7 +141,7 @@ class CPC(Method):
 
     def __init__(self, encoder: nn.Module, latent_dim: int, *, context: int = 64, steps_ahead: int = 12,
                  negatives_from: str = "same_sequence", crop: int | None = 10240,
-                 memory_efficient: bool = False) -> None:
+                 blockwise: bool | None = None) -> None:
         super().__init__()
         if not callable(getattr(encoder, "steps", None)):
             raise TypeError("CPC: the encoder must have steps(x) -> (N, D, T') per-step latents (e.g. the 'cpc' "
@@ -146,7 +151,7 @@ class CPC(Method):
         self.encoder = encoder
         self.context_net = nn.GRU(latent_dim, context, batch_first=True)
         self.predictors = nn.ModuleList(BilinearSimilarity(context, latent_dim) for _ in range(steps_ahead))
-        self.negatives_from, self.memory_efficient = negatives_from, memory_efficient
+        self.negatives_from, self.blockwise_setting = negatives_from, blockwise
         self.batch_spec = BatchSpec(views=0, crop=crop)
         self.log_keys = tuple(f"acc_k{k}" for k in range(1, steps_ahead + 1))
 
@@ -160,12 +165,21 @@ class CPC(Method):
 
     def forward(self, batch: Batch) -> StepOutput:
         z, c = self.latents_and_contexts(batch.views[0])
-        block = default_block_size(z.shape[0] * z.shape[1]) if self.memory_efficient else None
+        block = default_block_size(z.shape[0] * z.shape[1]) if self.uses_blocks(*z.shape[:2]) else None
         with torch.autocast(z.device.type, enabled=False):  # scores and softmax in float32, also under bf16 autocast
             loss, accuracy = cpc_loss(z.float(), c.float(), self.predictors, negatives_from=self.negatives_from,
                                       block_size=block)
         logs = {"loss": loss.detach(), **{key: accuracy[i] for i, key in enumerate(self.log_keys[:len(accuracy)])}}
         return StepOutput(loss, logs=logs)
+
+    def uses_blocks(self, n: int, t: int) -> bool:
+        """Whether a batch of n sequences of t latent steps uses the blockwise kernel (batch negatives only)."""
+        if self.negatives_from != "batch":
+            return False
+        if self.blockwise_setting is not None:
+            return self.blockwise_setting
+        full_bytes = 4 * n * t * sum(n * (t - k) for k in range(1, len(self.predictors) + 1) if k < t)
+        return full_bytes > FULL_SCORES_LIMIT
 
     def frame_features(self, x: Tensor) -> Tensor:
         """The context c_t per latent step: (N, T', D_c)."""
@@ -187,4 +201,4 @@ class CPC(Method):
 def build_cpc(ctx: BuildContext, s: CPCSettings) -> CPC:
     """The registry's builder: the encoder built for the data (its feature size is the latent size)."""
     return CPC(ctx.encoder, ctx.feature_dim, context=s.context, steps_ahead=s.steps_ahead,
-               negatives_from=s.negatives_from, crop=s.crop, memory_efficient=s.memory_efficient)
+               negatives_from=s.negatives_from, crop=s.crop, blockwise=s.blockwise)

@@ -14,7 +14,8 @@ from torch import nn
 from contrastkit.config import TrainConfig
 from contrastkit.data.toyspeech import toy_speech, toy_speech_factors
 from contrastkit.methods import build_method
-from contrastkit.methods.cpc import CPC, cpc_loss
+from contrastkit.methods.base import Batch
+from contrastkit.methods.cpc import CPC, FULL_SCORES_LIMIT, cpc_loss
 from contrastkit.models.sequence import Conv1dEncoder
 from contrastkit.similarity import BilinearSimilarity
 from contrastkit.train import Trainer
@@ -106,6 +107,34 @@ def test_shapes_predictors_and_logs():
         CPC(nn.Linear(3, 3), 3)
     with pytest.raises(ValueError, match="leave nothing to predict"):
         cpc_loss(torch.randn(1, 1, 3), torch.randn(1, 1, 2), nn.ModuleList([BilinearSimilarity(2, 3)]))
+
+
+def test_blockwise_only_when_the_full_scores_would_not_fit():
+    """blockwise=None goes blockwise exactly when K steps of (N (T - k)) x (N T) float32 scores pass the
+    limit; an explicit True / False is obeyed; same-sequence negatives never need it. Both forms give one loss."""
+    encoder = Conv1dEncoder(1, width=8, strides=(5, 4, 2, 2, 2))
+    auto = CPC(encoder, 8, context=6, steps_ahead=2, negatives_from="batch")
+
+    def full_bytes(n: int, t: int) -> int:
+        return 4 * n * t * (n * (t - 1) + n * (t - 2))
+
+    assert not auto.uses_blocks(32, 64) and full_bytes(32, 64) <= FULL_SCORES_LIMIT
+    n = 8
+    while full_bytes(n, 64) <= FULL_SCORES_LIMIT:
+        n *= 2
+    assert auto.uses_blocks(n, 64) and not auto.uses_blocks(n // 2, 64)
+    assert CPC(encoder, 8, negatives_from="batch", blockwise=True).uses_blocks(2, 4)
+    assert not CPC(encoder, 8, negatives_from="batch", blockwise=False).uses_blocks(n, 64)
+    assert not CPC(encoder, 8, negatives_from="same_sequence", blockwise=True).uses_blocks(n, 64)
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 3200)
+    full = CPC(Conv1dEncoder(1, width=8, strides=(5, 4, 2, 2, 2)), 8, context=6, steps_ahead=3,
+               negatives_from="batch", blockwise=False)
+    blocks = CPC(Conv1dEncoder(1, width=8, strides=(5, 4, 2, 2, 2)), 8, context=6, steps_ahead=3,
+                 negatives_from="batch", blockwise=True)
+    blocks.load_state_dict(full.state_dict())
+    batch = Batch(views=[x], indices=torch.arange(4))
+    assert torch.allclose(full(batch).loss, blocks(batch).loss, atol=1e-5)
 
 
 def test_the_registry_builds_cpc_with_its_encoder_and_settings():
