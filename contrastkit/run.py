@@ -72,8 +72,14 @@ class Run:
     fingerprint: dict[str, Any]
 
 
-def check_batching(batch_size: int, method: nn.Module, n_train: int, data_name: str) -> None:
-    """A full batch must fit the training set, and split BatchNorm groups must divide the batch."""
+def check_batching(batch_size: int, method: nn.Module, n_train: int, data_name: str,
+                   sequence_length: int | None = None) -> None:
+    """A full batch must fit the training set, split BatchNorm groups must divide the batch, and a sequence crop
+    must fit the sequences (``sequence_length``: their length, None for other data)."""
+    crop = getattr(getattr(method, "batch_spec", None), "crop", None)
+    if crop is not None and sequence_length is not None and crop > sequence_length:
+        raise SettingsError(f"`crop` {crop} is longer than the {sequence_length}-step sequences of {data_name!r}; "
+                            f"use a crop of at most {sequence_length}")
     if batch_size > n_train:
         raise SettingsError(f"`batch_size` {batch_size} is larger than the {n_train} training samples of "
                             f"{data_name!r} (every step takes one full batch); use a batch size of at most {n_train}")
@@ -104,7 +110,8 @@ def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: b
     method = build_method(config.method, encoder, feature_dim, num_samples=num_samples, seed=config.seed,
                           settings=settings, num_classes=data.num_classes, modality=data.modality).to(device)
     if for_training:
-        check_batching(int(config.batch_size), method, len(data.train), config.data)
+        check_batching(int(config.batch_size), method, len(data.train), config.data,
+                       data.input_shape[-1] if data.modality == "sequences" else None)
     spec = method.batch_spec
     augment = make_augment(config.augment, data.train, spec) if spec.views > 0 else None
     return Run(config, device, data, method, augment.to(device) if augment is not None else None,

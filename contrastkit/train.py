@@ -108,7 +108,8 @@ class Trainer:
         self.method = method.to(self.device)
         self.fingerprint = self.run.fingerprint if self.run is not None else data_fingerprint(self.data)
         spec = method.batch_spec
-        check_batching(int(cfg.batch_size), method, len(self.data.train), cfg.data)
+        check_batching(int(cfg.batch_size), method, len(self.data.train), cfg.data,
+                       self.data.input_shape[-1] if self.data.modality == "sequences" else None)
         if augment is None and spec.views > 0:
             augment = make_augment(cfg.augment, self.data.train, spec)
         auto_bf16 = self.device.type == "cuda" or (self.device.type == "cpu" and cpu_has_fast_bf16())

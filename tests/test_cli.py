@@ -161,6 +161,11 @@ BAD_TRAIN_ARGS = {
     "random bytes .npy": (["--data", "{bad}/random.npy"], r"is not a valid \.npy/\.npz file"),
     "missing data": (["--data", "{bad}/nope.npz"], r"neither a built-in dataset"),
     "unknown method": (["--method", "byol"], r"unknown method 'byol'"),
+    "crop longer than the sequences": (["--method", "cpc", "--data", "toyspeech", "--crop", "20480"],
+                                       r"`crop` 20480 is longer than the 10240-step sequences of 'toyspeech'"),
+    "cpc on images": (["--method", "cpc"], r"encoder 'cpc' is for sequences"),
+    "cpc negatives from a queue": (["--method", "cpc", "--data", "toyspeech", "--negatives-from", "queue"],
+                                   r"`negatives_from` must be one of 'same_sequence', 'batch'"),
 }
 
 
