@@ -1,4 +1,4 @@
-r"""Mutual-information bounds: the InfoNCE lower bound and the CLUB upper bound (survey section E.5).
+r"""Mutual-information bounds: the InfoNCE and NWJ lower bounds and the CLUB upper bound (survey section E.5).
 
 Contrastive learning maximises a *lower* bound on the mutual information between views; CLUB gives an
 *upper* bound, used to minimise it (e.g. to remove information from a representation). Both are estimated
@@ -17,6 +17,18 @@ standing in for samples of :math:`p(x)p(y)`.
 
   and the estimate can never exceed :math:`\log N` (each log-softmax is :math:`\le 0`): with few
   candidates it saturates well below a large true MI.
+* NWJ (Nguyen, Wainwright & Jordan 2010, "Estimating divergence functionals and the likelihood ratio by
+  convex risk minimization"; the f-GAN KL form, Nowozin et al. 2016; Poole et al. 2019, eq. 10):
+
+  .. math::
+
+      I(X; Y) \ge \mathbb{E}_{p(x, y)}[f(x, y)] - e^{-1}\,\mathbb{E}_{p(x)p(y)}\bigl[e^{f(x, y)}\bigr],
+
+  tight for :math:`f^* = 1 + \log p(y|x) / p(y)`. Not capped by :math:`\log N`, but its batch estimate has a
+  variance that grows like :math:`e^{I}` (Poole et al. 2019; Song & Ermon 2020).
+* Critics (Poole et al. 2019, section 4): *separable* :math:`f(x, y) = g(x)^\top h(y)` with two MLPs
+  (:class:`SeparableCritic`; N + N network passes for N x N scores) or *concatenated* :math:`f([x; y])`
+  (:class:`~contrastkit.similarity.MLPCritic`; N x N passes); :func:`make_critic` builds either by name.
 * CLUB (Cheng et al. 2020, "CLUB: A Contrastive Log-ratio Upper Bound of Mutual Information", ICML):
   with a variational conditional :math:`q_\theta(y|x)` fitted by maximum likelihood,
 
@@ -39,9 +51,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit._checks import check_positive, check_tensor, compute_dtype, upcast
-from contrastkit.similarity import Measure, get_measure
+from contrastkit.similarity import Measure, MLPCritic, Similarity, get_measure
 
-__all__ = ["CLUB", "InfoNCEEstimator", "infonce_estimate", "infonce_lower_bound"]
+__all__ = [
+    "CLUB",
+    "CRITICS",
+    "InfoNCEEstimator",
+    "NWJEstimator",
+    "SeparableCritic",
+    "infonce_estimate",
+    "infonce_lower_bound",
+    "make_critic",
+    "nwj_estimate",
+]
+
+#: critic names accepted by :func:`make_critic`
+CRITICS = ("separable", "concat")
 
 
 def _check_pairs(x: object, y: object, where: str, min_rows: int = 1) -> tuple[Tensor, Tensor]:
@@ -132,6 +157,125 @@ class InfoNCEEstimator(nn.Module):
         return f"temperature={self.temperature}"
 
 
+def _mlp(dim_in: int, hidden: int, layers: int, dim_out: int) -> nn.Sequential:
+    """dim_in -> hidden (ReLU) -> ... (``layers`` hidden layers) -> dim_out."""
+    modules: list[nn.Module] = [nn.Linear(dim_in, hidden), nn.ReLU()]
+    for _ in range(layers - 1):
+        modules += [nn.Linear(hidden, hidden), nn.ReLU()]
+    modules.append(nn.Linear(hidden, dim_out))
+    return nn.Sequential(*modules)
+
+
+def _check_size(value: object, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: `{name}` must be an integer >= 1, got {value!r}")
+    return value
+
+
+class SeparableCritic(Similarity):
+    r"""The separable critic of Poole et al. 2019: :math:`f(x, y) = g(x)^\top h(y)`, two MLPs
+    ``dim_x -> hidden x layers -> embed_dim`` and ``dim_y -> ... -> embed_dim`` (ReLU).
+
+    All N x M scores cost N + M network passes and one matrix product. Inputs are cast to the parameters'
+    dtype (call ``.double()`` on the critic for float64 work).
+    """
+
+    def __init__(self, dim_x: int, dim_y: int | None = None, hidden: int = 256, layers: int = 2,
+                 embed_dim: int = 32) -> None:
+        super().__init__()
+        dim_y = dim_x if dim_y is None else dim_y
+        for name, value in (("dim_x", dim_x), ("dim_y", dim_y), ("hidden", hidden), ("layers", layers),
+                            ("embed_dim", embed_dim)):
+            _check_size(value, name, "SeparableCritic")
+        self.dim_x, self.dim_y = dim_x, dim_y
+        self.g = _mlp(dim_x, hidden, layers, embed_dim)
+        self.h = _mlp(dim_y, hidden, layers, embed_dim)
+
+    def _embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        if x.dim() != 2 or y.dim() != 2 or x.shape[1] != self.dim_x or y.shape[1] != self.dim_y:
+            raise ValueError(f"SeparableCritic: expected (N, {self.dim_x}) and (M, {self.dim_y}), "
+                             f"got {tuple(x.shape)} and {tuple(y.shape)}")
+        dtype = self.g[0].weight.dtype
+        return self.g(upcast(x, dtype)), self.h(upcast(y, dtype))  # (N, E), (M, E)
+
+    def pairwise(self, x: Tensor, y: Tensor) -> Tensor:
+        gx, hy = self._embed(x, y)
+        return gx @ hy.T  # (N, M)
+
+    def paired(self, x: Tensor, y: Tensor) -> Tensor:
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"paired form needs the same number of rows, got {x.shape[0]} and {y.shape[0]}")
+        gx, hy = self._embed(x, y)
+        return (gx * hy).sum(1)  # (N,)
+
+    def score_factors(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        gx, hy = self._embed(x, y)
+        return gx, hy, None
+
+    def extra_repr(self) -> str:
+        return f"dim_x={self.dim_x}, dim_y={self.dim_y}"
+
+
+def make_critic(name: str, dim_x: int, dim_y: int | None = None, hidden: int = 256, layers: int = 2,
+                embed_dim: int = 32) -> Similarity:
+    """A learned critic by name: ``"separable"`` (:class:`SeparableCritic`, g(x)^T h(y)) or ``"concat"``
+    (:class:`~contrastkit.similarity.MLPCritic`, an MLP on [x; y]); ``embed_dim`` is used by the separable one."""
+    where = "make_critic"
+    dim_y = dim_x if dim_y is None else dim_y
+    for size_name, value in (("dim_x", dim_x), ("dim_y", dim_y), ("hidden", hidden), ("layers", layers)):
+        _check_size(value, size_name, where)
+    if name == "separable":
+        return SeparableCritic(dim_x, dim_y, hidden=hidden, layers=layers, embed_dim=embed_dim)
+    if name == "concat":
+        return MLPCritic(dim_x, dim_y, hidden=hidden, layers=layers)
+    raise ValueError(f"{where}: unknown critic {name!r}; expected one of {list(CRITICS)}")
+
+
+def nwj_estimate(x: Tensor, y: Tensor, critic: str | Measure = "dot") -> Tensor:
+    r"""NWJ estimate of :math:`I(X; Y)` from N paired samples, in nats (Nguyen, Wainwright & Jordan 2010;
+    Poole et al. 2019, eq. 10):
+
+    .. math:: \hat I_{NWJ} = \frac1N\sum_i f(x_i, y_i)
+       - e^{-1}\,\frac{1}{N(N-1)}\sum_{i \ne j} e^{f(x_i, y_j)},
+
+    the N(N - 1) off-diagonal pairs standing in for samples of :math:`p(x)p(y)`. For a fixed critic its
+    expectation is at most :math:`I(X; Y)` (with equality at :math:`f^* = 1 + \log p(y|x)/p(y)`); one batch
+    may exceed it by sampling noise, and nothing caps it at :math:`\log N`. The second term is formed as
+    :math:`\exp(\operatorname{logmeanexp}_{i \ne j} f_{ij} - 1)` so large scores do not overflow early.
+
+    Args:
+        x: (N, Dx) samples of X; y: (N, Dy) the paired samples of Y, N >= 2.
+        critic: a measure or its name (:func:`contrastkit.similarity.get_measure`), e.g. a
+            :class:`SeparableCritic` or :class:`~contrastkit.similarity.MLPCritic`; scores are its ``scores``.
+    """
+    where = "nwj_estimate"
+    x, y = _check_pairs(x, y, where, min_rows=2)
+    measure = get_measure(critic)
+    n = x.shape[0]
+    scores = measure.scores(x, y)  # (N, N), f(x_i, y_j)
+    scores = upcast(scores, compute_dtype(scores))
+    joint = torch.diagonal(scores).mean()  # E_p[f]
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=scores.device)  # (N, N)
+    masked = scores.masked_fill(~off_diagonal, float("-inf"))  # (N, N)
+    log_mean_exp = torch.logsumexp(masked.reshape(-1), dim=0) - math.log(n * (n - 1))
+    return joint - torch.exp(log_mean_exp - 1.0)
+
+
+class NWJEstimator(nn.Module):
+    """:func:`nwj_estimate` with its critic held as a submodule. ``forward(x, y)`` is the estimate (maximise
+    it); ``loss(x, y)`` its negation."""
+
+    def __init__(self, critic: str | Measure = "dot") -> None:
+        super().__init__()
+        self.critic = get_measure(critic)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return nwj_estimate(x, y, self.critic)
+
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        return -self.forward(x, y)
+
+
 class CLUB(nn.Module):
     r"""Contrastive Log-ratio Upper Bound of mutual information (Cheng et al. 2020) with a Gaussian
     variational conditional :math:`q_\theta(y|x) = \mathcal{N}\bigl(\mu(x), \operatorname{diag}\,\sigma^2(x)\bigr)`.
@@ -139,6 +283,9 @@ class CLUB(nn.Module):
     :math:`\mu` and :math:`\log\sigma^2` are two MLPs (``dim_x -> hidden -> dim_y``, ReLU);
     :math:`\log\sigma^2` passes through :math:`b \tanh(\cdot / b)` with ``b = log_var_bound`` so the
     variance stays in :math:`[e^{-b}, e^{b}]` without a hard clamp.
+
+    The bounds need N >= 2 pairs (one pair gives an identically zero, meaningless estimate: a ValueError);
+    fitting q (:meth:`learning_loss`) takes N >= 1.
 
     Use: alternate a step on :meth:`learning_loss` (fit q by maximum likelihood, with ``x``, ``y``
     detached if they come from encoders) and a step using :meth:`upper_bound` (the estimate, or a
@@ -168,8 +315,8 @@ class CLUB(nn.Module):
         self.mean_net = nn.Sequential(nn.Linear(dim_x, hidden), nn.ReLU(), nn.Linear(hidden, dim_y))
         self.log_var_net = nn.Sequential(nn.Linear(dim_x, hidden), nn.ReLU(), nn.Linear(hidden, dim_y))
 
-    def _inputs(self, x: object, y: object, where: str) -> tuple[Tensor, Tensor]:
-        x, y = _check_pairs(x, y, where)
+    def _inputs(self, x: object, y: object, where: str, min_rows: int = 1) -> tuple[Tensor, Tensor]:
+        x, y = _check_pairs(x, y, where, min_rows=min_rows)
         if x.shape[1] != self.dim_x or y.shape[1] != self.dim_y:
             raise ValueError(f"{where}: expected x (N, {self.dim_x}) and y (N, {self.dim_y}), "
                              f"got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -205,7 +352,7 @@ class CLUB(nn.Module):
 
     def upper_bound(self, x: Tensor, y: Tensor) -> Tensor:
         r"""All-pairs CLUB estimate :math:`\frac1N\sum_i \log q(y_i|x_i) - \frac1{N^2}\sum_{i,j}\log q(y_j|x_i)`."""
-        x, y = self._inputs(x, y, "CLUB.upper_bound")
+        x, y = self._inputs(x, y, "CLUB.upper_bound", min_rows=2)  # one pair has no (x_i, y_j), j != i
         mean, log_var, y = self._moments(x, y)
         precision = torch.exp(-log_var)  # (N, Dy)
         positive = -0.5 * ((y - mean).pow(2) * precision).sum(1)  # (N,)
@@ -218,7 +365,7 @@ class CLUB(nn.Module):
         r"""CLUB-sample: :math:`\frac1N\sum_i [\log q(y_i|x_i) - \log q(y_{\pi(i)}|x_i)]` for a uniformly
         random permutation :math:`\pi` (``torch.randperm`` with ``generator``, on ``y``'s device); its
         expectation over :math:`\pi` is :meth:`upper_bound`."""
-        x, y = self._inputs(x, y, "CLUB.sampled_upper_bound")
+        x, y = self._inputs(x, y, "CLUB.sampled_upper_bound", min_rows=2)  # one pair has no (x_i, y_j), j != i
         mean, log_var, y = self._moments(x, y)
         precision = torch.exp(-log_var)  # (N, Dy)
         permutation = torch.randperm(y.shape[0], generator=generator, device=y.device)  # (N,)
