@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit._checks import check_positive, check_tensor, compute_dtype, upcast
+from contrastkit._checks import check_positive, check_tensor, checks_enabled, compute_dtype, upcast
 from contrastkit.similarity import Measure, MLPCritic, Similarity, get_measure
 
 __all__ = [
@@ -241,7 +241,8 @@ def nwj_estimate(x: Tensor, y: Tensor, critic: str | Measure = "dot") -> Tensor:
     the N(N - 1) off-diagonal pairs standing in for samples of :math:`p(x)p(y)`. For a fixed critic its
     expectation is at most :math:`I(X; Y)` (with equality at :math:`f^* = 1 + \log p(y|x)/p(y)`); one batch
     may exceed it by sampling noise, and nothing caps it at :math:`\log N`. The second term is formed as
-    :math:`\exp(\operatorname{logmeanexp}_{i \ne j} f_{ij} - 1)` so large scores do not overflow early.
+    :math:`\exp(\operatorname{logmeanexp}_{i \ne j} f_{ij} - 1)` so large scores do not overflow early; if
+    it still overflows, a ValueError (with the ``"values"`` checks on), not an infinite estimate.
 
     Args:
         x: (N, Dx) samples of X; y: (N, Dy) the paired samples of Y, N >= 2.
@@ -258,7 +259,11 @@ def nwj_estimate(x: Tensor, y: Tensor, critic: str | Measure = "dot") -> Tensor:
     off_diagonal = ~torch.eye(n, dtype=torch.bool, device=scores.device)  # (N, N)
     masked = scores.masked_fill(~off_diagonal, float("-inf"))  # (N, N)
     log_mean_exp = torch.logsumexp(masked.reshape(-1), dim=0) - math.log(n * (n - 1))
-    return joint - torch.exp(log_mean_exp - 1.0)
+    marginal = torch.exp(log_mean_exp - 1.0)  # e^{-1} E_{p(x)p(y)}[e^f]
+    if checks_enabled("values") and not bool(torch.isfinite(marginal)):
+        raise ValueError(f"{where}: e^f overflowed {scores.dtype} on the pairs (x_i, y_j), i != j (largest score "
+                         f"{float(scores.detach().max()):.4g}); the critic's scores are too large")
+    return joint - marginal
 
 
 class NWJEstimator(nn.Module):

@@ -1,4 +1,4 @@
-"""Tests of the mutual-information bounds: InfoNCE lower bound and CLUB upper bound."""
+"""Tests of the mutual-information bounds: InfoNCE and NWJ lower bounds, CLUB upper bound, the learned critics."""
 
 from __future__ import annotations
 
@@ -7,9 +7,20 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import Tensor
 
-from contrastkit.mi import CLUB, InfoNCEEstimator, infonce_estimate, infonce_lower_bound
+from contrastkit.mi import (
+    CLUB,
+    InfoNCEEstimator,
+    NWJEstimator,
+    SeparableCritic,
+    infonce_estimate,
+    infonce_lower_bound,
+    make_critic,
+    nwj_estimate,
+)
 from contrastkit.similarity import BilinearSimilarity, MLPCritic, Similarity, euclidean
 
 F64 = torch.float64
@@ -226,7 +237,7 @@ def random_club(dim_x: int, dim_y: int, seed: int) -> CLUB:
     return CLUB(dim_x, dim_y, hidden=8).double()
 
 
-@pytest.mark.parametrize(("n", "dim_x", "dim_y"), [(1, 2, 3), (2, 3, 1), (7, 4, 3), (20, 2, 5)])
+@pytest.mark.parametrize(("n", "dim_x", "dim_y"), [(3, 2, 3), (2, 3, 1), (7, 4, 3), (20, 2, 5)])
 def test_club_matches_reference_loop(n: int, dim_x: int, dim_y: int) -> None:
     club = random_club(dim_x, dim_y, seed=n)
     g = torch.Generator().manual_seed(n)
@@ -334,12 +345,14 @@ def test_trained_club_is_above_true_mi_and_tracks_it() -> None:
     assert estimates[0.7] > estimates[0.5] + 1.0  # more MI, larger bound
 
 
-def test_club_single_pair_is_a_zero_that_backpropagates() -> None:
+def test_club_single_pair_bounds_nothing_but_q_still_fits() -> None:
+    # one pair has no (x_i, y_j), j != i: the bound would be an identically zero number, so it is refused
     club = CLUB(2, 2)
-    x = torch.randn(1, 2, requires_grad=True)
-    value = club.upper_bound(x, torch.randn(1, 2))
-    value.backward()
-    assert value.item() == pytest.approx(0.0, abs=1e-6)
+    x, y = torch.randn(1, 2, requires_grad=True), torch.randn(1, 2)
+    for bound in (club.upper_bound, club.sampled_upper_bound, club):
+        with pytest.raises(ValueError, match="at least 2 paired"):
+            bound(x, y)
+    club.learning_loss(x, y).backward()  # fitting q(y|x) on one pair is fine
     assert torch.isfinite(x.grad).all()
 
 
@@ -362,6 +375,8 @@ def test_club_invalid_inputs() -> None:
         club.upper_bound(y, x)
     with pytest.raises(ValueError, match="at least 1"):
         club.log_likelihood(x[:0], y[:0])
+    with pytest.raises(ValueError, match="at least 2"):
+        club.upper_bound(x[:1], y[:1])
     with pytest.raises(ValueError, match="2 dimensions"):
         club.sampled_upper_bound(x[0], y[0])
     with pytest.raises(ValueError, match=r"`x`.*NaN"):
@@ -372,3 +387,196 @@ def test_club_invalid_inputs() -> None:
                    {"dim_x": 2, "dim_y": 2, "log_var_bound": 0.0}):
         with pytest.raises(ValueError, match="CLUB"):
             CLUB(**kwargs)
+
+
+# ----------------------------------------------------------------------------- critics
+
+
+class Shifted(Similarity):
+    """A measure plus a constant: NWJ's optimal critic is 1 + log p(y|x)/p(y)."""
+
+    def __init__(self, inner: Similarity, shift: float) -> None:
+        super().__init__()
+        self.inner, self.shift = inner, shift
+
+    def pairwise(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.inner.pairwise(x, y) + self.shift
+
+    def paired(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.inner.paired(x, y) + self.shift
+
+
+def test_separable_critic_is_an_inner_product_of_two_mlps() -> None:
+    torch.manual_seed(0)
+    critic = SeparableCritic(3, 4, hidden=8, layers=2, embed_dim=5).double()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, generator=g, dtype=F64), torch.randn(7, 4, generator=g, dtype=F64)
+    scores = critic(x, y)
+    assert scores.shape == (6, 7)
+    for i in range(6):
+        for j in range(7):
+            expected = float(critic.g(x[i : i + 1])[0].detach() @ critic.h(y[j : j + 1])[0].detach())
+            assert scores[i, j].item() == pytest.approx(expected, abs=1e-12)
+    torch.testing.assert_close(critic.paired(x[:6], y[:6]), torch.diagonal(critic(x[:6], y[:6])))
+    gx, hy, offset = critic.score_factors(x, y)
+    torch.testing.assert_close(gx @ hy.T, scores)
+    assert offset is None
+    # layers counts hidden layers: 2 hidden layers -> 3 linear maps per tower
+    assert sum(isinstance(m, torch.nn.Linear) for m in critic.g) == 3
+
+
+def test_make_critic_by_name() -> None:
+    assert isinstance(make_critic("separable", 4, 3, hidden=8), SeparableCritic)
+    concat = make_critic("concat", 4, 3, hidden=8, layers=1)
+    assert isinstance(concat, MLPCritic) and concat(torch.randn(5, 4), torch.randn(2, 3)).shape == (5, 2)
+    with pytest.raises(ValueError, match="unknown critic 'bilinear'"):
+        make_critic("bilinear", 4)
+    with pytest.raises(ValueError, match="hidden"):
+        make_critic("separable", 4, hidden=0)
+    with pytest.raises(ValueError, match="embed_dim"):
+        SeparableCritic(4, embed_dim=0)
+    with pytest.raises(ValueError, match=r"expected \(N, 4\) and \(M, 3\)"):
+        make_critic("separable", 4, 3)(torch.randn(2, 3), torch.randn(2, 3))
+
+
+# ----------------------------------------------------------------------------- NWJ
+
+
+def reference_nwj(x: Tensor, y: Tensor, score) -> float:
+    """Poole et al. eq. 10 on a batch, float64 loops: (1/N) sum_i f(x_i, y_i)
+    - e^{-1} (1/(N(N-1))) sum_{i != j} exp f(x_i, y_j)."""
+    n = x.shape[0]
+    joint = sum(score(x[i], y[i]) for i in range(n)) / n
+    marginal = sum(math.exp(score(x[i], y[j])) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    return joint - math.exp(-1.0) * marginal
+
+
+@pytest.mark.parametrize("n", [2, 3, 9, 24])
+def test_nwj_matches_reference_loop(n: int) -> None:
+    g = torch.Generator().manual_seed(n)
+    x, y = torch.randn(n, 4, generator=g, dtype=F64), torch.randn(n, 4, generator=g, dtype=F64)
+    assert nwj_estimate(x, y, "dot").item() == pytest.approx(reference_nwj(x, y, lambda a, b: float(a @ b)),
+                                                             abs=1e-12)
+    expected = reference_nwj(x, y, lambda a, b: -float((a - b).pow(2).sum().sqrt()))
+    assert nwj_estimate(x, y, euclidean).item() == pytest.approx(expected, abs=1e-12)
+    torch.manual_seed(n)
+    for name in ("separable", "concat"):
+        critic = make_critic(name, 4, hidden=6).double()
+        with torch.no_grad():
+            expected = reference_nwj(x, y, lambda a, b, c=critic: float(c(a[None], b[None])[0, 0]))
+            assert nwj_estimate(x, y, critic).item() == pytest.approx(expected, abs=1e-10)
+            assert NWJEstimator(critic)(x, y).item() == pytest.approx(expected, abs=1e-10)
+
+
+def test_nwj_does_not_overflow_for_large_off_diagonal_scores() -> None:
+    x = torch.tensor([[1.0], [2.0], [3.0]], dtype=F64)
+    with pytest.raises(ValueError, match="overflowed"):
+        nwj_estimate(1000.0 * x, x, "dot")  # off-diagonal scores up to 6000: e^6000 overflows float64
+    small = nwj_estimate(10.0 * x, x, "dot").item()  # scores up to 90: fine in float64, e^90 ~ 1e39
+    assert small == pytest.approx(reference_nwj(10.0 * x, x, lambda a, b: float(a @ b)), rel=1e-12)
+
+
+def test_nwj_closed_forms() -> None:
+    # independent variables: the optimal critic is the constant 1 and the estimate is exactly 1 - e^{-1} e = 0
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50, 3, generator=g, dtype=F64), torch.randn(50, 3, generator=g, dtype=F64)
+    assert nwj_estimate(x, y, Shifted(TrueLogRatio(0.0), 1.0)).item() == pytest.approx(0.0, abs=1e-12)
+    # a known Gaussian, optimal critic 1 + log p(y|x)/p(y), a large batch: its MI
+    rho = 0.5
+    values = [nwj_estimate(*correlated_gaussians(1500, rho, g, dtype=F64), Shifted(TrueLogRatio(rho), 1.0)).item()
+              for _ in range(4)]
+    assert sum(values) / len(values) == pytest.approx(gaussian_mi(rho), abs=0.05)  # 0.719 nats
+
+
+def test_nwj_gradcheck() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, generator=g, dtype=F64, requires_grad=True)
+    y = torch.randn(5, 3, generator=g, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: nwj_estimate(a, b, "dot"), (x, y))
+    torch.manual_seed(0)
+    for name in ("separable", "concat"):
+        critic = make_critic(name, 3, hidden=5).double()
+        assert torch.autograd.gradcheck(lambda a, b, c=critic: nwj_estimate(a, b, c), (x, y))
+        assert torch.autograd.gradcheck(lambda a, b, c=critic: infonce_estimate(a, b, c), (x, y))
+
+
+def test_nwj_invalid_inputs() -> None:
+    x, y = torch.randn(4, 3), torch.randn(4, 3)
+    with pytest.raises(ValueError, match="at least 2"):
+        nwj_estimate(x[:1], y[:1])
+    with pytest.raises(ValueError, match="same number of paired samples"):
+        nwj_estimate(x, y[:3])
+    with pytest.raises(ValueError, match="2 dimensions"):
+        nwj_estimate(x[0], y[0])
+    with pytest.raises(ValueError, match=r"`x`.*NaN"):
+        nwj_estimate(torch.full_like(x, float("nan")), y)
+    with pytest.raises(ValueError, match=r"expected \(N, 3\) and \(M, 3\)"):
+        nwj_estimate(torch.randn(4, 2), torch.randn(4, 2), make_critic("separable", 3))
+    with pytest.raises(ValueError, match="unknown measure"):
+        NWJEstimator("separable")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_nwj_half_precision_is_finite(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(4)
+    x, y = correlated_gaussians(64, 0.7, g)
+    value = nwj_estimate(x.to(dtype), y.to(dtype), "cosine")
+    assert value.dtype == torch.float32 and torch.isfinite(value)
+
+
+# ----------------------------------------------------------------------------- caps on random critics
+
+
+def random_critic(kind: str, dim: int, seed: int, scale: float) -> Similarity:
+    """A randomly initialised learned critic with its last layer scaled by ``scale`` (sharper scores)."""
+    torch.manual_seed(seed)
+    critic = make_critic(kind, dim, hidden=8, layers=1, embed_dim=4).double()
+    with torch.no_grad():
+        for p in critic.parameters():
+            p.mul_(scale)
+    return critic
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 40), dim=st.integers(1, 6), seed=st.integers(0, 10_000),
+       scale=st.floats(0.1, 6.0), kind=st.sampled_from(["separable", "concat"]), rho=st.floats(0.0, 0.999))
+def test_infonce_never_exceeds_log_n(n: int, dim: int, seed: int, scale: float, kind: str, rho: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    x, y = correlated_gaussians(n, rho, g, dim=dim, dtype=F64)
+    critic = random_critic(kind, dim, seed, scale)
+    with torch.no_grad():
+        assert infonce_estimate(x, y, critic).item() <= math.log(n) + 1e-12
+        # the optimal critic of very dependent data saturates at log N, never above
+        assert infonce_estimate(x, y, TrueLogRatio(rho)).item() <= math.log(n) + 1e-12
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 2.0), kind=st.sampled_from(["separable", "concat"]),
+       rho=st.sampled_from([0.0, 0.5]))
+def test_nwj_random_critic_stays_below_true_mi_on_average(seed: int, scale: float, kind: str, rho: float) -> None:
+    # for any fixed critic E[NWJ] <= I(X; Y): independent data (I = 0) and a 5-d Gaussian with I = 0.72
+    g = torch.Generator().manual_seed(seed)
+    critic = random_critic(kind, DIM, seed, scale)
+    with torch.no_grad():
+        values = torch.tensor([nwj_estimate(*correlated_gaussians(64, rho, g, dtype=F64), critic).item()
+                               for _ in range(60)], dtype=F64)
+    stderr = float(values.std()) / math.sqrt(len(values))
+    assert float(values.mean()) <= gaussian_mi(rho) + 4 * stderr + 1e-9
+
+
+@pytest.mark.parametrize("estimator", ["infonce", "nwj"])
+def test_trained_lower_bounds_are_near_zero_on_independent_data(estimator: str) -> None:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    critic = make_critic("separable", DIM, hidden=32, layers=1, embed_dim=8)
+    module = InfoNCEEstimator(critic) if estimator == "infonce" else NWJEstimator(critic)
+    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    for _ in range(200):
+        x, y = correlated_gaussians(128, 0.0, g)
+        opt.zero_grad()
+        module.loss(x, y).backward()
+        opt.step()
+    with torch.no_grad():
+        values = [module(*correlated_gaussians(512, 0.0, g)).item() for _ in range(5)]
+    # nothing to find: a critic that overfits a batch still scores ~0 on fresh batches
+    assert abs(sum(values) / len(values)) < 0.05

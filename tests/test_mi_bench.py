@@ -1,0 +1,178 @@
+"""Tests of the MI benchmark (Poole et al. 2019's staircase on correlated Gaussians) and `contrastkit mi-bench`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import contrastkit.mi_bench as mi_bench
+from contrastkit.cli import main
+from contrastkit.mi_bench import (
+    ESTIMATORS,
+    LEVELS,
+    BenchConfig,
+    format_table,
+    gaussian_mi,
+    plot_runs,
+    results_json,
+    rho_for_mi,
+    run_benchmark,
+    run_estimator,
+    sample_correlated_gaussians,
+)
+
+LEVEL_KEYS = ["2", "4", "6", "8", "10"]
+
+
+def tiny(**overrides) -> BenchConfig:
+    settings = {"steps_per_level": 4, "hidden": 8, "layers": 1, "embed_dim": 4, "batch_size": 8, "seed": 3}
+    return BenchConfig(**{**settings, **overrides})
+
+
+def test_rho_gives_the_true_mi_of_each_level() -> None:
+    for mi in LEVELS:
+        rho = rho_for_mi(mi, 20)
+        assert 0 < rho < 1
+        assert gaussian_mi(rho, 20) == pytest.approx(mi, rel=1e-12)
+    assert rho_for_mi(0.0, 20) == 0.0
+    assert rho_for_mi(2.0, 20) == pytest.approx(math.sqrt(1 - math.exp(-0.2)), rel=1e-12)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="true MI"):
+            rho_for_mi(bad, 20)
+
+
+def test_samples_have_the_componentwise_correlation() -> None:
+    rho = rho_for_mi(6.0, 20)
+    g = torch.Generator().manual_seed(0)
+    x, y = sample_correlated_gaussians(40_000, rho, 20, g, dtype=torch.float64)
+    assert x.shape == y.shape == (40_000, 20)
+    torch.testing.assert_close(y.var(0), torch.ones(20, dtype=torch.float64), atol=0.03, rtol=0)
+    corr = ((x - x.mean(0)) * (y - y.mean(0))).mean(0) / (x.std(0) * y.std(0))  # (20,)
+    torch.testing.assert_close(corr, torch.full((20,), rho, dtype=torch.float64), atol=0.015, rtol=0)
+    # only matching coordinates are correlated
+    assert abs(float((x[:, 0] * y[:, 1]).mean())) < 0.03
+
+
+def test_config_rejects_bad_settings_with_one_clear_error() -> None:
+    cases = [({"estimators": ("infonce", "mine")}, r"unknown estimator\(s\) \['mine'\]"),
+             ({"estimators": ("nwj", "nwj")}, "listed twice"),
+             ({"estimators": ()}, "unknown estimator"),
+             ({"critic": "bilinear"}, "unknown critic 'bilinear'"),
+             ({"batch_size": 1}, "batch_size"),
+             ({"steps_per_level": 0}, "steps_per_level"),
+             ({"levels": (2.0, float("nan"))}, "levels"),
+             ({"lr": 0.0}, "lr"),
+             ({"tail_fraction": 0.0}, "tail_fraction")]
+    for overrides, message in cases:
+        with pytest.raises(ValueError, match=message):
+            BenchConfig(**overrides)
+    assert BenchConfig(estimators="club, nwj").estimators == ("club", "nwj")  # type: ignore[arg-type]
+    assert BenchConfig(steps_per_level=4000).tail_steps == 800
+    assert BenchConfig(steps_per_level=2).tail_steps == 1
+
+
+@pytest.mark.parametrize("critic", ["separable", "concat"])
+def test_short_run_traces_the_staircase(critic: str) -> None:
+    config = tiny(critic=critic)
+    runs = run_benchmark(config)
+    assert list(runs) == list(ESTIMATORS)
+    for name, run in runs.items():
+        assert len(run.estimates) == len(run.true_mi) == 5 * 4
+        assert run.true_mi == [mi for mi in LEVELS for _ in range(4)]
+        assert all(math.isfinite(v) for v in run.estimates)
+        if name == "infonce":
+            assert max(run.estimates) <= math.log(config.batch_size) + 1e-6
+        assert run.seconds > 0
+        # a level's summary is the mean of its last tail_steps estimates
+        tail = run.estimates[4 - config.tail_steps:4]
+        assert run.level_means()["2"] == pytest.approx(sum(tail) / len(tail))
+
+
+def test_runs_are_reproducible_and_seeded() -> None:
+    a = run_estimator("nwj", tiny())
+    b = run_estimator("nwj", tiny())
+    c = run_estimator("nwj", tiny(seed=4))
+    assert a.estimates == b.estimates
+    assert a.estimates != c.estimates
+
+
+def test_results_json_structure_and_table() -> None:
+    runs = run_benchmark(tiny(estimators=("club", "infonce")))
+    out = results_json(runs)
+    assert list(out) == ["club", "infonce"]
+    for per_level in out.values():
+        assert list(per_level) == LEVEL_KEYS
+        assert all(isinstance(v, float) and math.isfinite(v) for v in per_level.values())
+    assert json.loads(json.dumps(out)) == out
+    table = format_table(runs)
+    assert "club" in table and "infonce" in table and "+-" in table and "seconds" in table
+    assert len([line for line in table.splitlines() if line.strip().startswith(("2.00", "10.00"))]) == 2
+
+
+def test_nan_input_is_an_error_not_a_nan_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    def nan_samples(n, rho, dim, generator=None, dtype=torch.float32):
+        return torch.full((n, dim), float("nan")), torch.zeros(n, dim)
+
+    monkeypatch.setattr(mi_bench, "sample_correlated_gaussians", nan_samples)
+    for name in ESTIMATORS:
+        with pytest.raises(ValueError, match="NaN"):
+            run_estimator(name, tiny())
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    runs = run_benchmark(tiny(estimators=("infonce",)))
+    path = plot_runs(runs, tmp_path / "sub" / "mi.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, png = tmp_path / "mi.json", tmp_path / "mi.png"
+    status = main(["mi-bench", "--estimators", "infonce,nwj,club", "--json", str(out), "--png", str(png),
+                   "--steps-per-level", "2", "--seed", "1", "--batch-size", "16"])
+    assert status == 0
+    result = json.loads(out.read_text())
+    assert list(result) == ["infonce", "nwj", "club"]
+    assert all(list(per_level) == LEVEL_KEYS for per_level in result.values())
+    assert all(isinstance(v, float) for per_level in result.values() for v in per_level.values())
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "true MI" in printed and f"wrote {out}" in printed and f"wrote {png}" in printed
+    status = main(["mi-bench", "--estimators", "nwj", "--critic", "concat", "--json", str(out),
+                   "--steps-per-level", "1", "--batch-size", "4"])
+    assert status == 0 and list(json.loads(out.read_text())) == ["nwj"]
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mi.json"
+    assert main(["mi-bench", "--estimators", "infonce,mine", "--json", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("contrastkit mi-bench: error:") and "mine" in err and len(err.splitlines()) == 1
+    assert main(["mi-bench", "--json", str(out), "--batch-size", "1", "--steps-per-level", "1"]) == 2
+    assert "batch_size" in capsys.readouterr().err
+    assert not out.exists()
+    for bad in (["--steps-per-level", "0"], ["--critic", "bilinear"], []):
+        with pytest.raises(SystemExit) as exc:
+            main(["mi-bench", *bad] if bad == [] else ["mi-bench", "--json", str(out), *bad])
+        assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_full_benchmark_meets_the_targets() -> None:
+    """The README's table: Poole et al.'s staircase, 4,000 steps per level, batch 64, separable critic."""
+    runs = run_benchmark(BenchConfig(steps_per_level=4000, seed=0))
+    means = results_json(runs)
+    stds = {name: run.level_stds() for name, run in runs.items()}
+    log_batch = math.log(64)
+    infonce, club = means["infonce"], means["club"]
+    assert abs(infonce["2"] - 2.0) < 0.2
+    for key in LEVEL_KEYS:
+        # the mean of 800 per-batch estimates, each <= log 64
+        assert infonce[key] <= log_batch + 1e-9
+        assert club[key] >= float(key) - 0.3
+    for key in ("8", "10"):
+        assert abs(infonce[key] - log_batch) < 0.4
+        assert stds["nwj"][key] > 2 * stds["infonce"][key]
