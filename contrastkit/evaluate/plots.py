@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from contrastkit.evaluate._inputs import to_numpy
 
-__all__ = ["embed_2d", "plot_embedding_2d", "plot_training_curves"]
+__all__ = ["embed_2d", "plot_embedding_2d", "plot_training_curves", "plot_triplet_states"]
 
 _METHODS = ("tsne", "pca", "identity")
 
@@ -158,6 +158,39 @@ def plot_prediction_accuracy(accuracy: list[float], png_path: str | Path, title:
     axes.grid(alpha=0.3)
     if title is not None:
         axes.set_title(title)
+    figure.tight_layout()
+    _save(figure, png_path)
+
+
+#: the triplet method's logged columns and their curve labels (contrastkit.methods.triplet)
+TRIPLET_STATE_COLUMNS = {"frac_hard": "hard: d(a,n) < d(a,p)",
+                         "frac_semihard": "semi-hard: d(a,p) <= d(a,n) < d(a,p) + m",
+                         "frac_easy": "easy: d(a,n) >= d(a,p) + m"}
+
+
+def plot_triplet_states(csv_path: str | Path, png_path: str | Path, title: str | None = None) -> None:
+    """The shares of hard / semi-hard / easy triplets in each logged batch against the step, one panel
+    (the triplet method's ``frac_hard``, ``frac_semihard``, ``frac_easy`` columns of ``train_log.csv``)."""
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    missing = [c for c in TRIPLET_STATE_COLUMNS if not rows or c not in rows[0]]
+    if missing:
+        raise ValueError(f"plot_triplet_states: {csv_path} has no rows with the columns {missing}")
+    figure = Figure(figsize=(6, 3.8), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for column, label in TRIPLET_STATE_COLUMNS.items():
+        points = [(_number(row.get("step")), _number(row.get(column))) for row in rows]
+        points = np.array([(s, 100 * v) for s, v in points if s is not None and v is not None]).reshape(-1, 2)
+        axes.plot(points[:, 0], points[:, 1], "-" if len(points) > 20 else "o-", markersize=3, linewidth=1.2,
+                  label=label)
+    axes.set_xlabel("step")
+    axes.set_ylabel("share of valid triplets in the batch (%)")
+    axes.set_ylim(-2, 102)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    if title is not None:
+        axes.set_title(title, fontsize=10)
     figure.tight_layout()
     _save(figure, png_path)
 

@@ -1,0 +1,135 @@
+r"""Supervised triplet embeddings with online mining (the survey's section E.3).
+
+An encoder f and a linear head g map an image to an embedding :math:`z = g(f(x))` (D values, unit length by
+default, as in FaceNet). A batch holds P classes x K samples (the :class:`~contrastkit.data.samplers.PKSampler`
+of Hermans, Beyer & Leibe 2017, "In Defense of the Triplet Loss for Person Re-Identification"), so every anchor
+has K - 1 positives and (P - 1) K negatives in its batch, and the triplets are mined online from the (PK x PK)
+dissimilarity matrix by :class:`~contrastkit.losses.triplet.TripletLoss`:
+
+.. math::  \ell(a, p, n) = [\, d(a,p) - d(a,n) + m \,]_+ ,
+
+averaged over the mined triplets: by default FaceNet's semi-hard ones, :math:`d(a,p) \le d(a,n) < d(a,p) + m`
+(Schroff, Kalenichenko & Philbin 2015, "FaceNet: A Unified Embedding for Face Recognition and Clustering");
+``mining="all"`` (batch-all), ``"hard"`` (batch-hard, Hermans et al. 2017) or ``"easy"`` (easy positive with the
+hardest negative, Xuan et al. 2020) select the others. ``d`` is Euclidean, cosine (:math:`d = -\cos`) or a
+learnable Mahalanobis distance :math:`\sqrt{(x-y)^\top L L^\top (x-y)}` whose factor L is a parameter of the
+method, trained with the encoder (survey section C: "nobody tried it").
+
+Each step also logs the survey's three triplet states over *every* valid triplet of the batch
+(:func:`~contrastkit.mining.triplet_categories`, exact counts): ``frac_hard`` (:math:`d(a,n) < d(a,p)`),
+``frac_semihard`` (:math:`d(a,p) \le d(a,n) < d(a,p) + m`) and ``frac_easy`` (:math:`d(a,n) \ge d(a,p) + m`).
+As training goes on hard and semi-hard triplets become rare and easy ones dominate.
+
+:meth:`TripletEmbedding.features` returns the embedding in a space where the Euclidean distance ranks pairs as
+the training measure does (unit vectors for cosine, :math:`zL` for Mahalanobis), so Recall@1 and kNN on the
+features measure the learned metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from contrastkit.losses.triplet import MINING_STRATEGIES, TripletLoss
+from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
+from contrastkit.mining import triplet_categories
+from contrastkit.settings import setting
+from contrastkit.similarity import MahalanobisDistance, Measure, get_measure, normalize
+
+if TYPE_CHECKING:  # the registry imports this module
+    from contrastkit.methods.registry import BuildContext
+
+__all__ = ["TRIPLET_MEASURES", "TripletEmbedding", "TripletSettings", "build_triplet"]
+
+TRIPLET_MEASURES = ("euclidean", "cosine", "mahalanobis")
+#: the logged columns: the shares of the survey's three triplet states among the batch's valid triplets
+STATE_KEYS = ("frac_hard", "frac_semihard", "frac_easy")
+
+
+@dataclass
+class TripletSettings:
+    """The triplet method's settings (defaults: FaceNet's semi-hard mining and margin on unit embeddings)."""
+
+    margin: float = setting(0.2, "triplet margin m in [d(a,p) - d(a,n) + m]_+ (FaceNet: 0.2 on unit vectors)",
+                            low=0, low_open=True)
+    mining: str = setting("semi-hard", "online triplet mining: semi-hard (FaceNet), all (batch-all), hard "
+                                       "(batch-hard), easy (easy positive, hardest negative)",
+                          choices=MINING_STRATEGIES)
+    measure: str = setting("euclidean", "distance of the triplet loss: euclidean, cosine or a learnable "
+                                        "Mahalanobis distance (trained with the encoder)", choices=TRIPLET_MEASURES)
+    embedding_dim: int = setting(64, "size D of the embedding (a linear head on the encoder's features)", low=1)
+    samples_per_class: int = setting(16, "K samples of each class in a P x K batch (P = batch size / K)", low=2)
+    normalize_embedding: bool = setting(True, "scale embeddings to unit length (FaceNet); the margin is then "
+                                              "relative to distances of at most 2")
+    augmented: bool = setting(True, "train on one augmented view of each sample (the image methods' "
+                                    "augmentation); false: the inputs themselves")
+
+
+class TripletEmbedding(Method):
+    """Encoder + linear head to D, trained with the triplet loss on P x K batches (see the module docstring)."""
+
+    def __init__(self, encoder: nn.Module, feature_dim: int, *, embedding_dim: int = 64, margin: float = 0.2,
+                 mining: str = "semi-hard", measure: str = "euclidean", samples_per_class: int = 16,
+                 normalize_embedding: bool = True, augmented: bool = True) -> None:
+        super().__init__()
+        if measure not in TRIPLET_MEASURES:
+            raise ValueError(f"TripletEmbedding: `measure` must be one of {TRIPLET_MEASURES}, got {measure!r}")
+        self.encoder = encoder
+        self.head = nn.Linear(feature_dim, embedding_dim)
+        distance: Measure = MahalanobisDistance(embedding_dim) if measure == "mahalanobis" else get_measure(measure)
+        self.loss_fn = TripletLoss(margin, mining, distance)  # validates margin and mining; holds L when learnable
+        self.measure_name, self.normalize_embedding = measure, bool(normalize_embedding)
+        self.batch_spec = BatchSpec(views=1 if augmented else 0, labels=True, sampler="pk",
+                                    samples_per_class=samples_per_class)
+        self.log_keys = STATE_KEYS
+
+    @property
+    def measure(self) -> Measure:
+        """The training measure (a :class:`~contrastkit.similarity.MahalanobisDistance` holds the learned L)."""
+        return self.loss_fn.distance
+
+    @property
+    def margin(self) -> float:
+        return self.loss_fn.margin
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The embedding z (N, D) of inputs x (N, ...), in float32; unit length with ``normalize_embedding``."""
+        z = self.head(self.encoder(x).flatten(1)).float()  # (N, D)
+        return normalize(z) if self.normalize_embedding else z
+
+    def forward(self, batch: Batch) -> StepOutput:
+        if batch.labels is None:
+            raise ValueError("TripletEmbedding needs the labels of the batch (BatchSpec(labels=True))")
+        z = self.embed(batch.views[0])  # (PK, D)
+        with torch.autocast(z.device.type, enabled=False):  # distances and hinge in float32, also under bf16
+            loss = self.loss_fn(z, batch.labels)
+            states = self.triplet_states(z.detach(), batch.labels)
+        return StepOutput(loss, logs={"loss": loss.detach(), **states})
+
+    @torch.no_grad()
+    def triplet_states(self, z: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """Shares of hard / semi-hard / easy among the valid triplets of embeddings z (N, D) with labels (N,),
+        under the training measure and margin; each 0 when the batch has no valid triplet."""
+        counts = triplet_categories(z, labels, self.margin, self.measure).fractions()
+        return {key: torch.tensor(counts[state]) for key, state in zip(STATE_KEYS, ("hard", "semi_hard", "easy"),
+                                                                        strict=True)}
+
+    def features(self, x: Tensor) -> Tensor:
+        """The embedding (N, D) in a space where the Euclidean distance ranks pairs like the training measure:
+        z (euclidean), z / |z| (cosine), z L (Mahalanobis)."""
+        z = self.embed(x)
+        if self.measure_name == "cosine":
+            return normalize(z)
+        if isinstance(self.measure, MahalanobisDistance):
+            return self.measure.project(z)
+        return z
+
+
+def build_triplet(ctx: BuildContext, s: TripletSettings) -> TripletEmbedding:
+    """The registry's builder: a linear head from the encoder's features to ``embedding_dim``."""
+    return TripletEmbedding(ctx.encoder, ctx.feature_dim, embedding_dim=s.embedding_dim, margin=s.margin,
+                            mining=s.mining, measure=s.measure, samples_per_class=s.samples_per_class,
+                            normalize_embedding=s.normalize_embedding, augmented=s.augmented)
