@@ -1,0 +1,144 @@
+r"""The pieces of ``torch.distributed`` that contrastive losses need: process facts, an all-gather that carries
+gradient back to each process's own rows, and the losses of a batch gathered across processes.
+
+**Gradient of a gathered batch.** Process :math:`r` holds rows :math:`x_r` (N, D) and computes its loss
+:math:`L_r` on its own anchors against the candidates of every process, :math:`X = [x_0; \dots; x_{W-1}]`. The
+objective of the global batch is the mean :math:`L = \frac{1}{W} \sum_r L_r` (equal N per process), so
+
+.. math::
+
+    \frac{\partial L}{\partial x_r} = \frac{1}{W} \sum_q \frac{\partial L_q}{\partial X}\Big|_{\text{rows of } r}.
+
+:func:`all_gather_with_grad` sums the incoming gradients of ``X`` over processes in its backward pass and keeps
+the block of the local rows (the :math:`\sum_q`); DDP's gradient averaging supplies the :math:`\frac1W`. Together
+they give exactly the single-process gradient of the mean loss on the concatenated batch -- no loss scaling by
+the world size anywhere.
+
+Outside an initialised process group every function here is the single-process identity, so a method calls them
+unconditionally.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from contrastkit.losses.ntxent import nt_xent, nt_xent_rows
+from contrastkit.similarity import Measure, cosine
+
+__all__ = ["all_gather_no_grad", "all_gather_with_grad", "gathered_nt_xent", "is_distributed", "rank",
+           "threads_per_process", "world_size"]
+
+
+def is_distributed() -> bool:
+    """Whether a default process group is initialised (with more than one process or not)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """This process's rank in the default group (0 outside one)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Processes in the default group (1 outside one)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def _check_same_shape(x: Tensor, where: str) -> None:
+    """Every process must gather a tensor of one shape (a ragged gather would silently misplace rows)."""
+    shape = torch.tensor(list(x.shape), dtype=torch.long, device=x.device)
+    shapes = [torch.empty_like(shape) for _ in range(world_size())]
+    dist.all_gather(shapes, shape)
+    if any(not torch.equal(s, shape) for s in shapes):
+        raise ValueError(f"{where}: processes hold tensors of different shapes "
+                         f"{[tuple(s.tolist()) for s in shapes]}; every process needs the same batch size")
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """Forward: the rows of all processes, rank order (W N, ...). Backward: the gradients of the gathered rows
+    summed over processes, this process's block."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
+        parts = [torch.empty_like(x) for _ in range(world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rows = x.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        start = rank() * ctx.rows
+        return grad[start:start + ctx.rows]
+
+
+def all_gather_with_grad(x: Tensor, check_shapes: bool = True) -> Tensor:
+    """The rows ``x`` (N, ...) of every process in rank order, (W N, ...), differentiable (module docstring).
+
+    Every process must call it with the same shape (checked unless ``check_shapes=False``, which saves one small
+    collective per call). Outside a process group: ``x`` itself.
+    """
+    if world_size() == 1:
+        return x
+    if check_shapes:
+        _check_same_shape(x, "all_gather_with_grad")
+    return _GatherWithGrad.apply(x)
+
+
+@torch.no_grad()
+def all_gather_no_grad(x: Tensor, check_shapes: bool = True) -> Tensor:
+    """The rows ``x`` (N, ...) of every process in rank order (W N, ...), without gradient: keys for a MoCo
+    queue, rows for a memory bank, sample ids. Outside a process group: ``x`` itself."""
+    if world_size() == 1:
+        return x
+    if check_shapes:
+        _check_same_shape(x, "all_gather_no_grad")
+    parts = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def gathered_nt_xent(z1: Tensor, z2: Tensor, temperature: float | Tensor = 0.5, *, labels: Tensor | None = None,
+                     score: Measure | str = cosine, memory_efficient: bool = False,
+                     block_size: int | None = None) -> Tensor:
+    """NT-Xent of this process's pairs ``z1``, ``z2`` (N, D) against the views of every process.
+
+    The local views ``[z1; z2]`` (2N, D) are anchors at rows ``rank * 2N ..`` of the gathered views (W 2N, D);
+    a view's positive is its other view, every other gathered view a negative (with ``labels`` (N,): SupCon over
+    the gathered labels). Returns the mean over the local anchors; averaged over processes (DDP's gradient
+    averaging) it is :func:`~contrastkit.losses.nt_xent` of the concatenated global batch, gradients included.
+    Outside a process group it is ``nt_xent`` itself.
+    """
+    if world_size() == 1:
+        return nt_xent(z1, z2, temperature, labels=labels, score=score, memory_efficient=memory_efficient,
+                       block_size=block_size)
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(f"gathered_nt_xent: `z1` and `z2` must both be (N, D), got {tuple(z1.shape)} and "
+                         f"{tuple(z2.shape)}")
+    n = z1.shape[0]
+    local = torch.cat([z1, z2])  # (2N, D): pair i at rows i and N + i
+    views = all_gather_with_grad(local)  # (W 2N, D)
+    offset = rank() * 2 * n
+    positive = offset + torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(local.device)  # (2N,)
+    ids = all_ids = None
+    if labels is not None:
+        ids = torch.cat([labels, labels])  # (2N,)
+        all_ids = all_gather_no_grad(ids)  # (W 2N,)
+    return nt_xent_rows(local, views, positive, temperature, offset=offset, labels=ids, candidate_labels=all_ids,
+                        score=score, memory_efficient=memory_efficient, block_size=block_size).mean()
+
+
+def threads_per_process(local_processes: int, cores: int | None = None) -> int:
+    """CPU threads for each of ``local_processes`` processes on one machine: the cores this process may use
+    (its CPU affinity, else ``os.cpu_count()``) divided among them, at least 1. Several processes each using
+    every core oversubscribe the CPU and slow down."""
+    if local_processes < 1:
+        raise ValueError(f"threads_per_process: `local_processes` must be >= 1, got {local_processes}")
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // local_processes)
