@@ -38,6 +38,8 @@ class TrainConfig:
     method: str = setting("simclr", "method: simclr | moco | membank")
     data: str = setting("mnist5k", "mnist5k | digits | an image folder (one sub-folder per class) | a .npy / "
                                    ".npz file", metavar="DATA")
+    classes: str | None = setting(None, "keep only these classes, by name, comma-separated (e.g. 4,9 of mnist5k), "
+                                        "renumbered in the data's order (default: all)", metavar="NAMES")
     modality: str = setting("auto", "what an array file holds (auto: images, or vectors for a 2-D table)",
                             choices=_MODALITIES)
     out: str | None = setting(None, "output folder: checkpoint, logs, metrics, plots (default runs/<method>)",

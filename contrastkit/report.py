@@ -102,7 +102,8 @@ def evaluate_run(run_dir: str | Path, device: str = "auto", baselines: bool = Tr
 
 def plot_run(run_dir: str | Path, run: Run | None = None, test_features: torch.Tensor | None = None,
              device: str = "auto", data: str | None = None) -> list[Path]:
-    """t-SNE map of the test embeddings coloured by label, and the training curves, as PNGs in ``run_dir``."""
+    """t-SNE map of the test embeddings coloured by label, and the training curves, as PNGs in ``run_dir``; a
+    method that learns a 2-D map (DrLIM) also gets the map itself, ``<method>_map.png``."""
     run_dir = Path(run_dir)
     if run is None:
         run, _, _, notes = _load_run(run_dir, device, data)
@@ -117,6 +118,14 @@ def plot_run(run_dir: str | Path, run: Run | None = None, test_features: torch.T
                           title=f"{run.config.method} on {run.config.data}: t-SNE of test features",
                           class_names=list(run.data.class_names) if run.data.class_names else None)
         written.append(path)
+    if getattr(run.method, "is_map", False) and run.data.has_labels and len(run.data.test):  # DrLIM: the map itself
+        test_map = method_features(run.method, run.data.test.x, run.device)
+        if test_map.shape[1] == 2:
+            path = run_dir / f"{run.config.method}_map.png"
+            plot_embedding_2d(test_map, run.data.test.labels, path, method="identity", max_points=None,
+                              title=f"{run.config.method} on {run.config.data}: the learned 2-D map of test points",
+                              class_names=list(run.data.class_names) if run.data.class_names else None)
+            written.append(path)
     accuracy = getattr(run.method, "prediction_accuracy", None)
     if callable(accuracy) and len(run.data.test):
         run.method.eval()
@@ -158,6 +167,11 @@ def format_table(*all_metrics: dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     data = all_metrics[0].get("data", "")
     table = f"held-out accuracy on {data} (test split)\n" + "\n".join(lines)
+    maps = [m for m in all_metrics if "trustworthiness" in m]
+    if maps:
+        m = maps[0]
+        table += (f"\n\ntrustworthiness (k={m['trustworthiness_k']}) of the test points' 2-D map: "
+                  f"{m['method']} {m['trustworthiness']:.3f}, PCA {m['pca_trustworthiness']:.3f}")
     probes = [m for m in all_metrics if "speaker_acc" in m]
     if probes:
         m = probes[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from contrastkit.data.containers import DatasetSplits
 from contrastkit.data.folder import load_image_folder
 from contrastkit.data.modality import check_modality
 from contrastkit.data.npfiles import load_npy, load_npz
+from contrastkit.data.select import select_classes
 from contrastkit.data.split import check_seed
 from contrastkit.data.toyspeech import toy_speech
 
@@ -45,7 +46,7 @@ def _shape_arrays(images: np.ndarray, channels: int | None, size: tuple[int, int
 
 def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None = None,
                  test_fraction: float = 0.2, seed: int = 0, mode: str | None = None,
-                 modality: str = "auto") -> DatasetSplits:
+                 modality: str = "auto", classes: str | Sequence[str] | None = None) -> DatasetSplits:
     """Load a built-in dataset by name, or an image folder / ``.npy`` / ``.npz`` file by path.
 
     Args:
@@ -69,6 +70,8 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         modality: what an array file holds: ``"auto"`` (images, or vectors for a table; see
             :mod:`contrastkit.data.modality`), ``"images"``, ``"vectors"`` or ``"sequences"``.
             Built-in sets and folders are images.
+        classes: keep only these classes, by name (``"4,9"`` or ``["4", "9"]``), after the split, renumbered
+            ``0 .. C'-1`` in the data's class order (:mod:`contrastkit.data.select`).
 
     Returns:
         :class:`DatasetSplits` with uint8 (N, C, H, W) images and int64 labels ``0 .. C-1`` (-1 and
@@ -87,6 +90,10 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         TypeError: ``name_or_path`` is neither a str nor a Path.
     """
     where = "load_dataset"
+    if classes is not None:
+        whole = load_dataset(name_or_path, size=size, test_fraction=test_fraction, seed=seed, mode=mode,
+                             modality=modality)
+        return select_classes(whole, classes, where)
     check_modality(modality, where)
     size_hw = parse_size(size, where)
     channels = channels_for_mode(mode, where)

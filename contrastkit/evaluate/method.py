@@ -19,6 +19,9 @@ utterances) and ``phone_acc`` (a linear probe per frame), with the same probes o
 random initialisation under ``baselines``, and the prediction accuracy per step ahead (``prediction_accuracy``)
 when the method reports one. Raw-input baselines of sequences longer than 4,096 samples are skipped (a linear
 probe on raw audio samples measures nothing useful); MFCC is the raw baseline there.
+
+A method that learns a low-dimensional map (``is_map``: DrLIM) also gets ``trustworthiness`` of its map of the
+test inputs and ``pca_trustworthiness`` of PCA fitted on the train inputs (:mod:`contrastkit.evaluate.maps`).
 """
 
 from __future__ import annotations
@@ -98,6 +101,10 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
                          if note not in trained.get("notes", []))
     if callable(getattr(method, "frame_features", None)) and data.train.frame_labels is not None and len(test_x):
         metrics.update(_sequence_probes(method, random_method if baselines else None, data, device, seed, notes))
+    if getattr(method, "is_map", False) and len(test_x) >= 5:  # a learned low-dimensional map (DrLIM)
+        from contrastkit.evaluate.maps import map_trustworthiness
+
+        metrics.update(map_trustworthiness(train_x, test_x, method_features(method, test_x, device)))
     if augment is not None and len(test_x) >= 2:
         metrics["alignment_uniformity"] = alignment_uniformity(*_two_views(method, augment, test_x,
                                                                            device or _device_of(method), seed + 1))

@@ -39,10 +39,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from contrastkit.methods.contrastive import ContrastiveMethod
 from contrastkit.methods.cpc import CPC_PAPER_SIZES, CPCSettings, build_cpc
+from contrastkit.methods.drlim import DrLIMSettings, build_drlim
 from contrastkit.methods.settings import PRESETS, ContrastiveSettings, resolve_settings
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
@@ -65,6 +66,7 @@ class BuildContext:
     num_classes: int = 0  # 0: unlabelled
     modality: str = "images"  # images | vectors | sequences
     seed: int = 0
+    train_inputs: Tensor | None = None  # (N, ...) the training inputs, stored form (DrLIM's neighbour graph)
 
 
 Builder = Callable[[BuildContext, Any], nn.Module]
@@ -235,18 +237,19 @@ def settings_to_dict(settings: Any) -> dict[str, Any]:
 
 def build_method(name: str, encoder: nn.Module, feature_dim: int, *, num_samples: int | None = None,
                  seed: int = 0, settings: Any = None, num_classes: int = 0, modality: str = "images",
-                 **overrides: Any) -> nn.Module:
+                 train_inputs: Tensor | None = None, **overrides: Any) -> nn.Module:
     """Build the registered method ``name`` around ``encoder`` (features of size ``feature_dim``).
 
     ``overrides`` are fields of the method's settings (checked); ``settings`` passes already-resolved settings
-    instead. ``num_samples`` (the training-set size) is needed by the memory bank.
+    instead. ``num_samples`` (the training-set size) is needed by the memory bank, ``train_inputs`` (N, ...)
+    by DrLIM.
     """
     entry = get_method(name)
     if settings is None:
         settings = method_settings(name, overrides, where="build_method", num_samples=num_samples)
     elif overrides:
         raise ValueError("build_method: give either `settings` or keyword overrides, not both")
-    context = BuildContext(encoder, int(feature_dim), num_samples, num_classes, modality, seed)
+    context = BuildContext(encoder, int(feature_dim), num_samples, num_classes, modality, seed, train_inputs)
     return entry.build(context, settings)
 
 
@@ -287,6 +290,11 @@ register_method("cpc_paper", build_cpc, settings=CPCSettings, default_encoder="c
                 encoder_options=lambda s: {"width": s.channels, "norm": s.encoder_norm},
                 training_defaults=_CPC_TRAINING,
                 description="CPC with the paper's sizes: 512 channels, GRU 256, K = 12, 1.28 s crops")
+
+# DrLIM: a 2-D map learned from pixel-space neighbour pairs (Hadsell, Chopra & LeCun 2006), a few CPU minutes
+_DRLIM_TRAINING = dict(epochs=30, batch_size=256, optimizer="adam", lr=1e-3, weight_decay=1e-5, warmup_epochs=1)
+register_method("drlim", build_drlim, settings=DrLIMSettings, training_defaults=_DRLIM_TRAINING,
+                description="DrLIM: a 2-D map from k-nearest-neighbour pairs and the margin loss (Hadsell et al. 2006)")
 
 #: the built-in method names and their preset settings (the registry holds every method: available_methods())
 METHODS = PRESETS
