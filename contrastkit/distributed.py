@@ -26,10 +26,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from contrastkit.losses.infonce import info_nce
 from contrastkit.losses.ntxent import nt_xent, nt_xent_rows
 from contrastkit.similarity import Measure, cosine
 
-__all__ = ["all_gather_no_grad", "all_gather_with_grad", "gathered_nt_xent", "is_distributed", "rank",
+__all__ = ["all_gather_no_grad", "all_gather_with_grad", "gathered_in_batch_info_nce", "gathered_nt_xent",
+           "is_distributed", "rank",
            "threads_per_process", "world_size"]
 
 
@@ -131,6 +133,27 @@ def gathered_nt_xent(z1: Tensor, z2: Tensor, temperature: float | Tensor = 0.5, 
         all_ids = all_gather_no_grad(ids)  # (W 2N,)
     return nt_xent_rows(local, views, positive, temperature, offset=offset, labels=ids, candidate_labels=all_ids,
                         score=score, memory_efficient=memory_efficient, block_size=block_size).mean()
+
+
+def gathered_in_batch_info_nce(query: Tensor, keys: Tensor, temperature: float | Tensor = 0.1, *,
+                               score: Measure | str = cosine, memory_efficient: bool = False,
+                               block_size: int | None = None) -> Tensor:
+    """In-batch InfoNCE of this process's queries (N, D) against the keys (N, D) of every process.
+
+    Query i's positive is its own key, at row ``rank * N + i`` of the gathered keys (W N, D); every other
+    gathered key is a negative. Returns the mean over the local queries; averaged over processes it is
+    :func:`~contrastkit.losses.info_nce` (in-batch) of the concatenated global batch, gradients included (keys
+    with gradient, e.g. end-to-end, get theirs through the gather). Outside a process group it is ``info_nce``.
+    """
+    if world_size() == 1:
+        return info_nce(query, keys, None, temperature, score=score, memory_efficient=memory_efficient,
+                        block_size=block_size)
+    if query.shape != keys.shape or query.dim() != 2:
+        raise ValueError(f"gathered_in_batch_info_nce: `query` and `keys` must both be (N, D), got "
+                         f"{tuple(query.shape)} and {tuple(keys.shape)}")
+    all_keys = all_gather_with_grad(keys)  # (W N, D)
+    return info_nce(query, all_keys, None, temperature, score=score, memory_efficient=memory_efficient,
+                    block_size=block_size, positive_offset=rank() * query.shape[0])
 
 
 def threads_per_process(local_processes: int, cores: int | None = None) -> int:

@@ -1,7 +1,8 @@
-"""torch.distributed pieces on the CPU with gloo, 2 processes spawned by the test: the gathered NT-Xent equals the
-single-process loss on the concatenated batch, and its gradients (after DDP's averaging) equal the single-process
-gradients, float64, for the direct and the memory-efficient kernels and SupCon labels; a DDP-wrapped encoder ends
-a few SGD steps with the single-process parameters; shape mismatches are refused."""
+"""torch.distributed pieces on the CPU with gloo, 2 processes spawned by the test: the gathered NT-Xent and in-batch
+InfoNCE equal the single-process loss on the concatenated batch, and their gradients (after DDP's averaging) equal
+the single-process gradients, float64, for the direct and the memory-efficient kernels and SupCon labels; a
+DDP-wrapped encoder ends a few SGD steps with the single-process parameters; so does a DDP-wrapped SimCLR method;
+shape mismatches are refused."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from torch.nn.parallel import DistributedDataParallel
 from contrastkit.distributed import (
     all_gather_no_grad,
     all_gather_with_grad,
+    gathered_in_batch_info_nce,
     gathered_nt_xent,
     rank,
     threads_per_process,
     world_size,
 )
-from contrastkit.losses import nt_xent
+from contrastkit.losses import info_nce, nt_xent
 
 WORLD = 2
 N, D = 5, 7  # pairs per process, embedding size
@@ -32,6 +34,8 @@ CASES = {
     "memory_efficient": dict(memory_efficient=True, block_size=3),
     "supcon": dict(labels=True),
     "dot": dict(score="dot"),
+    "info_nce": dict(info_nce=True),
+    "info_nce_memory_efficient": dict(info_nce=True, memory_efficient=True, block_size=2),
 }
 
 
@@ -45,9 +49,15 @@ def _global_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 def _loss_kwargs(case: str, labels: torch.Tensor) -> dict:
     kw = dict(CASES[case])
+    kw.pop("info_nce", None)
     if kw.pop("labels", False):
         kw["labels"] = labels
     return kw
+
+
+def _losses(case: str):
+    """(the gathered loss, the single-process loss) of a case."""
+    return (gathered_in_batch_info_nce, info_nce) if CASES[case].get("info_nce") else (gathered_nt_xent, nt_xent)
 
 
 def _init(r: int, init_file: str) -> None:
@@ -65,7 +75,7 @@ def _loss_worker(r: int, init_file: str, out: str) -> None:
             a = z1[rows].clone().requires_grad_(True)
             b = z2[rows].clone().requires_grad_(True)
             kw = _loss_kwargs(case, labels[rows])
-            loss = gathered_nt_xent(a, b, 0.3, **kw)
+            loss = _losses(case)[0](a, b, 0.3, **kw)
             loss.backward()
             results[case] = (loss.detach(), a.grad, b.grad)
         gathered = all_gather_no_grad(torch.arange(3) + 10 * rank())
@@ -90,7 +100,8 @@ def loss_results(tmp_path_factory) -> list[dict]:
 def test_gathered_nt_xent_equals_the_global_batch(loss_results, case) -> None:
     z1, z2, labels = _global_batch()
     a, b = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
-    single = nt_xent(a, b, 0.3, **_loss_kwargs(case, labels))
+    kw = _loss_kwargs(case, labels)
+    single = info_nce(a, b, None, 0.3, **kw) if CASES[case].get("info_nce") else nt_xent(a, b, 0.3, **kw)
     single.backward()
     mean_of_ranks = sum(res[case][0] for res in loss_results) / WORLD  # what DDP's averaging optimises
     assert torch.allclose(mean_of_ranks, single.detach(), rtol=1e-6, atol=0)
@@ -153,6 +164,49 @@ def test_ddp_steps_end_with_the_single_process_parameters(tmp_path) -> None:
     for state in states:
         for name, value in single.state_dict().items():
             assert torch.allclose(state[name], value, rtol=1e-6, atol=1e-10), name
+
+
+def _simclr(loss: str) -> nn.Module:
+    from contrastkit.methods.contrastive import ContrastiveMethod
+    from contrastkit.negatives import InBatchNegatives
+
+    torch.manual_seed(0)
+    return ContrastiveMethod(_Encoder(), nn.Linear(8, 6), InBatchNegatives(), loss=loss, temperature=0.5).double()
+
+
+def _method_steps(method: nn.Module, wrapped: nn.Module, rows: slice) -> None:
+    from contrastkit.methods.base import Batch
+
+    opt = torch.optim.SGD(method.parameters(), lr=0.5)
+    for x1, x2 in _batches():
+        opt.zero_grad()
+        out = wrapped(Batch(views=[x1[rows], x2[rows]], indices=torch.arange(x1.shape[0])[rows]))
+        out.loss.backward()
+        opt.step()
+        method.after_step(out, gather=all_gather_no_grad)
+
+
+def _method_worker(r: int, init_file: str, out: str, loss: str) -> None:
+    _init(r, init_file)
+    try:
+        method = _simclr(loss)
+        _method_steps(method, DistributedDataParallel(method), slice(r * N, (r + 1) * N))
+        torch.save(method.state_dict(), Path(out) / f"rank{r}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("loss", ["nt_xent", "info_nce"])
+def test_a_ddp_simclr_method_matches_one_process_on_the_global_batch(tmp_path, loss) -> None:
+    """The method computes its loss in float32 (``embed`` casts), so the tolerance is float32's, not float64's."""
+    states = _spawn(_method_worker, tmp_path, loss)
+    single = _simclr(loss)
+    _method_steps(single, single, slice(None))
+    initial = _simclr(loss).state_dict()
+    for state in states:
+        for name, value in single.state_dict().items():
+            assert torch.allclose(state[name], value, rtol=1e-5, atol=1e-6), (name, (state[name] - value).abs().max())
+            assert not torch.allclose(value, initial[name], atol=1e-4), name  # the steps moved every parameter
 
 
 def _mismatch_worker(r: int, init_file: str, out: str) -> None:

@@ -8,6 +8,10 @@ One training step, as data flows (``../DESIGN.md``)::
     loss: NT-Xent over 2N views (in-batch) | InfoNCE (queue, bank, or in-batch)
     after the optimizer step: momentum update, enqueue keys / update bank rows
 
+Under ``torch.distributed`` the in-batch losses see the batch of every process (:mod:`contrastkit.distributed`:
+an all-gather that carries gradient back to each process's rows), and the trainer gathers the keys before a
+queue or bank update, so every process stores the same negatives.
+
 SimCLR, MoCo v2 and memory-bank instance discrimination are three settings of this one class
 (:mod:`contrastkit.methods.registry`); SimCLR with a queue of negatives is ``negatives="queue"``.
 :meth:`ContrastiveMethod.training_step` has no side effects on stored state (besides BatchNorm running
@@ -24,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contrastkit.distributed import gathered_in_batch_info_nce, gathered_nt_xent, world_size
 from contrastkit.losses.infonce import info_nce
-from contrastkit.losses.ntxent import nt_xent
 from contrastkit.losses.temperature import Temperature
 from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
 from contrastkit.models.momentum import MomentumEncoder
@@ -140,6 +144,9 @@ class ContrastiveMethod(Method):
         return self.embed(x) if self.key_net is None else self._momentum_keys(x, generator)
 
     def _info_nce(self, q: Tensor, c: Candidates) -> Tensor:
+        if c.negatives is None and c.labels is None and world_size() > 1:  # in-batch: every process's keys
+            return gathered_in_batch_info_nce(q, c.positive, self.temperature(),
+                                              memory_efficient=self.memory_efficient)
         return info_nce(q, c.positive, c.negatives, self.temperature(), labels=c.labels,
                         negative_labels=c.negative_labels, memory_efficient=self.memory_efficient)
 
@@ -155,7 +162,7 @@ class ContrastiveMethod(Method):
         q1 = self.embed(views[0])
         if self.loss_name == "nt_xent":  # SimCLR: both views are queries and keys, 2N - 2 negatives each
             k2 = self._keys(views[1], generator)
-            loss = nt_xent(q1, k2, self.temperature(), memory_efficient=self.memory_efficient)
+            loss = gathered_nt_xent(q1, k2, self.temperature(), memory_efficient=self.memory_efficient)
             return StepOutput(loss, keys=k2.detach(), indices=indices, logs=self._logs(loss))
         k2 = self._keys(views[1], generator)
         loss = self._info_nce(q1, self.negatives.candidates(k2, indices, generator))
