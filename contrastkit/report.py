@@ -138,6 +138,12 @@ def plot_run(run_dir: str | Path, run: Run | None = None, test_features: torch.T
         path = run_dir / "training_curves.png"
         plot_training_curves(log, path, title=f"{run.config.method} on {run.config.data}")
         written.append(path)
+        if "frac_easy" in log.read_text().splitlines()[0].split(","):  # the triplet method's states per step
+            from contrastkit.evaluate.plots import plot_triplet_states
+
+            path = run_dir / "triplet_states.png"
+            plot_triplet_states(log, path, title=f"{run.config.method} on {run.config.data}: triplet states")
+            written.append(path)
     return written
 
 
@@ -167,6 +173,14 @@ def format_table(*all_metrics: dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     data = all_metrics[0].get("data", "")
     table = f"held-out accuracy on {data} (test split)\n" + "\n".join(lines)
+    recalls = [m for m in all_metrics if "recall_at_1" in m]
+    if recalls:  # retrieval among the held-out samples (contrastkit.evaluate.retrieval)
+        first = recalls[0]["results"]
+        shown = [(f"{m['method']} (trained)", m["recall_at_1"]) for m in recalls]
+        shown += [(k.replace("_", " "), v["recall_at_1"]) for k, v in first.items()
+                  if k != "trained" and "recall_at_1" in v]
+        table += "\nRecall@1 (nearest other test sample of the same class): " + ", ".join(
+            f"{name} {_pct(value)}" for name, value in shown)
     maps = [m for m in all_metrics if "trustworthiness" in m]
     if maps:
         m = maps[0]

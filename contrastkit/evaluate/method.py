@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from contrastkit.data.containers import DatasetSplits
 from contrastkit.evaluate.alignment import alignment_uniformity
 from contrastkit.evaluate.features import embed_inputs, evaluate_features, raw_features
+from contrastkit.evaluate.retrieval import recall_at_1
 
 __all__ = ["evaluate_method", "method_features", "raw_baseline_name"]
 
@@ -91,6 +92,13 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
                                                                           raw_features(test_x), test_y, **options)
         trained = results["trained"]
         metrics.update(results=results, linear_acc=trained["linear_accuracy"], knn_acc=trained["knn_accuracy"])
+        if len(test_x) >= 2:  # Recall@1 on the held-out split (contrastkit.evaluate.retrieval)
+            metrics["recall_at_1"] = trained["recall_at_1"] = recall_at_1(test_features, test_y)
+            if "random_init" in results:
+                results["random_init"]["recall_at_1"] = recall_at_1(method_features(random_method, test_x, device),
+                                                                    test_y)
+            if raw_baseline_name(data.modality) in results:
+                results[raw_baseline_name(data.modality)]["recall_at_1"] = recall_at_1(raw_features(test_x), test_y)
         folds = trained.get("linear_folds")
         metrics["protocol"] = (f"kNN k={trained['knn_k']} cosine exp(s/0.07); linear: standardised multinomial "
                                f"logistic regression, C by "

@@ -45,6 +45,7 @@ from contrastkit.methods.contrastive import ContrastiveMethod
 from contrastkit.methods.cpc import CPC_PAPER_SIZES, CPCSettings, build_cpc
 from contrastkit.methods.drlim import DrLIMSettings, build_drlim
 from contrastkit.methods.settings import PRESETS, ContrastiveSettings, resolve_settings
+from contrastkit.methods.triplet import TripletSettings, build_triplet
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
 from contrastkit.settings import SettingsError, parse_settings
@@ -290,6 +291,11 @@ register_method("cpc_paper", build_cpc, settings=CPCSettings, default_encoder="c
                 encoder_options=lambda s: {"width": s.channels, "norm": s.encoder_norm},
                 training_defaults=_CPC_TRAINING,
                 description="CPC with the paper's sizes: 512 channels, GRU 256, K = 12, 1.28 s crops")
+
+# supervised triplet embeddings: P x K batches (P = batch_size / K classes), semi-hard mining, 5 CPU minutes
+_TRIPLET_TRAINING = dict(epochs=10, batch_size=160, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1)
+register_method("triplet", build_triplet, settings=TripletSettings, training_defaults=_TRIPLET_TRAINING,
+                description="supervised triplet embedding, online semi-hard mining on P x K batches (FaceNet)")
 
 # DrLIM: a 2-D map learned from pixel-space neighbour pairs (Hadsell, Chopra & LeCun 2006), a few CPU minutes
 _DRLIM_TRAINING = dict(epochs=30, batch_size=256, optimizer="adam", lr=1e-3, weight_decay=1e-5, warmup_epochs=1)
