@@ -16,10 +16,16 @@ the world size anywhere.
 
 Outside an initialised process group every function here is the single-process identity, so a method calls them
 unconditionally.
+
+**Starting a group.** :func:`init_from_environment` joins the group that ``torchrun`` describes in the environment
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` / ``MASTER_PORT``): NCCL for
+GPUs, gloo for CPUs, with a bounded collective timeout (:data:`DEFAULT_TIMEOUT_S`) so that a process that died
+makes the others stop with an error instead of waiting forever.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
@@ -30,9 +36,19 @@ from contrastkit.losses.infonce import info_nce
 from contrastkit.losses.ntxent import nt_xent, nt_xent_rows
 from contrastkit.similarity import Measure, cosine
 
-__all__ = ["all_gather_no_grad", "all_gather_with_grad", "gathered_in_batch_info_nce", "gathered_nt_xent",
-           "is_distributed", "rank",
-           "threads_per_process", "world_size"]
+__all__ = ["DEFAULT_TIMEOUT_S", "DistributedError", "all_gather_no_grad", "all_gather_with_grad",
+           "gathered_in_batch_info_nce", "gathered_nt_xent", "init_from_environment", "is_distributed",
+           "local_rank", "local_world_size", "rank", "threads_per_process", "world_size"]
+
+#: seconds a collective may wait for the other processes before it fails (``contrastkit train --dist-timeout``).
+#: Long enough for a slow checkpoint write or evaluation on rank 0, short enough that a dead process is noticed
+#: within minutes rather than the 30 minutes of torch's default.
+DEFAULT_TIMEOUT_S = 300.0
+
+
+class DistributedError(ConnectionError):
+    """Another process of the group stopped or did not answer in time (a failed collective), or rank 0 could not
+    prepare the run. A ``ConnectionError`` (an ``OSError``): the command line reports it in one line."""
 
 
 def is_distributed() -> bool:
@@ -48,6 +64,55 @@ def rank() -> int:
 def world_size() -> int:
     """Processes in the default group (1 outside one)."""
     return dist.get_world_size() if is_distributed() else 1
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={text!r} is not an integer (torchrun sets it)") from None
+
+
+def local_rank() -> int:
+    """This process's index on its machine: ``LOCAL_RANK`` from torchrun (0 when unset)."""
+    return _env_int("LOCAL_RANK", 0)
+
+
+def local_world_size() -> int:
+    """Processes of the group on this machine: ``LOCAL_WORLD_SIZE`` from torchrun (1 when unset)."""
+    return _env_int("LOCAL_WORLD_SIZE", 1)
+
+
+def init_from_environment(device_type: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+    """Initialise the default process group from torchrun's environment; returns whether this call created it.
+
+    Nothing happens (``False``) when ``WORLD_SIZE`` is unset or 1 (a plain single-process run) or when a group
+    already exists (the caller made it and owns it). Otherwise the backend is NCCL for ``device_type == "cuda"``
+    (after ``torch.cuda.set_device(LOCAL_RANK)``, so each process talks through its own GPU) and gloo for the CPU;
+    ``timeout_s`` bounds every collective (see :data:`DEFAULT_TIMEOUT_S`). The caller destroys the group it
+    created (``dist.destroy_process_group()``) when done.
+    """
+    world = _env_int("WORLD_SIZE", 1)
+    if world <= 1 or is_distributed():
+        return False
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 asks for several processes, but this PyTorch build has no "
+                           "torch.distributed")
+    if not timeout_s > 0:
+        raise ValueError(f"the collective timeout must be > 0 seconds, got {timeout_s!r}")
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        if not os.environ.get(name):
+            raise ValueError(f"WORLD_SIZE={world} but {name} is not set; start the processes with torchrun "
+                             f"(e.g. torchrun --standalone --nproc_per_node={world} -m contrastkit train ...)")
+    backend = "gloo"
+    if device_type == "cuda":
+        backend = "nccl"
+        torch.cuda.set_device(local_rank())
+    dist.init_process_group(backend, init_method="env://", timeout=datetime.timedelta(seconds=float(timeout_s)))
+    return True
 
 
 def _check_same_shape(x: Tensor, where: str) -> None:

@@ -8,6 +8,10 @@
   and K distinct samples of each (with replacement only for a class smaller than K) from
   ``np.random.default_rng([seed, e, b])``. An epoch has ``N // (P K)`` batches, so it sees about as many
   samples as a shuffled epoch.
+* :class:`RankSlice` -- one process's share of another sampler's batches when several processes train together
+  (``torchrun``): the global batch is still drawn from (seed, epoch, batch), and rank ``r`` of ``W`` takes rows
+  ``r B/W .. (r+1) B/W`` of it, so the ranks' slices together are exactly the single-process batch and a resume
+  at any batch stays exact.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch import Tensor
 
 from contrastkit.data.batches import epoch_batches, num_batches
 
-__all__ = ["PKSampler", "Sampler", "ShuffleSampler"]
+__all__ = ["PKSampler", "RankSlice", "Sampler", "ShuffleSampler"]
 
 
 class Sampler(ABC):
@@ -78,3 +82,29 @@ class PKSampler(Sampler):
                              f"{start_batch!r}")
         for b in range(start_batch, self.steps_per_epoch):
             yield self.batch(epoch, b)
+
+
+class RankSlice(Sampler):
+    """Rank ``rank`` of ``world``'s contiguous slice of each batch of ``sampler`` (see the module docstring).
+
+    The batch size of ``sampler`` (the global batch) must be a multiple of ``world``. A :class:`PKSampler`
+    batch is laid out class by class (K samples each), so when P is a multiple of ``world`` every rank gets
+    P / world whole classes; otherwise a class may be split between two ranks (each rank's in-batch mining then
+    sees fewer positives for that class). The epoch length is the global sampler's: every rank takes the same
+    number of steps.
+    """
+
+    def __init__(self, sampler: Sampler, rank: int, world: int, batch_size: int) -> None:
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"RankSlice: need 0 <= rank < world, got rank={rank}, world={world}")
+        if batch_size % world:
+            raise ValueError(f"RankSlice: the global batch size {batch_size} is not a multiple of the {world} "
+                             f"processes")
+        self.sampler, self.rank, self.world = sampler, rank, world
+        self.local = batch_size // world
+        self.steps_per_epoch = sampler.steps_per_epoch
+
+    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[Tensor]:
+        start = self.rank * self.local
+        for index in self.sampler.batches(epoch, start_batch=start_batch):
+            yield index[start:start + self.local]
