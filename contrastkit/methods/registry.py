@@ -298,7 +298,7 @@ register_method("triplet", build_triplet, settings=TripletSettings, training_def
                 description="supervised triplet embedding, online semi-hard mining on P x K batches (FaceNet)")
 
 # DrLIM: a 2-D map learned from pixel-space neighbour pairs (Hadsell, Chopra & LeCun 2006), a few CPU minutes
-_DRLIM_TRAINING = dict(epochs=30, batch_size=256, optimizer="adam", lr=1e-3, weight_decay=1e-5, warmup_epochs=1)
+_DRLIM_TRAINING = dict(epochs=20, batch_size=256, optimizer="adam", lr=1e-3, weight_decay=1e-5, warmup_epochs=1)
 register_method("drlim", build_drlim, settings=DrLIMSettings, training_defaults=_DRLIM_TRAINING,
                 description="DrLIM: a 2-D map from k-nearest-neighbour pairs and the margin loss (Hadsell et al. 2006)")
 

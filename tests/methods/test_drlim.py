@@ -153,7 +153,7 @@ def test_the_4_vs_9_demo_beats_pca(tmp_path):
     """A short run on mnist5k's 4s and 9s (the paper's figure): its map of the held-out points keeps their
     pixel-space neighbourhoods better than PCA fitted on the same training images."""
     start = time.perf_counter()
-    Trainer(TrainConfig(method="drlim", data="mnist5k", classes="4,9", out=str(tmp_path / "run"), epochs=12,
+    Trainer(TrainConfig(method="drlim", data="mnist5k", classes="4,9", out=str(tmp_path / "run"), epochs=8,
                         batch_size=128, progress=False)).fit()
     metrics = evaluate_run(tmp_path / "run", quiet=True, baselines=False)
     print(f"4 vs 9: trustworthiness {metrics['trustworthiness']} vs PCA {metrics['pca_trustworthiness']} "
