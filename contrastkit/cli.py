@@ -62,6 +62,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with its saved settings")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (deletes its files)")
+    from contrastkit.distributed import DEFAULT_TIMEOUT_S
+
+    p.add_argument("--dist-timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help="under torchrun (several processes): how long a process waits for the others in a "
+                        f"collective before it stops with an error (default {DEFAULT_TIMEOUT_S:g}); not saved "
+                        "with the run")
 
 
 def _given_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, str]]:
@@ -138,15 +144,31 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train; under torchrun (``WORLD_SIZE`` > 1) join the process group first and leave it at the end. Only
+    rank 0 prints; every process returns the same status."""
+    import torch.distributed as dist
+
+    from contrastkit.device import resolve_device
+    from contrastkit.distributed import init_from_environment
     from contrastkit.train import Trainer
 
-    trainer = Trainer.from_config(_train_config(args))
-    cfg = trainer.config
-    print(f"training {cfg.method} on {cfg.data} ({len(trainer.data.train)} {trainer.data.modality}, "
-          f"{trainer.steps_per_epoch} steps/epoch, {cfg.epochs} epochs) on {trainer.device} -> {cfg.out}", flush=True)
-    summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
-    print(json.dumps(summary, indent=2))
-    return EXIT_INTERRUPTED if summary["interrupted"] else 0
+    config = _train_config(args)
+    started = init_from_environment(resolve_device(config.device).type, args.dist_timeout)
+    try:
+        trainer = Trainer.from_config(config)
+        cfg = trainer.config
+        processes = f" x {trainer.world} processes (global batch {cfg.batch_size})" if trainer.world > 1 else ""
+        if trainer.rank == 0:
+            print(f"training {cfg.method} on {cfg.data} ({len(trainer.data.train)} {trainer.data.modality}, "
+                  f"{trainer.steps_per_epoch} steps/epoch, {cfg.epochs} epochs) on {trainer.device}{processes} "
+                  f"-> {cfg.out}", flush=True)
+        summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
+        if trainer.rank == 0:
+            print(json.dumps(summary, indent=2))
+        return EXIT_INTERRUPTED if summary["interrupted"] else 0
+    finally:
+        if started:
+            dist.destroy_process_group()
 
 
 def _report_write_errors(metrics: dict[str, Any]) -> int:

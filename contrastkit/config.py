@@ -45,7 +45,8 @@ class TrainConfig:
     out: str | None = setting(None, "output folder: checkpoint, logs, metrics, plots (default runs/<method>)",
                               metavar="DIR")
     epochs: int | None = setting(None, "training epochs (default: the method's)", low=1)
-    batch_size: int | None = setting(None, "samples per step (default: the method's)", low=2)
+    batch_size: int | None = setting(None, "samples per step over all processes: under torchrun each of W processes "
+                                           "takes batch_size / W (default: the method's)", low=2)
     optimizer: str | None = setting(None, "optimizer (default: the method's)", choices=OPTIMIZERS)
     lr: float | None = setting(None, "peak learning rate (default: the method's)", low=0, low_open=True)
     weight_decay: float | None = setting(None, "weight decay (default: the method's)", low=0)

@@ -14,12 +14,32 @@ path sets up the run: the device, the CPU thread count, the output folder and it
 * A checkpoint is written at the end of every epoch (and every ``checkpoint_every`` steps), atomically.
 * bf16 autocast and channels_last on a GPU, and on CPUs with native bf16 (AVX512-BF16 / AMX); fp32 elsewhere
   (``precision`` / ``channels_last``; ``benchmarks/precision_bench.py`` measures the gain).
+
+**Several processes** (``torchrun``; the trainer works inside any initialised default process group, see
+:func:`contrastkit.distributed.init_from_environment`):
+
+* ``batch_size`` is the global batch: each of the W processes takes its contiguous slice of B / W samples of the
+  batch the single-process sampler draws (:class:`~contrastkit.data.samplers.RankSlice`), the losses gather the
+  embeddings of all processes, and DDP averages the gradients -- the step is the single-process step on the
+  global batch (up to summation order; BatchNorm normalises per process), so the learning rate stays as it is.
+* The method is wrapped in ``DistributedDataParallel`` with ``broadcast_buffers=False``: a queue or memory bank
+  is not re-sent every step; it stays identical on every process because ``after_step`` stores the keys of all
+  processes (``gather=all_gather_no_grad``). BatchNorm running statistics are each process's own; rank 0's
+  are the ones saved.
+* Rank 0 alone prepares the folder and writes ``config.yaml``, the log and the checkpoints; the others learn
+  the outcome from a broadcast (an error on rank 0 stops every process with its message).
+* Process r's augmentation generator starts from ``seed + r``; a checkpoint also stores every process's RNG
+  states (``rank_rng``), so a resume on the same number of processes is exact. On another number of processes
+  it works but is not bit-exact: a process without a saved state reseeds from (seed, rank, step).
+* Stop decisions (Ctrl-C / SIGTERM, ``max_minutes``) are agreed every step with an all-reduce, so every process
+  stops after the same step and no process waits for one that has left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 import os
 import signal
@@ -29,9 +49,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.distributed as dist
 import yaml
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from contrastkit._checks import checks_disabled
 from contrastkit.batching import BatchMaker, make_augment
@@ -39,8 +62,17 @@ from contrastkit.checkpoint import CheckpointError, capture_rng, load_checkpoint
 from contrastkit.config import RESUMABLE_CHANGES, TrainConfig
 from contrastkit.data.containers import ArrayDataset, DatasetSplits
 from contrastkit.data.fingerprint import data_fingerprint, describe_change
-from contrastkit.data.samplers import PKSampler, Sampler, ShuffleSampler
+from contrastkit.data.samplers import PKSampler, RankSlice, Sampler, ShuffleSampler
 from contrastkit.device import cpu_has_fast_bf16, resolve_device
+from contrastkit.distributed import (
+    DistributedError,
+    all_gather_no_grad,
+    local_rank,
+    local_world_size,
+    rank,
+    threads_per_process,
+    world_size,
+)
 from contrastkit.methods.base import check_method
 from contrastkit.methods.registry import GENERIC_TRAINING_DEFAULTS, find_method
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
@@ -67,6 +99,28 @@ def as_splits(data: object, name: str = "data") -> DatasetSplits:
     empty = ArrayDataset(train.x[:0], train.labels[:0])
     num_classes = int(train.labels.max()) + 1 if train.has_labels else 0
     return DatasetSplits(getattr(data, "name", name), train, empty, num_classes)
+
+
+def _no_buffer_broadcast() -> dict[str, bool]:
+    """DDP's switch for "do not re-send the buffers before every forward": ``forward_sync_buffers=False`` where
+    this PyTorch has it (newer releases deprecate ``broadcast_buffers``), else ``broadcast_buffers=False``. Either
+    way the buffers are made equal once when DDP wraps the method (they already are: every process builds the
+    method from the same seed) and never again."""
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
+
+
+#: words in the errors of a failed collective: gloo raises a plain RuntimeError ("Connection closed by peer",
+#: "Timed out waiting ..."), NCCL and newer code a torch.distributed.DistError
+_COLLECTIVE_FAILURE_WORDS = ("connection closed", "connection reset", "broken pipe", "timed out", "timeout", "gloo",
+                             "nccl", "processgroup")
+
+
+def _collective_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that failed because another process left or did not answer."""
+    text = str(exc).lower()
+    return isinstance(exc, dist.DistError) or any(word in text for word in _COLLECTIVE_FAILURE_WORDS)
 
 
 def _config_for_parts(config: TrainConfig | None, method: nn.Module, data: DatasetSplits) -> TrainConfig:
@@ -104,12 +158,14 @@ class Trainer:
         self.data = as_splits(data)
         self.config = cfg = config if self.run is not None else _config_for_parts(config, method, self.data)
         self.out = Path(cfg.out)
-        self.device = resolve_device(cfg.device)
+        self.rank, self.world = rank(), world_size()  # (0, 1) outside a process group
+        self.device = self._device(cfg.device)
         self.method = method.to(self.device)
         self.fingerprint = self.run.fingerprint if self.run is not None else data_fingerprint(self.data)
         spec = method.batch_spec
         check_batching(int(cfg.batch_size), method, len(self.data.train), cfg.data,
                        self.data.input_shape[-1] if self.data.modality == "sequences" else None)
+        self._check_global_batch(method)
         if augment is None and spec.views > 0:
             augment = make_augment(cfg.augment, self.data.train, spec)
         auto_bf16 = self.device.type == "cuda" or (self.device.type == "cpu" and cpu_has_fast_bf16())
@@ -119,18 +175,55 @@ class Trainer:
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
         self.batches = BatchMaker(self.data.train, spec, augment, self.device, self.channels_last)
+        # what train_step calls: DDP averages the gradients across processes during backward; buffers (queue,
+        # bank) are not broadcast -- after_step keeps them identical (module docstring)
+        self.model: nn.Module = self.method
+        if self.world > 1:
+            self.model = DistributedDataParallel(
+                self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                **_no_buffer_broadcast())
         self.sampler = self._sampler(spec)
         self.steps_per_epoch = self.sampler.steps_per_epoch
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.optimizer = build_optimizer(cfg.optimizer, self.method, cfg.lr, cfg.weight_decay, cfg.momentum)
         warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.total_steps, warmup)
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + self.rank)
         # the seeded initialisation, for the random-init baseline of evaluate()
         self.initial_state = {k: v.detach().clone() for k, v in self.method.state_dict().items()}
         self.step = 0  # optimizer steps done
         self.train_seconds = 0.0  # time spent in training steps, over all resumed sessions
         self._stop_reason: str | None = None
+        self._load_notes: list[str] = []
+
+    def _device(self, name: str) -> torch.device:
+        """The training device; under a process group ``auto`` / ``cuda`` become ``cuda:LOCAL_RANK`` (one GPU per
+        process). An explicit ``cuda:N`` is kept as given (e.g. with a per-process CUDA_VISIBLE_DEVICES)."""
+        device = resolve_device(name)
+        if self.world > 1 and device.type == "cuda" and device.index is None:
+            index = local_rank()
+            if index >= torch.cuda.device_count():
+                raise SettingsError(f"process {self.rank} has LOCAL_RANK {index} but this machine has "
+                                    f"{torch.cuda.device_count()} GPU(s); start at most that many processes per "
+                                    f"node (--nproc_per_node)")
+            device = torch.device("cuda", index)
+        return device
+
+    def _check_global_batch(self, method: nn.Module) -> None:
+        """Under W processes ``batch_size`` is the global batch: it must split into W equal shares (and each share
+        into split-BatchNorm groups)."""
+        if self.world == 1:
+            return
+        batch = int(self.config.batch_size)
+        if batch % self.world:
+            raise SettingsError(f"`batch_size` {batch} is the global batch and must be a multiple of the {self.world} "
+                                f"processes (each takes batch_size / {self.world}); use e.g. "
+                                f"{max(self.world, batch // self.world * self.world)}")
+        groups = int(getattr(method, "split_bn", 0) or 0)
+        local = batch // self.world
+        if groups > 1 and (local % groups or local // groups < 2):
+            raise SettingsError(f"`split_bn` {groups} needs each process's share of the batch ({batch} / "
+                                f"{self.world} = {local}) to be a multiple of it with at least two samples per group")
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> Trainer:
@@ -140,8 +233,10 @@ class Trainer:
     def _sampler(self, spec: Any) -> Sampler:
         n, batch = len(self.data.train), int(self.config.batch_size)
         if spec.sampler == "pk":
-            return PKSampler(self.data.train.labels, batch, spec.samples_per_class, self.config.seed)
-        return ShuffleSampler(n, batch, self.config.seed)
+            sampler: Sampler = PKSampler(self.data.train.labels, batch, spec.samples_per_class, self.config.seed)
+        else:
+            sampler = ShuffleSampler(n, batch, self.config.seed)
+        return RankSlice(sampler, self.rank, self.world, batch) if self.world > 1 else sampler
 
     def evaluate(self, baselines: bool = True, knn_k: int | None = None) -> dict[str, Any]:
         """Score the method's features on the data's test split (:func:`~contrastkit.evaluate.method.evaluate_method`:
@@ -164,22 +259,55 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
-        return {
+        """Everything a checkpoint holds. Under W processes also ``rank_rng``: the RNG states of every process,
+        rank order (a collective: every process must call this)."""
+        rng = capture_rng(self.generator)
+        state = {
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": capture_rng(self.generator),
+            "rng": rng,
             "progress": {"step": self.step, "train_seconds": self.train_seconds},
             "config": self.config.to_dict(),
             "data": self.fingerprint,
         }
+        if self.world > 1:
+            states: list[Any] = [None] * self.world
+            dist.all_gather_object(states, rng)
+            state["rank_rng"] = states
+        return state
+
+    def _on_rank0(self, action: Any, what: str) -> Any:
+        """Run ``action()`` on rank 0 only and share its outcome: the other processes get its result, or a
+        :class:`DistributedError` naming rank 0's error (rank 0 re-raises the error itself). The broadcast is
+        also the barrier that keeps the others from going on before rank 0 is done. One process: ``action()``."""
+        if self.world == 1:
+            return action()
+        result, error, message = None, None, None
+        if self.rank == 0:
+            try:
+                result = action()
+            except Exception as exc:  # shared with the other processes, then raised here unchanged
+                error, message = exc, f"{type(exc).__name__}: {exc}"
+        shared = [message, result]
+        dist.broadcast_object_list(shared, src=0)
+        if error is not None:
+            raise error
+        if shared[0] is not None:
+            raise DistributedError(f"rank 0 could not {what}: {shared[0]}")
+        return shared[1]
 
     def save(self, path: Path | None = None) -> Path:
-        return save_checkpoint(path or self.out / CHECKPOINT_NAME, self.state())
+        """Write the checkpoint (rank 0 writes; under a process group every process must call this)."""
+        path = Path(path or self.out / CHECKPOINT_NAME)
+        state = self.state()
+        self._on_rank0(lambda: save_checkpoint(path, state), "save the checkpoint")
+        return path
 
     def load(self, path: Path | None = None) -> None:
         """Restore every piece of state from a checkpoint of the same configuration and data."""
         path = path or self.out / CHECKPOINT_NAME
+        self._load_notes = []
         ckpt = load_checkpoint(path, map_location=self.device)
         saved, current = dict(ckpt["config"]), self.config.to_dict()
         diff = sorted(k for k in set(saved) | set(current)
@@ -195,8 +323,8 @@ class Trainer:
             self.method.load_state_dict(ckpt["method"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
-            restore_rng(ckpt["rng"], self.generator)
             self.step = int(ckpt["progress"]["step"])
+            self._restore_rng(ckpt)
             self.train_seconds = float(ckpt["progress"].get("train_seconds", 0.0))
         except (RuntimeError, KeyError, TypeError, IndexError, ValueError) as exc:
             raise CheckpointError(f"{path} does not fit this run: {type(exc).__name__}: "
@@ -204,6 +332,25 @@ class Trainer:
         if not 0 <= self.step <= self.total_steps:
             raise CheckpointError(f"{path} is at step {self.step}, beyond this run's {self.total_steps} steps "
                                   f"({self.config.epochs} epochs); raise --epochs to continue it")
+
+    def _restore_rng(self, ckpt: dict[str, Any]) -> None:
+        """Rank r takes the RNG states saved for rank r (rank 0's are ``rng``, a single-process checkpoint's only
+        ones). A rank the checkpoint has no state for (resumed on more processes than wrote it) takes rank 0's
+        global states and reseeds its generator from (seed, rank, step): it runs, but not bit-exactly."""
+        saved = ckpt.get("rank_rng")
+        saved_world = len(saved) if saved is not None else 1
+        if self.rank == 0:
+            restore_rng(ckpt["rng"], self.generator)
+        elif saved is not None and self.rank < saved_world:
+            restore_rng(saved[self.rank], self.generator)
+        else:
+            restore_rng(ckpt["rng"], None)
+            seed = np.random.SeedSequence([self.config.seed, self.rank, self.step]).generate_state(1, np.uint64)[0]
+            self.generator.manual_seed(int(seed))
+        if saved_world != self.world:
+            self._load_notes.append(
+                f"resumed a checkpoint of {saved_world} process(es) on {self.world}: the global batches are the "
+                f"same, the augmentation random numbers are not (this continuation is not bit-exact)")
 
     # ------------------------------------------------------------------ training
     def train_step(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -216,12 +363,15 @@ class Trainer:
         synchronising = ("values", "index_range", "temperature")
         checks = checks_disabled(*synchronising) if self.device.type != "cpu" else contextlib.nullcontext()
         with checks, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-            out = self.method(batch)  # forward: through a DDP wrapper too
+            out = self.model(batch)  # forward: through the DDP wrapper under a process group
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.optimizer.step()
         self.scheduler.step()
-        self.method.after_step(out)
+        if self.world > 1:
+            self.method.after_step(out, gather=all_gather_no_grad)  # every process stores every process's keys
+        else:
+            self.method.after_step(out)
         self.step += 1
         return out.logs
 
@@ -247,19 +397,31 @@ class Trainer:
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
-        """``num_threads`` for the duration of :meth:`fit` only (torch's setting is process-wide)."""
-        if self.config.num_threads is None:
+        """``num_threads`` for the duration of :meth:`fit` only (torch's setting is process-wide).
+
+        Unset, with several processes of the group on this machine (``LOCAL_WORLD_SIZE`` > 1), each process takes
+        its share of the cores (:func:`~contrastkit.distributed.threads_per_process`): W processes each using every
+        core would oversubscribe the CPU. This replaces torchrun's own default of OMP_NUM_THREADS=1; a
+        ``num_threads`` setting always wins."""
+        threads = self.config.num_threads
+        if threads is None and self.world > 1 and local_world_size() > 1:
+            threads = threads_per_process(local_world_size())
+        if threads is None:
             yield
             return
         previous = torch.get_num_threads()
-        torch.set_num_threads(self.config.num_threads)
+        torch.set_num_threads(threads)
         try:
             yield
         finally:
             torch.set_num_threads(previous)
 
     def _periodic_save(self) -> None:
-        path = self.save()
+        state = self.state()  # a collective under a process group; rank 0 writes
+        self._on_rank0(lambda: self._write_periodic(state), "save the checkpoint")
+
+    def _write_periodic(self, state: dict[str, Any]) -> None:
+        path = save_checkpoint(self.out / CHECKPOINT_NAME, state)
         keep = self.config.keep_checkpoints
         if keep <= 0:
             return
@@ -268,7 +430,7 @@ class Trainer:
         try:
             os.link(path, copy)  # the same bytes, no second write; the next os.replace leaves this name intact
         except OSError:
-            save_checkpoint(copy, self.state())
+            save_checkpoint(copy, state)
         for old in sorted(self.out.glob("checkpoint_step*.pt"))[:-keep]:
             old.unlink(missing_ok=True)
 
@@ -279,29 +441,56 @@ class Trainer:
         :data:`~contrastkit.config.RESUMABLE_CHANGES`); a folder that already holds a run is refused unless
         ``resume`` or ``overwrite`` (which deletes that run's files first). ``max_steps`` stops (with a
         checkpoint) after that many optimizer steps in all -- the schedule still spans ``epochs``. Ctrl-C /
-        SIGTERM stop after the current step with a checkpoint (``summary["interrupted"]``)."""
+        SIGTERM stop after the current step with a checkpoint (``summary["interrupted"]``).
+
+        Under a process group every process calls ``fit`` with the same arguments; rank 0 prepares the folder
+        and decides whether there is a checkpoint to resume (the others then read the same file: ``out`` must
+        be on a file system every process sees). A failed collective (a process died or stopped answering
+        within the group's timeout) raises :class:`~contrastkit.distributed.DistributedError`."""
         cfg = self.config
-        notes = prepare_run_folder(self.out, resume=resume, overwrite=overwrite)
-        if resume and (self.out / CHECKPOINT_NAME).exists():
-            self.load()
-        write_text_atomic(self.out / CONFIG_NAME, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        self._stop_reason = None
-        with self._threads(), self._stop_on_signals():
-            return self._loop(max_steps, notes)
+
+        def prepare() -> tuple[list[str], bool]:
+            notes = prepare_run_folder(self.out, resume=resume, overwrite=overwrite)
+            return notes, resume and (self.out / CHECKPOINT_NAME).exists()
+
+        try:
+            notes, has_checkpoint = self._on_rank0(prepare, "prepare the output folder")
+            if has_checkpoint:
+                self.load()
+                notes = notes + self._load_notes
+            self._on_rank0(lambda: write_text_atomic(self.out / CONFIG_NAME,
+                                                     yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
+                           "write config.yaml")
+            self._stop_reason = None
+            with self._threads(), self._stop_on_signals():
+                return self._loop(max_steps, notes)
+        except RuntimeError as exc:
+            if self.world == 1 or not _collective_failure(exc):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DistributedError(f"process {self.rank} of {self.world}: a collective operation failed at step "
+                                   f"{self.step} ({first}); another process stopped (see its error) or did not "
+                                   f"answer within the timeout") from exc
 
     def _loop(self, max_steps: int | None, notes: list[str]) -> dict[str, Any]:
         cfg = self.config
         extra_columns = tuple(getattr(self.method, "log_keys", ()))  # a method's own scalars, logged too
-        log = RunLog(self.out, self.total_steps, start_step=self.step, progress=cfg.progress,
-                     extra_columns=extra_columns)
+        main = self.rank == 0  # only rank 0 logs and shows progress
+        log = RunLog(self.out, self.total_steps, start_step=self.step, progress=cfg.progress and main,
+                     enabled=main, extra_columns=extra_columns)
+
+        def say(message: str) -> None:
+            if main:
+                log.write(message)
+
         for note in notes:
-            log.write(note)
+            say(note)
         images_done, last_logged, session_start = 0, self.step, self.train_seconds
         last_loss: float | None = None
         start_epoch, start_batch = divmod(self.step, self.steps_per_epoch)
         stop: str | None = None
         if cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes and self.step < self.total_steps:
-            log.write(f"max_minutes={cfg.max_minutes:g} already spent ({self.train_seconds:.0f} s of training at step "
+            say(f"max_minutes={cfg.max_minutes:g} already spent ({self.train_seconds:.0f} s of training at step "
                       f"{self.step}); raise --max-minutes to continue")
             log.close()
             return {"steps": self.step, "train_seconds": self.train_seconds, "images": 0, "images_per_s": 0.0,
@@ -313,9 +502,10 @@ class Trainer:
                 for index in self.sampler.batches(epoch, start_batch=first):
                     t0 = time.perf_counter()
                     logs = self.train_step(index)
-                    images_done += len(index)
-                    window_images += len(index)
+                    images_done += len(index) * self.world  # the global batch
+                    window_images += len(index) * self.world
                     if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                        logs = self._mean_over_processes(logs, ("loss", "temperature", *extra_columns))
                         loss = float(logs["loss"])  # one synchronisation per log line
                         if not math.isfinite(loss):
                             raise FloatingPointError(f"loss became {loss} at step {self.step}; the last "
@@ -332,9 +522,12 @@ class Trainer:
                     self.train_seconds += time.perf_counter() - t0
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                         self._periodic_save()
+                    out_of_time = cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes
+                    if self.world > 1:
+                        out_of_time = self._agree_on_stop(out_of_time)
                     if self._stop_reason is not None:
                         stop = f"interrupted ({self._stop_reason})"
-                    elif cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes:
+                    elif out_of_time:
                         stop = f"max_minutes={cfg.max_minutes:g}"
                     elif max_steps is not None and self.step >= max_steps:
                         stop = f"max_steps={max_steps}"
@@ -343,14 +536,50 @@ class Trainer:
                 self.save()
                 if stop:
                     more = f" --max-minutes {2 * cfg.max_minutes:g}" if stop.startswith("max_minutes") else ""
-                    log.write(f"stopped at step {self.step} of {self.total_steps} after {self.train_seconds:.0f} s "
+                    say(f"stopped at step {self.step} of {self.total_steps} after {self.train_seconds:.0f} s "
                               f"of training ({stop}); checkpoint saved in {self.out}; continue with "
                               f"`contrastkit train --out {self.out} --resume{more}`")
                     break
         finally:
             log.close()
         session_seconds = self.train_seconds - session_start
+        if self.world > 1:  # the group's throughput is its slowest process's
+            session_seconds = self._max_over_processes(session_seconds)
         return {"steps": self.step, "train_seconds": self.train_seconds, "images": images_done,
                 "images_per_s": images_done / max(session_seconds, 1e-9),
                 "final_loss": last_loss, "stopped_early": stop is not None,
                 "interrupted": self._stop_reason}
+
+    # ------------------------------------------------------------------ agreement across processes
+    def _collective_device(self) -> torch.device:
+        """Where small tensors for a collective live: the GPU for NCCL, the CPU for gloo."""
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def _agree_on_stop(self, out_of_time: bool) -> bool:
+        """All-reduce (MAX) of this process's stop flags, once per step: a signal or ``max_minutes`` seen by any
+        process stops every process after this step (each decides alone only ``max_steps`` and the epochs,
+        which are the same everywhere). Returns the agreed out-of-time flag; a signal seen elsewhere sets this
+        process's stop reason."""
+        flags = torch.tensor([self._stop_reason is not None, out_of_time], dtype=torch.int32,
+                             device=self._collective_device())
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        signalled, out_of_time = (bool(v) for v in flags.tolist())
+        if signalled and self._stop_reason is None:
+            self._stop_reason = "a signal to another process"
+        return out_of_time
+
+    def _mean_over_processes(self, logs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """The logged scalars averaged over processes (each process's loss is the mean over its own anchors, so
+        the average is the global batch's loss); unchanged with one process."""
+        if self.world == 1:
+            return logs
+        present = [key for key in dict.fromkeys(keys) if key in logs]
+        values = torch.stack([logs[key].detach().float().reshape(()) for key in present])
+        values = values.to(self._collective_device())
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return {**logs, **dict(zip(present, (values / self.world).cpu(), strict=True))}
+
+    def _max_over_processes(self, value: float) -> float:
+        tensor = torch.tensor([value], dtype=torch.float64, device=self._collective_device())
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor.item())
