@@ -92,7 +92,12 @@ def _simclr_worker(r: int, init_file: str, out: str) -> None:
             refused = str(exc)
         trainer = _simclr_trainer(Path(out) / "run")
         trainer.fit(max_steps=5)
-        torch.save({"params": trainer.method.state_dict(), "refused": refused}, Path(out) / f"rank{r}.pt")
+        try:  # the folder holds a run now: rank 0 refuses, and tells the other process why
+            _simclr_trainer(Path(out) / "run").fit(max_steps=6)
+        except (FileExistsError, ConnectionError) as exc:
+            reused = f"{type(exc).__name__}: {exc}"
+        torch.save({"params": trainer.method.state_dict(), "refused": refused, "reused": reused},
+                   Path(out) / f"rank{r}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -103,6 +108,9 @@ def test_two_processes_end_with_the_single_process_parameters(tmp_path) -> None:
     single = _simclr_trainer(tmp_path / "single")
     single.fit(max_steps=5)
     initial = single.initial_state
+    assert results[0]["reused"].startswith("FileExistsError:")
+    assert results[1]["reused"].startswith("DistributedError: rank 0 could not prepare the output folder: "
+                                           "FileExistsError:")
     for res in results:
         assert "multiple of the 2 processes" in res["refused"]
         for name, value in single.method.state_dict().items():
@@ -167,6 +175,8 @@ def _resume_worker(r: int, init_file: str, out: str) -> None:
         Trainer.from_config(_digits_config("moco", Path(out) / "halves", queue_size=64)).fit(max_steps=3)
         resumed = Trainer.from_config(_digits_config("moco", Path(out) / "halves", queue_size=64))
         resumed.fit(resume=True, max_steps=6)
+        from_one = Trainer.from_config(_digits_config("moco", Path(out) / "from_one", queue_size=64))
+        from_one.fit(resume=True, max_steps=5)  # a checkpoint of 1 process, written by the test before
         torch.save({"whole": whole.method.state_dict(), "resumed": resumed.method.state_dict()},
                    Path(out) / f"rank{r}.pt")
     finally:
@@ -174,7 +184,13 @@ def _resume_worker(r: int, init_file: str, out: str) -> None:
 
 
 def test_a_two_process_checkpoint_resumes_exactly_on_two_and_runs_on_one(tmp_path) -> None:
+    """...and a 1-process checkpoint runs on 2 (rank 1 reseeds its generator)."""
+    from contrastkit.train import Trainer
+
+    Trainer.from_config(_digits_config("moco", tmp_path / "from_one", queue_size=64)).fit(max_steps=3)
     results = _spawn(_resume_worker, tmp_path)
+    assert [r[0] for r in _rows(tmp_path / "from_one")] == [1, 2, 3, 4, 5]
+    assert len(load_checkpoint(tmp_path / "from_one" / "checkpoint.pt")["rank_rng"]) == WORLD
     for r, res in enumerate(results):
         for name, value in res["whole"].items():
             if r == 0 or not _bn_statistic(name):  # rank 1 resumed with rank 0's BatchNorm statistics
@@ -185,8 +201,6 @@ def test_a_two_process_checkpoint_resumes_exactly_on_two_and_runs_on_one(tmp_pat
     assert len(ckpt["rank_rng"]) == WORLD
     assert not torch.equal(ckpt["rank_rng"][0]["generator"], ckpt["rank_rng"][1]["generator"])
     assert torch.equal(ckpt["rng"]["generator"], ckpt["rank_rng"][0]["generator"])
-
-    from contrastkit.train import Trainer
 
     one = tmp_path / "one"
     shutil.copytree(tmp_path / "halves", one)
