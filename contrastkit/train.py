@@ -207,6 +207,8 @@ class Trainer:
                                     f"{torch.cuda.device_count()} GPU(s); start at most that many processes per "
                                     f"node (--nproc_per_node)")
             device = torch.device("cuda", index)
+        if self.world > 1 and device.type == "cuda":
+            torch.cuda.set_device(device)  # NCCL's object collectives (checkpoint RNG states) use the current GPU
         return device
 
     def _check_global_batch(self, method: nn.Module) -> None:
