@@ -160,3 +160,15 @@ def test_a_plugin_method_runs_from_the_command_line(tmp_path):
     assert forgotten.returncode == 2 and "unknown method 'byol'" in forgotten.stderr and "--plugin" in forgotten.stderr
     missing = cli("train", "--plugin", "no_such_module", "--method", "byol")
     assert missing.returncode == 2 and "--plugin no_such_module: cannot import it" in missing.stderr
+
+
+def test_a_trainer_given_only_training_data_fits_and_checkpoints(tmp_path) -> None:
+    """A bare ArrayDataset (no test split) trains: its empty test split used to break the data fingerprint."""
+    from contrastkit.models.tabular import MLPEncoder
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 5), torch.arange(64) % 2
+    method = build_method("simclr", MLPEncoder(5), 256)
+    trainer = Trainer(method, ArrayDataset(x, y), TrainConfig(method="simclr", data="rows", out=str(tmp_path / "r"),
+                                                              epochs=1, batch_size=32, progress=False))
+    assert trainer.fit()["steps"] == 2 and (tmp_path / "r" / "checkpoint.pt").exists()
