@@ -154,6 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = _train_config(args)
     started = init_from_environment(resolve_device(config.device).type, args.dist_timeout)
+    trainer = None
     try:
         trainer = Trainer.from_config(config)
         cfg = trainer.config
@@ -167,6 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(json.dumps(summary, indent=2))
         return EXIT_INTERRUPTED if summary["interrupted"] else 0
     finally:
+        trainer = None  # DDP and its reducer go before their process group (gloo can abort at exit otherwise)
         if started:
             dist.destroy_process_group()
 

@@ -85,6 +85,13 @@ def _loss_worker(r: int, init_file: str, out: str) -> None:
         dist.destroy_process_group()
 
 
+def _finish() -> None:
+    """Every process done with its collectives, then leave the group (a process tearing gloo down while its
+    peer still talks to it can abort)."""
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def _spawn(worker, tmp_path: Path, *args) -> list[dict]:
     init_file = str(tmp_path / "init")
     mp.spawn(worker, args=(init_file, str(tmp_path), *args), nprocs=WORLD, join=True)
@@ -152,8 +159,11 @@ def _ddp_worker(r: int, init_file: str, out: str) -> None:
         rows = slice(r * N, (r + 1) * N)
         _steps(model, [(x1[rows], x2[rows]) for x1, x2 in _batches()], lambda a, b: gathered_nt_xent(a, b, 0.5))
         torch.save(model.module.state_dict(), Path(out) / f"rank{r}.pt")
-    finally:
+        del model  # DDP's reducer before its process group
+        _finish()
+    except BaseException:
         dist.destroy_process_group()
+        raise
 
 
 def test_ddp_steps_end_with_the_single_process_parameters(tmp_path) -> None:
@@ -190,10 +200,14 @@ def _method_worker(r: int, init_file: str, out: str, loss: str) -> None:
     _init(r, init_file)
     try:
         method = _simclr(loss)
-        _method_steps(method, DistributedDataParallel(method), slice(r * N, (r + 1) * N))
+        wrapped = DistributedDataParallel(method)
+        _method_steps(method, wrapped, slice(r * N, (r + 1) * N))
         torch.save(method.state_dict(), Path(out) / f"rank{r}.pt")
-    finally:
+        del wrapped  # DDP's reducer before its process group
+        _finish()
+    except BaseException:
         dist.destroy_process_group()
+        raise
 
 
 @pytest.mark.parametrize("loss", ["nt_xent", "info_nce"])
