@@ -47,6 +47,7 @@ Example::
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -62,18 +63,19 @@ __all__ = ["NCEFit", "UnnormalisedGaussian", "UnnormalisedGaussianMixture", "fit
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class _Unnormalised(nn.Module):
+class _Unnormalised(nn.Module, ABC):
     """Shared part: ``forward(u) = log_unnormalised(u) + log_c``; subclasses give ``log Z`` in closed form."""
 
     dim: int
     log_c: nn.Parameter
 
+    @abstractmethod
     def log_unnormalised(self, u: Tensor) -> Tensor:  # (B, D) -> (B,)
-        raise NotImplementedError
+        """:math:`\\log\\varphi(u; \\theta)`, the model's log-density up to its normaliser."""
 
+    @abstractmethod
     def log_normaliser(self) -> Tensor:
         """:math:`\\log Z(\\theta)`, a scalar (differentiable in the parameters)."""
-        raise NotImplementedError
 
     def forward(self, u: Tensor) -> Tensor:
         """:math:`\\log p_m(u) = \\log\\varphi(u;\\theta) + c`: (B, D) -> (B,)."""

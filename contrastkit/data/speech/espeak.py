@@ -31,6 +31,7 @@ all 8 are used); an event list ends with type 0.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 from collections.abc import Callable
@@ -139,11 +140,11 @@ class _Engine:
         if hasattr(lib, "espeak_ng_SetRandSeed"):
             lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
             self.seeders.append(lambda seed: lib.espeak_ng_SetRandSeed(ctypes.c_long(seed)))
-        try:
+        libc_srand = None
+        with contextlib.suppress(OSError, AttributeError):  # no C library to load: eSpeak's own seed only
             libc_srand = ctypes.CDLL(None).srand
+        if libc_srand is not None:
             self.seeders.append(lambda seed: libc_srand(ctypes.c_uint(seed)))
-        except (OSError, AttributeError):
-            pass
 
     def _on_audio(self, wav: ctypes._Pointer, count: int, events: ctypes._Pointer) -> int:
         if wav and count > 0:
