@@ -65,13 +65,16 @@ class BatchMaker:
         if spec.labels and not train.has_labels:
             raise ValueError("this method needs labelled data; the training data has no labels")
         self.spec, self.device, self.channels_last = spec, device, channels_last
-        self.x = train.x.to(device)  # stored form: uint8 images, float vectors / sequences
+        self.n = len(train)
+        # stored form on the device: uint8 images, float vectors / sequences; None for files streamed from disk,
+        # whose batches the caller brings (``inputs``)
+        self.x = train.x.to(device) if isinstance(train, ArrayDataset) else None
         self.labels = train.labels.to(device) if spec.labels else None
         self.augment = augment.to(device) if augment is not None else None
         self.crop = RandomCrop1d(spec.crop) if train.modality == "sequences" and spec.crop else None
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        return self.n
 
     def views(self, inputs: Tensor, generator: torch.Generator | None) -> list[Tensor]:
         if self.spec.views == 0:
@@ -86,8 +89,16 @@ class BatchMaker:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         return views
 
-    def __call__(self, index: Tensor, generator: torch.Generator | None = None) -> Batch:
-        index = index.to(self.device)
-        inputs = self.x[index]  # (B, ...) stored form
+    def __call__(self, index: Tensor, generator: torch.Generator | None = None, inputs: Tensor | None = None
+                 ) -> Batch:
+        """The batch of samples ``index``; ``inputs`` (B, ...) in stored form are those samples when the data is
+        streamed (on the CPU, pinned or not), else they are taken from the data held on the device."""
+        index = index.to(self.device, non_blocking=True)
+        if inputs is not None:
+            inputs = inputs.to(self.device, non_blocking=True)
+        elif self.x is None:
+            raise ValueError("BatchMaker: the training data is streamed from disk; pass each batch's `inputs`")
+        else:
+            inputs = self.x[index]  # (B, ...) stored form
         labels = self.labels[index] if self.labels is not None else None
         return Batch(self.views(inputs, generator), index, labels, generator)

@@ -58,6 +58,11 @@ class TrainConfig:
     augment: str | None = setting(None, "view augmentation (default: mnist for gray images, cifar for colour, "
                                         "scarf for vectors, crop for sequences)", choices=_AUGMENTS)
     image_size: int | None = setting(None, "resize user images to this size (default: keep)", low=1)
+    stream: bool | None = setting(None, "stream an image folder from disk, decoding in worker processes (default: "
+                                        "when its decoded images would take over 1/8 of this machine's memory)")
+    workers: int | None = setting(None, "decoding worker processes per training process for streamed images "
+                                        "(default: the cores per process, at most 4; 0: decode in the training "
+                                        "process)", low=0)
     method_options: dict[str, Any] = setting(None, "the method's own settings (see the method flags)",
                                              default_factory=dict, flag=False)
     seed: int = setting(0, "random seed (a CPU run is repeatable)", low=0, high=2**63 - 1)
@@ -96,7 +101,7 @@ class TrainConfig:
 #: the run: the cosine schedule is then recomputed for the new length, so the continuation is not the run an
 #: uninterrupted job of that length would have been)
 RESUMABLE_CHANGES = ("epochs", "out", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
-                     "max_minutes", "device", "num_threads")
+                     "max_minutes", "device", "num_threads", "stream", "workers")
 
 
 def read_yaml_settings(path: str | Path) -> dict[str, Any]:

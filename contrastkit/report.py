@@ -112,14 +112,14 @@ def plot_run(run_dir: str | Path, run: Run | None = None, test_features: torch.T
     written = []
     if run.data.has_labels and len(run.data.test) >= 3:  # t-SNE needs at least 3 points
         if test_features is None:
-            test_features = method_features(run.method, run.data.test.x, run.device)
+            test_features = method_features(run.method, run.data.test.inputs, run.device)
         path = run_dir / "embedding_tsne.png"
         plot_embedding_2d(test_features, run.data.test.labels, path, seed=run.config.seed,
                           title=f"{run.config.method} on {run.config.data}: t-SNE of test features",
                           class_names=list(run.data.class_names) if run.data.class_names else None)
         written.append(path)
     if getattr(run.method, "is_map", False) and run.data.has_labels and len(run.data.test):  # DrLIM: the map itself
-        test_map = method_features(run.method, run.data.test.x, run.device)
+        test_map = method_features(run.method, run.data.test.inputs, run.device)
         if test_map.shape[1] == 2:
             path = run_dir / f"{run.config.method}_map.png"
             plot_embedding_2d(test_map, run.data.test.labels, path, method="identity", max_points=None,

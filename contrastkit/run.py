@@ -97,7 +97,8 @@ def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: b
     training needs (a batch that fits the data)."""
     config = resolve_config(config)
     device = resolve_device(config.device)
-    data = load_dataset(config.data, size=config.image_size, modality=config.modality, classes=config.classes)
+    data = load_dataset(config.data, size=config.image_size, modality=config.modality, classes=config.classes,
+                        stream=config.stream, workers=config.workers)
     entry = get_method(config.method)
     config = config.replace(encoder=config.encoder or entry.default_encoder or DEFAULT_ENCODERS[data.modality],
                             augment=config.augment or default_augment(data.train))
@@ -109,7 +110,7 @@ def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: b
     encoder, feature_dim = encoder_for_data(config.encoder, data, **options)
     method = build_method(config.method, encoder, feature_dim, num_samples=num_samples, seed=config.seed,
                           settings=settings, num_classes=data.num_classes, modality=data.modality,
-                          train_inputs=data.train.x).to(device)
+                          train_inputs=None if data.streamed else data.train.x).to(device)
     if for_training:
         check_batching(int(config.batch_size), method, len(data.train), config.data,
                        data.input_shape[-1] if data.modality == "sequences" else None)

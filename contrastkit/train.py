@@ -63,6 +63,7 @@ from contrastkit.config import RESUMABLE_CHANGES, TrainConfig
 from contrastkit.data.containers import ArrayDataset, DatasetSplits
 from contrastkit.data.fingerprint import data_fingerprint, describe_change
 from contrastkit.data.samplers import PKSampler, RankSlice, Sampler, ShuffleSampler
+from contrastkit.data.stream import ImageFiles, StreamLoader
 from contrastkit.device import cpu_has_fast_bf16, resolve_device
 from contrastkit.distributed import (
     DistributedError,
@@ -89,6 +90,9 @@ def as_splits(data: object, name: str = "data") -> DatasetSplits:
     split: evaluation then needs a DatasetSplits)."""
     if isinstance(data, DatasetSplits):
         return data
+    if isinstance(data, ImageFiles):
+        num_classes = int(data.labels.max()) + 1 if data.has_labels else 0
+        return DatasetSplits(name, data, data.subset(np.zeros(0, dtype=np.int64)), num_classes)
     x, labels = getattr(data, "x", None), getattr(data, "labels", None)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"data must be a DatasetSplits or have tensors `x` (N, ...) and `labels` (N,); got "
@@ -195,6 +199,7 @@ class Trainer:
         self.train_seconds = 0.0  # time spent in training steps, over all resumed sessions
         self._stop_reason: str | None = None
         self._load_notes: list[str] = []
+        self._loader: StreamLoader | None = None  # streamed data: built on the first epoch of fit()
 
     def _device(self, name: str) -> torch.device:
         """The training device; under a process group ``auto`` / ``cuda`` become ``cuda:LOCAL_RANK`` (one GPU per
@@ -256,7 +261,9 @@ class Trainer:
 
     @property
     def images(self) -> torch.Tensor:
-        """The training inputs on the device (stored form)."""
+        """The training inputs on the device (stored form); an error for data streamed from disk."""
+        if self.batches.x is None:
+            return self.data.train.x  # ImageFiles.x: the error that says the images are on disk
         return self.batches.x
 
     # ------------------------------------------------------------------ state
@@ -355,10 +362,22 @@ class Trainer:
                 f"same, the augmentation random numbers are not (this continuation is not bit-exact)")
 
     # ------------------------------------------------------------------ training
-    def train_step(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One optimizer step on the samples ``index``; returns detached logs."""
+    def _epoch_batches(self, epoch: int, start_batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """``(index, inputs)`` of ``epoch`` from ``start_batch`` on: ``inputs`` is None for data in memory (the
+        batch maker takes the rows), the decoded uint8 images for data streamed from disk."""
+        if not self.data.streamed:
+            return ((index, None) for index in self.sampler.batches(epoch, start_batch=start_batch))
+        if self._loader is None:
+            self._loader = StreamLoader(self.data.train, self.sampler, workers=self.config.workers,
+                                        pin_memory=self.device.type == "cuda",
+                                        processes_on_this_machine=local_world_size() if self.world > 1 else 1)
+        return self._loader.batches(epoch, start_batch)
+
+    def train_step(self, index: torch.Tensor, inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One optimizer step on the samples ``index`` (their stored ``inputs`` when the data is streamed);
+        returns detached logs."""
         self.method.train()
-        batch = self.batches(index, self.generator)
+        batch = self.batches(index, self.generator, inputs)
         # On an accelerator these checks would synchronise every step (sampled ids are in range by construction,
         # a learnable temperature is clamped); the loss is checked at every log line instead (a FloatingPointError;
         # the last checkpoint stays intact).
@@ -501,9 +520,14 @@ class Trainer:
         try:
             for epoch in range(start_epoch, cfg.epochs):
                 first = start_batch if epoch == start_epoch else 0
-                for index in self.sampler.batches(epoch, start_batch=first):
-                    t0 = time.perf_counter()
-                    logs = self.train_step(index)
+                batches = self._epoch_batches(epoch, first)
+                while True:
+                    t0 = time.perf_counter()  # waiting for a streamed batch counts as training time
+                    item = next(batches, None)
+                    if item is None:
+                        break
+                    index, inputs = item
+                    logs = self.train_step(index, inputs)
                     images_done += len(index) * self.world  # the global batch
                     window_images += len(index) * self.world
                     if self.step % cfg.log_every == 0 or self.step == self.total_steps:
@@ -544,6 +568,7 @@ class Trainer:
                     break
         finally:
             log.close()
+            self._loader = None  # a streaming loader's worker processes end with it
         session_seconds = self.train_seconds - session_start
         if self.world > 1:  # the group's throughput is its slowest process's
             session_seconds = self._max_over_processes(session_seconds)

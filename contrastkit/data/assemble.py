@@ -23,6 +23,7 @@ import torch
 from contrastkit.data.arrays import describe_dtype
 from contrastkit.data.containers import UNLABELLED, ArrayDataset, DatasetSplits
 from contrastkit.data.split import stratified_split
+from contrastkit.data.stream import ImageFiles
 
 # Labels are stored as int64; integer-valued floats beyond 2**53 are no longer exact integers.
 _MAX_FLOAT_LABEL = 2.0**53
@@ -114,6 +115,17 @@ def split_arrays(name: str, images: np.ndarray, labels: np.ndarray, *, test_frac
         train_indices=train_idx,
         test_indices=test_idx,
     )
+
+
+def split_files(name: str, files: ImageFiles, *, test_fraction: float, seed: int,
+                class_names: tuple[str, ...] = (), where: str = "load_dataset") -> DatasetSplits:
+    """The same stratified seeded split as :func:`split_arrays`, of image files that stay on disk."""
+    labels = files.labels.numpy()
+    train_idx, test_idx = stratified_split(labels, test_fraction, seed, where=where)
+    num_classes = num_classes_of(labels)
+    return DatasetSplits(name=name, train=files.subset(train_idx), test=files.subset(test_idx),
+                         num_classes=num_classes, class_names=_names_for(num_classes, class_names, where),
+                         train_indices=train_idx, test_indices=test_idx)
 
 
 def presplit_arrays(name: str, train_images: np.ndarray, train_labels: np.ndarray,

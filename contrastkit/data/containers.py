@@ -9,10 +9,14 @@ sample of an unlabelled dataset.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from contrastkit.data.stream import ImageFiles
 
 UNLABELLED = -1
 MODALITIES = ("images", "vectors", "sequences")
@@ -86,6 +90,16 @@ class ArrayDataset:
         return modality_of(self.x) or "unknown"
 
     @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: (C, H, W), (D,) or (C, T)."""
+        return tuple(int(s) for s in self.x.shape[1:])
+
+    @property
+    def inputs(self) -> Tensor:
+        """What evaluation embeds: ``x`` (an :class:`~contrastkit.data.stream.ImageFiles` gives itself)."""
+        return self.x
+
+    @property
     def frame_hop(self) -> int | None:
         """Samples per frame of ``frame_labels`` (None without them)."""
         return None if self.frame_labels is None else int(self.x.shape[2] // self.frame_labels.shape[1])
@@ -122,6 +136,9 @@ class ArrayDataset:
 class DatasetSplits:
     """A train and a test :class:`ArrayDataset` with what a trainer or an evaluator needs to know.
 
+    Both parts may instead be :class:`~contrastkit.data.stream.ImageFiles` (images decoded from disk on demand,
+    ``streamed`` is then True); they answer the same questions but have no in-memory ``x``.
+
     ``num_classes`` is 0 and ``has_labels`` is False for unlabelled data (all labels ``-1``);
     evaluation that needs labels must check ``has_labels``. ``train_indices`` / ``test_indices``
     are positions in the source's own order (the array, or the sorted file list) when this
@@ -129,8 +146,8 @@ class DatasetSplits:
     """
 
     name: str
-    train: ArrayDataset
-    test: ArrayDataset
+    train: ArrayDataset | ImageFiles
+    test: ArrayDataset | ImageFiles
     num_classes: int
     class_names: tuple[str, ...] = ()
     frame_class_names: tuple[str, ...] = ()  # names of the frame classes (e.g. phones), when frames are labelled
@@ -139,9 +156,9 @@ class DatasetSplits:
 
     def __post_init__(self) -> None:
         where = "DatasetSplits"
-        if self.train.x.shape[1:] != self.test.x.shape[1:] and len(self.test):
+        if self.train.sample_shape != self.test.sample_shape and len(self.test):
             raise ValueError(f"{where}: train and test inputs differ in shape: "
-                             f"{tuple(self.train.x.shape[1:])} vs {tuple(self.test.x.shape[1:])}")
+                             f"{self.train.sample_shape} vs {self.test.sample_shape}")
         if self.train.modality != self.test.modality and len(self.test):
             raise ValueError(f"{where}: train holds {self.train.modality}, test {self.test.modality}")
         if self.num_classes < 0:
@@ -156,9 +173,14 @@ class DatasetSplits:
         return self.train.modality
 
     @property
+    def streamed(self) -> bool:
+        """True when the images stay on disk (:class:`~contrastkit.data.stream.ImageFiles`)."""
+        return not isinstance(self.train, ArrayDataset)
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one sample: (C, H, W), (D,) or (C, T)."""
-        return tuple(int(s) for s in self.train.x.shape[1:])
+        return self.train.sample_shape
 
     @property
     def channels(self) -> int:

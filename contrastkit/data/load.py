@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from contrastkit.data.arrays import channels_for_mode, convert_channels, parse_size, resize_images
-from contrastkit.data.assemble import presplit_arrays, split_arrays
+from contrastkit.data.assemble import presplit_arrays, split_arrays, split_files
 from contrastkit.data.builtin import BUILTIN_DATASETS
 from contrastkit.data.containers import DatasetSplits
 from contrastkit.data.folder import load_image_folder
@@ -16,6 +16,7 @@ from contrastkit.data.modality import check_modality
 from contrastkit.data.npfiles import load_npy, load_npz
 from contrastkit.data.select import select_classes
 from contrastkit.data.split import check_seed
+from contrastkit.data.stream import ImageFiles, scan_image_folder, should_stream
 from contrastkit.data.toyspeech import toy_speech
 
 
@@ -46,7 +47,8 @@ def _shape_arrays(images: np.ndarray, channels: int | None, size: tuple[int, int
 
 def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None = None,
                  test_fraction: float = 0.2, seed: int = 0, mode: str | None = None,
-                 modality: str = "auto", classes: str | Sequence[str] | None = None) -> DatasetSplits:
+                 modality: str = "auto", classes: str | Sequence[str] | None = None,
+                 stream: bool | None = None, workers: int | None = None) -> DatasetSplits:
     """Load a built-in dataset by name, or an image folder / ``.npy`` / ``.npz`` file by path.
 
     Args:
@@ -72,6 +74,14 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
             Built-in sets and folders are images.
         classes: keep only these classes, by name (``"4,9"`` or ``["4", "9"]``), after the split, renumbered
             ``0 .. C'-1`` in the data's class order (:mod:`contrastkit.data.select`).
+        stream: for an image folder: True keeps the images on disk and decodes them on demand
+            (:class:`~contrastkit.data.stream.ImageFiles`: memory O(batch x workers), same pixels and the same
+            split as in memory); False decodes the whole folder into memory (faster while it fits); None (the
+            default) streams when the decoded images would take more than
+            :data:`~contrastkit.data.stream.STREAM_MEMORY_FRACTION` of this machine's memory. Other sources
+            are always in memory (True is an error for them).
+        workers: decoding worker processes for streamed files (None: one per core, at most 4; 0: decode in the
+            calling process).
 
     Returns:
         :class:`DatasetSplits` with uint8 (N, C, H, W) images and int64 labels ``0 .. C-1`` (-1 and
@@ -90,9 +100,13 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         TypeError: ``name_or_path`` is neither a str nor a Path.
     """
     where = "load_dataset"
+    if stream not in (None, True, False):
+        raise ValueError(f"{where}: `stream` must be True, False or None (automatic), got {stream!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"{where}: `workers` must be an int >= 0 or None, got {workers!r}")
     if classes is not None:
         whole = load_dataset(name_or_path, size=size, test_fraction=test_fraction, seed=seed, mode=mode,
-                             modality=modality)
+                             modality=modality, stream=stream, workers=workers)
         return select_classes(whole, classes, where)
     check_modality(modality, where)
     size_hw = parse_size(size, where)
@@ -104,6 +118,12 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         raise TypeError(f"{where}: `name_or_path` must be a str or Path, got {type(name_or_path).__name__}")
 
     key = str(name_or_path)
+    path = Path(key).expanduser()
+    is_folder = not (isinstance(name_or_path, str) and key.lower() in (*SEQUENCE_DATASETS, *BUILTIN_DATASETS)) \
+        and path.is_dir() and not _holds_wav_files(path)
+    if stream and not is_folder:
+        raise ValueError(f"{where}: `stream` applies to image folders; {key!r} is loaded into memory (leave "
+                         f"`stream` unset)")
     if isinstance(name_or_path, str) and key.lower() in SEQUENCE_DATASETS:
         if modality not in ("auto", "sequences") or size_hw is not None or channels is not None:
             raise ValueError(f"{where}: {key!r} holds sequences; `modality`, `size` and `mode` do not apply")
@@ -115,7 +135,6 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         return split_arrays(key.lower(), _shape_arrays(images, channels, size_hw), labels,
                             test_fraction=test_fraction, seed=seed, class_names=class_names, where=where)
 
-    path = Path(key).expanduser()
     builtin_names = ", ".join(sorted([*BUILTIN_DATASETS, *SEQUENCE_DATASETS]))
     if not path.exists():
         raise DatasetNotFoundError(f"{where}: {key!r} is neither a built-in dataset ({builtin_names}) nor an "
@@ -130,6 +149,12 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         return load_wav_folder(path, test_fraction=test_fraction, seed=seed)
     if modality not in ("auto", "images") and path.is_dir():
         raise ValueError(f"{where}: {key!r} is a folder of images; `modality` {modality!r} applies to array files")
+    if path.is_dir() and stream is not False:
+        paths, labels, class_names, mode, hw = scan_image_folder(path, mode=mode, size=size_hw, where=where)
+        files = ImageFiles.from_paths(path, paths, labels, mode, hw, workers)
+        if stream or should_stream(files.decoded_bytes):
+            return split_files(path.name, files, test_fraction=test_fraction, seed=seed, class_names=class_names,
+                               where=where)
     if path.is_dir():
         images, labels, class_names = load_image_folder(path, mode=mode, size=size_hw, where=where)
         return split_arrays(path.name, images, labels, test_fraction=test_fraction, seed=seed,

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.data.containers import ArrayDataset, DatasetSplits
+from contrastkit.data.stream import ImageFiles
 
 __all__ = ["parse_classes", "select_classes"]
 
@@ -37,7 +38,9 @@ def parse_classes(classes: str | Sequence[str], where: str = "classes") -> tuple
     return names
 
 
-def _subset(part: ArrayDataset, keep: Tensor, new_label: Tensor) -> ArrayDataset:
+def _subset(part: ArrayDataset | ImageFiles, keep: Tensor, new_label: Tensor) -> ArrayDataset | ImageFiles:
+    if isinstance(part, ImageFiles):
+        return part.subset(keep).with_labels(new_label[part.labels[keep]])
     frames = None if part.frame_labels is None else part.frame_labels[keep]
     return ArrayDataset(part.x[keep], new_label[part.labels[keep]], frames)
 

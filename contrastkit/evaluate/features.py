@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.data.batches import uint8_to_float
+from contrastkit.data.stream import ImageFiles, iterate_inputs
 from contrastkit.evaluate.knn import DEFAULT_KNN_K, as_feature_tensor, as_label_tensor, knn_accuracy
 from contrastkit.evaluate.linear_probe import class_label, linear_probe_accuracy
 
@@ -136,20 +137,25 @@ def pixel_features(images: Tensor | np.ndarray, preprocess: Preprocess | None = 
     return preprocess(batch).reshape(batch.shape[0], -1).float().cpu()
 
 
-def embed_inputs(module: nn.Module, x: Tensor, *, features: Callable[[Tensor], Tensor] | None = None,
+def embed_inputs(module: nn.Module, x: Tensor | ImageFiles, *, features: Callable[[Tensor], Tensor] | None = None,
                  batch_size: int = 512, device: torch.device | str | None = None) -> Tensor:
     """Frozen features (N, F) float32 on the CPU of stored inputs ``x`` of any modality.
 
-    Batches go to ``device`` (default: the module's) in their stored form, become encoder inputs there by the
-    one conversion (:func:`contrastkit.batching.model_input`: uint8 images -> float in [0, 1]), and pass through
-    ``features`` (default ``module``; a method gives ``method.features``) in eval mode under ``no_grad``; every
-    submodule's train/eval mode is restored afterwards.
+    ``x`` may also be image files streamed from disk (:class:`~contrastkit.data.stream.ImageFiles`), decoded in
+    order by its worker processes (:func:`~contrastkit.data.stream.iterate_inputs`). Batches go to ``device``
+    (default: the module's) in their stored form, become encoder inputs there by the one conversion
+    (:func:`contrastkit.batching.model_input`: uint8 images -> float in [0, 1]), and pass through ``features``
+    (default ``module``; a method gives ``method.features``) in eval mode under ``no_grad``; every submodule's
+    train/eval mode is restored afterwards.
     """
     from contrastkit.batching import model_input
 
     where = "embed_inputs"
-    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"{where}: `x` must be a non-empty tensor of samples, got "
+    if isinstance(x, ImageFiles):
+        if not len(x):
+            raise ValueError(f"{where}: `x` holds no image files")
+    elif not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"{where}: `x` must be a non-empty tensor of samples or ImageFiles, got "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     fn = module if features is None else features
     target = _module_device(module) if device is None else torch.device(device)
@@ -158,8 +164,8 @@ def embed_inputs(module: nn.Module, x: Tensor, *, features: Callable[[Tensor], T
     try:
         module.eval()
         with torch.no_grad():
-            for start in range(0, x.shape[0], batch_size):
-                out = fn(model_input(x[start:start + batch_size].to(target)))
+            for stored in iterate_inputs(x, batch_size):
+                out = fn(model_input(stored.to(target)))
                 if not isinstance(out, Tensor) or out.dim() != 2:
                     raise ValueError(f"{where}: features must be (batch, F), got "
                                      f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.data.containers import DatasetSplits
+from contrastkit.data.stream import ImageFiles, iterate_inputs
 from contrastkit.evaluate.alignment import alignment_uniformity
 from contrastkit.evaluate.features import embed_inputs, evaluate_features, raw_features
 from contrastkit.evaluate.retrieval import recall_at_1
@@ -43,20 +44,22 @@ def raw_baseline_name(modality: str) -> str:
     return "raw_pixels" if modality == "images" else "raw_inputs"
 
 
-def method_features(method: nn.Module, x: Tensor, device: torch.device | None = None) -> Tensor:
+def method_features(method: nn.Module, x: Tensor | ImageFiles, device: torch.device | None = None) -> Tensor:
     """Frozen features (N, F) on the CPU of the method (``method.features``, else its encoder) on inputs ``x``."""
     features = getattr(method, "features", None) or method.encoder
     return embed_inputs(method, x, features=features, device=device)
 
 
 @torch.no_grad()
-def _two_views(method: nn.Module, augment: nn.Module, x: Tensor, device: torch.device, seed: int) -> tuple[Tensor, ...]:
+def _two_views(method: nn.Module, augment: nn.Module, x: Tensor | ImageFiles, device: torch.device, seed: int
+               ) -> tuple[Tensor, ...]:
+    """Features of two augmented views of every input, 512 at a time (the first view of all, then the second)."""
     generator = torch.Generator(device=device).manual_seed(seed)
-    batch = x.to(device)
     views = []
     for _ in range(2):
-        augmented = torch.cat([augment(batch[i:i + 512], generator=generator) for i in range(0, len(batch), 512)])
-        views.append(method_features(method, augmented, device))
+        chunks = [method_features(method, augment(part.to(device), generator=generator), device)
+                  for part in iterate_inputs(x, 512)]
+        views.append(torch.cat(chunks))
     return views[0], views[1]
 
 
@@ -69,7 +72,7 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
     options: dict[str, Any] = {"class_names": list(data.class_names) or None}
     if knn_k is not None:
         options["knn_k"] = knn_k
-    train_x, test_x = data.train.x, data.test.x
+    train_x, test_x = data.train.inputs, data.test.inputs  # tensors, or ImageFiles streamed from disk
     test_features = None
     if not data.has_labels:
         notes.append("the data has no labels: kNN and linear probe are not defined")
@@ -84,9 +87,12 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
             results["random_init"] = evaluate_features(method_features(random_method, train_x, device), train_y,
                                                        method_features(random_method, test_x, device), test_y,
                                                        **options)
-        raw_dim = int(torch.tensor(train_x.shape[1:]).prod())
+        raw_dim = int(torch.tensor(data.input_shape).prod())
         if baselines and data.modality == "sequences" and raw_dim > MAX_RAW_SEQUENCE:
             notes.append(f"raw-input baseline skipped: {raw_dim} samples per sequence (the MFCC baseline stands in)")
+        elif baselines and data.streamed:
+            notes.append("raw-pixel baseline skipped: the images are streamed from disk (it would hold every "
+                         "image in memory as float)")
         elif baselines:
             results[raw_baseline_name(data.modality)] = evaluate_features(raw_features(train_x), train_y,
                                                                           raw_features(test_x), test_y, **options)
@@ -97,7 +103,7 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
             if "random_init" in results:
                 results["random_init"]["recall_at_1"] = recall_at_1(method_features(random_method, test_x, device),
                                                                     test_y)
-            if raw_baseline_name(data.modality) in results:
+            if raw_baseline_name(data.modality) in results and isinstance(test_x, Tensor):
                 results[raw_baseline_name(data.modality)]["recall_at_1"] = recall_at_1(raw_features(test_x), test_y)
         folds = trained.get("linear_folds")
         metrics["protocol"] = (f"kNN k={trained['knn_k']} cosine exp(s/0.07); linear: standardised multinomial "
@@ -109,7 +115,9 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
                          if note not in trained.get("notes", []))
     if callable(getattr(method, "frame_features", None)) and data.train.frame_labels is not None and len(test_x):
         metrics.update(_sequence_probes(method, random_method if baselines else None, data, device, seed, notes))
-    if getattr(method, "is_map", False) and len(test_x) >= 5:  # a learned low-dimensional map (DrLIM)
+    if getattr(method, "is_map", False) and len(test_x) >= 5 and data.streamed:
+        notes.append("trustworthiness skipped: it compares pixel-space neighbours, and the images are streamed")
+    elif getattr(method, "is_map", False) and len(test_x) >= 5:  # a learned low-dimensional map (DrLIM)
         from contrastkit.evaluate.maps import map_trustworthiness
 
         metrics.update(map_trustworthiness(train_x, test_x, method_features(method, test_x, device)))

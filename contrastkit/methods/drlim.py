@@ -176,7 +176,8 @@ class DrLIM(Method):
 def build_drlim(ctx: BuildContext, s: DrLIMSettings) -> DrLIM:
     """The registry's builder: needs the training inputs (``ctx.train_inputs``) for the neighbour graph."""
     if ctx.train_inputs is None:
-        raise ValueError("drlim: the method needs the training inputs for its neighbour graph; build it with "
-                         "build_method(..., train_inputs=data.train.x)")
+        raise ValueError("drlim: the method needs the training inputs in memory for its neighbour graph; build it "
+                         "with build_method(..., train_inputs=data.train.x) (image folders streamed from disk have "
+                         "none: load them with stream=False, --no-stream)")
     return DrLIM(ctx.encoder, ctx.feature_dim, ctx.train_inputs, neighbours=s.neighbours, map_dim=s.map_dim,
                  margin=s.margin, dissimilar=s.dissimilar)

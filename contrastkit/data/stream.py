@@ -1,0 +1,324 @@
+"""Image folders that stay on disk: files decoded on demand in ``DataLoader`` worker processes.
+
+The in-memory path (:func:`contrastkit.data.folder.load_image_folder`) decodes every image once and keeps the
+whole set as one uint8 array, which is fastest while it fits. :class:`ImageFiles` keeps only the file names
+(one fixed-width bytes array, so forked workers do not copy it page by page through reference counts), the
+labels and the decoded form every file takes (mode ``"L"`` / ``"RGB"`` and (H, W)); memory is then
+O(batch x workers) for the pixels instead of O(dataset).
+
+Decoding follows the folder loader's rules exactly (:mod:`contrastkit.data.folder`: mode conversion, 16-bit
+scaling, bilinear antialiased resize), so a streamed sample is bit-identical to the same sample loaded in
+memory, and a run trains to the same parameters either way.
+
+* :func:`scan_image_folder` lists a folder and reads only the image *headers* to fix the mode (the majority,
+  as in memory) and check the sizes: a few tens of microseconds a file.
+* :class:`ImageFiles` -- a dataset of files: ``files[i]`` is ``(uint8 (C, H, W), label)``; ``len``, ``labels``,
+  ``subset``; it answers the same questions as :class:`~contrastkit.data.containers.ArrayDataset` (modality,
+  channels, image size, labels), but has no ``x``.
+* :class:`StreamLoader` -- batches whose indices come from a :class:`~contrastkit.data.samplers.Sampler`, a pure
+  function of (seed, epoch, batch), so a resumed epoch continues with exactly the batches it would have had
+  and each process of a ``torchrun`` job decodes only its own slice. It wraps a ``torch.utils.data.DataLoader``
+  with ``workers`` persistent worker processes, ``prefetch`` batches in flight per worker and pinned memory
+  when CUDA is there. Each batch is ``(index int64 (B,), images uint8 (B, C, H, W))``; augmentation happens on
+  the training device as for in-memory data.
+* :func:`iterate_inputs` -- the batches of a tensor or of an :class:`ImageFiles`, in order (evaluation).
+* :func:`should_stream` -- the automatic choice: stream when the decoded images would take more than
+  :data:`STREAM_MEMORY_FRACTION` of this machine's physical memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from contrastkit.data.arrays import resize_pil
+from contrastkit.data.folder import _READ_ERRORS, convert_image, is_gray, list_image_folder, read_image
+from contrastkit.data.samplers import Sampler
+
+__all__ = [
+    "STREAM_MEMORY_FRACTION",
+    "ImageFiles",
+    "StreamLoader",
+    "default_workers",
+    "iterate_inputs",
+    "physical_memory",
+    "scan_image_folder",
+    "should_stream",
+]
+
+#: ``stream=None`` (automatic) streams a folder whose decoded images would exceed this share of physical memory
+STREAM_MEMORY_FRACTION = 0.125
+
+
+def physical_memory() -> int:
+    """This machine's physical memory in bytes (0 where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def should_stream(decoded_bytes: int, memory_bytes: int | None = None) -> bool:
+    """True when ``decoded_bytes`` of uint8 images exceed :data:`STREAM_MEMORY_FRACTION` of ``memory_bytes``
+    (default: :func:`physical_memory`; unknown memory never streams automatically)."""
+    memory = physical_memory() if memory_bytes is None else int(memory_bytes)
+    return memory > 0 and decoded_bytes > STREAM_MEMORY_FRACTION * memory
+
+
+def default_workers(processes_on_this_machine: int = 1) -> int:
+    """Decoding workers per training process when none are asked for: the cores this process may use divided
+    by the training processes on the machine, at least 1 and at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores // max(1, processes_on_this_machine)))
+
+
+def scan_image_folder(root: Path, *, mode: str | None = None, size: tuple[int, int] | None = None,
+                      where: str = "load_dataset") -> tuple[list[Path], np.ndarray, tuple[str, ...], str,
+                                                             tuple[int, int]]:
+    """List ``root`` and read every image's header: (paths, labels, class names, mode, (H, W)).
+
+    The mode is ``mode`` if given, else the majority of the files (:func:`contrastkit.data.folder.is_gray`);
+    without ``size`` every file must have the first file's size (the error names both files).
+    """
+    paths, labels, class_names = list_image_folder(root, where)
+    gray = 0
+    first: tuple[int, int] | None = None  # (W, H) as Pillow gives it
+    for path in paths:
+        try:
+            with Image.open(path) as image:  # reads the header only
+                gray += is_gray(image) if mode is None else 0
+                if first is None:
+                    first = image.size
+                elif size is None and image.size != first:
+                    raise ValueError(f"{where}: images differ in size: '{paths[0]}' is {first[0]}x{first[1]} "
+                                     f"but '{path}' is {image.size[0]}x{image.size[1]} (width x height); pass "
+                                     f"`size` to resize every image to one size")
+        except _READ_ERRORS as err:
+            if isinstance(err, ValueError) and str(err).startswith(where):
+                raise
+            raise ValueError(f"{where}: cannot read image file '{path}': {err}") from err
+    if mode is None:
+        mode = "L" if gray > len(paths) - gray else "RGB"
+    assert first is not None  # list_image_folder refuses an empty folder
+    hw = size if size is not None else (first[1], first[0])
+    return paths, labels, class_names, mode, hw
+
+
+def decode_file(path: str | Path, mode: str, size: tuple[int, int], where: str = "ImageFiles") -> np.ndarray:
+    """One file as uint8 (C, H, W): read, convert to ``mode``, resize to ``size`` (H, W) when it differs."""
+    image = convert_image(read_image(Path(path), where), mode, Path(path), where)
+    if (image.size[1], image.size[0]) != tuple(size):
+        image = resize_pil(image, size)
+    array = np.asarray(image)
+    if array.shape[:2] != tuple(size):
+        raise ValueError(f"{where}: image file '{path}' decoded to {array.shape[:2]}, expected {tuple(size)}")
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class ImageFiles:
+    """Image files decoded on demand (see the module docstring); ``files[i] -> (uint8 (C, H, W), label)``."""
+
+    root: str
+    names: np.ndarray  # (N,) fixed-width bytes: each file's path relative to ``root`` (os.fsencode)
+    labels: Tensor  # (N,) int64, -1 = no label
+    mode: str  # "L" or "RGB"
+    size: tuple[int, int]  # (H, W) of every decoded image
+    workers: int | None = None  # decoding worker processes of the loaders built from it (None: default_workers())
+
+    def __post_init__(self) -> None:
+        where = "ImageFiles"
+        if self.mode not in ("L", "RGB"):
+            raise ValueError(f"{where}: `mode` must be 'L' or 'RGB', got {self.mode!r}")
+        if not isinstance(self.names, np.ndarray) or self.names.dtype.kind != "S" or self.names.ndim != 1:
+            raise ValueError(f"{where}: `names` must be a 1-D numpy bytes array")
+        if not isinstance(self.labels, Tensor) or self.labels.dtype != torch.int64 \
+                or self.labels.shape != (len(self.names),):
+            raise ValueError(f"{where}: `labels` must be an int64 tensor of shape ({len(self.names)},)")
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"{where}: `size` must be (H, W) with positive sides, got {self.size!r}")
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 0):
+            raise ValueError(f"{where}: `workers` must be an int >= 0 or None, got {self.workers!r}")
+
+    @classmethod
+    def from_paths(cls, root: Path, paths: list[Path], labels: np.ndarray, mode: str, size: tuple[int, int],
+                   workers: int | None = None) -> ImageFiles:
+        names = np.asarray([os.fsencode(p.relative_to(root)) for p in paths], dtype=np.bytes_)
+        return cls(str(root), names, torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)), mode,
+                   (int(size[0]), int(size[1])), workers)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        kind = "labelled" if self.has_labels else "unlabelled"
+        return f"ImageFiles(n={len(self)}, images {self.sample_shape} from '{self.root}', {kind})"
+
+    def path(self, index: int) -> str:
+        return os.path.join(self.root, os.fsdecode(self.names[index]))
+
+    def decode(self, index: int) -> np.ndarray:
+        """File ``index`` as uint8 (C, H, W)."""
+        return decode_file(self.path(index), self.mode, self.size)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        return torch.from_numpy(self.decode(int(index))), int(self.labels[index])
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        """A whole batch in one call (the DataLoader's batched fetch): (index int64 (B,), uint8 (B, C, H, W))."""
+        out = np.empty((len(indices), *self.sample_shape), dtype=np.uint8)
+        for row, index in enumerate(indices):
+            out[row] = self.decode(int(index))
+        return torch.as_tensor(indices, dtype=torch.int64), torch.from_numpy(out)
+
+    def subset(self, keep: Tensor | np.ndarray) -> ImageFiles:
+        """The files at positions ``keep`` (int indices or a bool mask), in that order."""
+        keep = np.asarray(keep.cpu() if isinstance(keep, Tensor) else keep)
+        return ImageFiles(self.root, self.names[keep], self.labels[torch.from_numpy(keep)], self.mode, self.size,
+                          self.workers)
+
+    def with_labels(self, labels: Tensor) -> ImageFiles:
+        return ImageFiles(self.root, self.names, labels, self.mode, self.size, self.workers)
+
+    # the questions an ArrayDataset answers
+    modality = "images"
+    frame_labels = None
+    frame_hop = None
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.mode == "L" else 3
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.size
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        return (self.channels, *self.size)
+
+    @property
+    def has_labels(self) -> bool:
+        return len(self) > 0 and int(self.labels[0]) != -1
+
+    @property
+    def inputs(self) -> ImageFiles:
+        """What evaluation embeds: the files themselves (see :func:`iterate_inputs`)."""
+        return self
+
+    @property
+    def decoded_bytes(self) -> int:
+        return len(self) * int(np.prod(self.sample_shape))
+
+    @property
+    def x(self) -> Tensor:
+        raise ValueError(f"these {len(self)} images are streamed from '{self.root}' and have no in-memory array; "
+                         f"this part of contrastkit needs the images in memory: load the data with stream=False "
+                         f"(--no-stream)")
+
+    def fingerprint_into(self, digest: Any) -> None:
+        """Feed the file list, each file's size in bytes, the labels, the mode and the size into ``digest``."""
+        digest.update(repr((self.mode, self.size, len(self))).encode())
+        for name in self.names:
+            digest.update(name + b"\0" + str(os.stat(os.path.join(self.root, os.fsdecode(name))).st_size).encode())
+        digest.update(memoryview(np.ascontiguousarray(self.labels.numpy())).cast("B"))
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        self.fingerprint_into(digest)
+        return digest.hexdigest()
+
+
+class _EpochBatches(torch.utils.data.Sampler):
+    """The DataLoader's batch sampler: one epoch of a contrastkit :class:`Sampler` from a start batch; the
+    loader's persistent workers stay while :meth:`set_epoch` moves it on."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler, self.epoch, self.start = sampler, 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start = int(epoch), int(start_batch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for index in self.sampler.batches(self.epoch, start_batch=self.start):
+            yield index.tolist()
+
+    def __len__(self) -> int:
+        return self.sampler.steps_per_epoch - self.start
+
+
+def _as_is(batch: Any) -> Any:
+    return batch  # ImageFiles.__getitems__ already returns the collated batch
+
+
+def _loader_options(workers: int, prefetch: int, pin_memory: bool, persistent: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"num_workers": workers, "collate_fn": _as_is,
+                               "pin_memory": bool(pin_memory) and torch.cuda.is_available()}
+    if workers > 0:
+        options.update(prefetch_factor=prefetch, persistent_workers=persistent)
+    return options
+
+
+class StreamLoader:
+    """Batches ``(index (B,), uint8 (B, C, H, W))`` of ``files`` in the order of ``sampler`` (module docstring).
+
+    ``workers`` decoding processes (0: decode in this process; None: the files' own setting, else
+    :func:`default_workers`), ``prefetch`` batches ahead per worker, pinned memory if ``pin_memory`` and CUDA.
+    """
+
+    def __init__(self, files: ImageFiles, sampler: Sampler, *, workers: int | None = None, prefetch: int = 2,
+                 pin_memory: bool = True, processes_on_this_machine: int = 1) -> None:
+        if workers is None:
+            workers = files.workers if files.workers is not None else default_workers(processes_on_this_machine)
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ValueError(f"StreamLoader: `prefetch` must be an int >= 1, got {prefetch!r}")
+        self.workers = int(workers)
+        self.batch_sampler = _EpochBatches(sampler)
+        self.loader = torch.utils.data.DataLoader(files, batch_sampler=self.batch_sampler,
+                                                  **_loader_options(self.workers, prefetch, pin_memory, True))
+
+    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """The batches of ``epoch`` from ``start_batch`` on."""
+        self.batch_sampler.set_epoch(epoch, start_batch)
+        return iter(self.loader)
+
+
+class _InOrder(torch.utils.data.Sampler):
+    def __init__(self, n: int, batch_size: int) -> None:
+        self.n, self.batch_size = n, batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for start in range(0, self.n, self.batch_size):
+            yield list(range(start, min(self.n, start + self.batch_size)))
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+
+def iterate_inputs(inputs: Tensor | ImageFiles, batch_size: int = 512, workers: int | None = None
+                   ) -> Iterator[Tensor]:
+    """Consecutive batches of stored inputs (B, ...) in order: slices of a tensor, or decoded files (uint8)."""
+    if isinstance(inputs, Tensor):
+        for start in range(0, inputs.shape[0], batch_size):
+            yield inputs[start:start + batch_size]
+        return
+    if workers is None:
+        workers = inputs.workers if inputs.workers is not None else default_workers()
+    workers = min(workers, -(-len(inputs) // batch_size))  # no idle workers for a short set
+    loader = torch.utils.data.DataLoader(inputs, batch_sampler=_InOrder(len(inputs), batch_size),
+                                         **_loader_options(workers, 2, False, False))
+    for _, images in loader:
+        yield images
