@@ -159,6 +159,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer.from_config(config)
         cfg = trainer.config
         processes = f" x {trainer.world} processes (global batch {cfg.batch_size})" if trainer.world > 1 else ""
+        if trainer.data.streamed:
+            processes += f", streamed from disk by {trainer.stream_workers} decoding workers per process"
         if trainer.rank == 0:
             print(f"training {cfg.method} on {cfg.data} ({len(trainer.data.train)} {trainer.data.modality}, "
                   f"{trainer.steps_per_epoch} steps/epoch, {cfg.epochs} epochs) on {trainer.device}{processes} "

@@ -63,7 +63,7 @@ from contrastkit.config import RESUMABLE_CHANGES, TrainConfig
 from contrastkit.data.containers import ArrayDataset, DatasetSplits
 from contrastkit.data.fingerprint import data_fingerprint, describe_change
 from contrastkit.data.samplers import PKSampler, RankSlice, Sampler, ShuffleSampler
-from contrastkit.data.stream import ImageFiles, StreamLoader
+from contrastkit.data.stream import ImageFiles, StreamLoader, default_workers
 from contrastkit.device import cpu_has_fast_bf16, resolve_device
 from contrastkit.distributed import (
     DistributedError,
@@ -200,6 +200,10 @@ class Trainer:
         self._stop_reason: str | None = None
         self._load_notes: list[str] = []
         self._loader: StreamLoader | None = None  # streamed data: built on the first epoch of fit()
+        local = local_world_size() if self.world > 1 else 1
+        #: decoding worker processes of this process when the data is streamed from disk (None: in memory)
+        self.stream_workers = (cfg.workers if cfg.workers is not None else default_workers(local)) \
+            if self.data.streamed else None
 
     def _device(self, name: str) -> torch.device:
         """The training device; under a process group ``auto`` / ``cuda`` become ``cuda:LOCAL_RANK`` (one GPU per
@@ -368,9 +372,8 @@ class Trainer:
         if not self.data.streamed:
             return ((index, None) for index in self.sampler.batches(epoch, start_batch=start_batch))
         if self._loader is None:
-            self._loader = StreamLoader(self.data.train, self.sampler, workers=self.config.workers,
-                                        pin_memory=self.device.type == "cuda",
-                                        processes_on_this_machine=local_world_size() if self.world > 1 else 1)
+            self._loader = StreamLoader(self.data.train, self.sampler, workers=self.stream_workers,
+                                        pin_memory=self.device.type == "cuda")
         return self._loader.batches(epoch, start_batch)
 
     def train_step(self, index: torch.Tensor, inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -527,7 +530,7 @@ class Trainer:
                     if item is None:
                         break
                     index, inputs = item
-                    logs = self.train_step(index, inputs)
+                    logs = self.train_step(index) if inputs is None else self.train_step(index, inputs)
                     images_done += len(index) * self.world  # the global batch
                     window_images += len(index) * self.world
                     if self.step % cfg.log_every == 0 or self.step == self.total_steps:

@@ -14,6 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -98,6 +99,8 @@ def _simclr_worker(r: int, init_file: str, out: str) -> None:
             reused = f"{type(exc).__name__}: {exc}"
         torch.save({"params": trainer.method.state_dict(), "refused": refused, "reused": reused},
                    Path(out) / f"rank{r}.pt")
+        trainer = None  # DDP goes before its process group (gloo may abort at teardown otherwise)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -121,6 +124,71 @@ def test_two_processes_end_with_the_single_process_parameters(tmp_path) -> None:
     for (_, loss2, lr2), (_, loss1, lr1) in zip(two, one, strict=True):
         assert float(loss2) == pytest.approx(float(loss1), rel=1e-5)  # the logged loss is the global batch's
         assert lr2 == lr1
+
+
+# ---------------------------------------------------------------- (a') the same with images streamed from disk
+class _ImageViews(nn.Module):
+    """Deterministic views of uint8 images (as _TwoViews): x / 255, then 0.8 x / 255 + 0.1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        self.calls += 1
+        return x.float() / 255 if self.calls % 2 else 0.8 * x.float() / 255 + 0.1
+
+
+def _image_folder(root: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    for c in range(2):
+        (root / f"c{c}").mkdir(parents=True, exist_ok=True)
+        for i in range(20):
+            Image.fromarray(rng.integers(0, 256, (6, 6), dtype=np.uint8)).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+def _streamed_trainer(folder: Path, out: Path, stream: bool):
+    from contrastkit.data import load_dataset
+    from contrastkit.methods.contrastive import ContrastiveMethod
+    from contrastkit.negatives import InBatchNegatives
+    from contrastkit.train import Trainer
+
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.Tanh(), nn.Linear(16, 8))
+    method = ContrastiveMethod(encoder, nn.Linear(8, 5), InBatchNegatives(), loss="nt_xent", temperature=0.5)
+    config = TrainConfig(method="simclr", data=str(folder), out=str(out), batch_size=8, epochs=2, optimizer="sgd",
+                         lr=0.5, weight_decay=0.0, warmup_epochs=0.0, precision="fp32", device="cpu",
+                         progress=False, num_threads=1, workers=1)
+    return Trainer(method, load_dataset(folder, stream=stream), config, augment=_ImageViews())
+
+
+def _streamed_worker(r: int, init_file: str, out: str) -> None:
+    _init(r, init_file)
+    try:
+        trainer = _streamed_trainer(Path(out) / "images", Path(out) / "run", stream=True)
+        trainer.fit()
+        torch.save({"params": trainer.method.state_dict(), "streamed": trainer.data.streamed},
+                   Path(out) / f"rank{r}.pt")
+        trainer = None
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_streaming_from_disk_end_with_the_in_memory_parameters(tmp_path) -> None:
+    """Each process decodes its own half of every global batch (workers per process); 8 steps over 2 epochs."""
+    _image_folder(tmp_path / "images")
+    results = _spawn(_streamed_worker, tmp_path)
+    single = _streamed_trainer(tmp_path / "images", tmp_path / "single", stream=False)
+    single.fit()
+    assert single.step == 8 and all(res["streamed"] for res in results)
+    for res in results:  # float32 sums in another order over 8 steps at lr 0.5: agreement to ~1e-5
+        for name, value in single.method.state_dict().items():
+            assert torch.allclose(res["params"][name], value, rtol=1e-4, atol=1e-5), name
+            assert not torch.allclose(value, single.initial_state[name], atol=1e-3), name  # the steps moved it
 
 
 # ---------------------------------------------------------------- (b) queues and banks stay identical
@@ -147,6 +215,8 @@ def _state_worker(r: int, init_file: str, out: str) -> None:
             trainer.fit(max_steps=4)
             states[method] = trainer.method.state_dict()
         torch.save(states, Path(out) / f"rank{r}.pt")
+        trainer = None  # DDP goes before its process group
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -179,6 +249,8 @@ def _resume_worker(r: int, init_file: str, out: str) -> None:
         from_one.fit(resume=True, max_steps=5)  # a checkpoint of 1 process, written by the test before
         torch.save({"whole": whole.method.state_dict(), "resumed": resumed.method.state_dict()},
                    Path(out) / f"rank{r}.pt")
+        whole = resumed = from_one = None  # DDP goes before its process group
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -121,7 +121,7 @@ def decode_file(path: str | Path, mode: str, size: tuple[int, int], where: str =
     image = convert_image(read_image(Path(path), where), mode, Path(path), where)
     if (image.size[1], image.size[0]) != tuple(size):
         image = resize_pil(image, size)
-    array = np.asarray(image)
+    array = np.array(image)  # a writable copy: torch tensors made from it may be written
     if array.shape[:2] != tuple(size):
         raise ValueError(f"{where}: image file '{path}' decoded to {array.shape[:2]}, expected {tuple(size)}")
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
