@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (deletes its files)")
     from contrastkit.distributed import DEFAULT_TIMEOUT_S
 
+    p.add_argument("--devices", type=_positive_int, default=1, metavar="N",
+                   help="train with N processes on this machine (N GPUs, or N CPU processes sharing the cores): "
+                        "starts `torchrun --standalone --nproc_per_node=N -m contrastkit train ...` with the other "
+                        "arguments (default 1: this process)")
     p.add_argument("--dist-timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help="under torchrun (several processes): how long a process waits for the others in a "
                         f"collective before it stops with an error (default {DEFAULT_TIMEOUT_S:g}); not saved "
@@ -143,15 +149,41 @@ def _train_config(args: argparse.Namespace):
     return config.replace(method_options=options)
 
 
+def torchrun_command(argv: list[str], devices: int) -> list[str]:
+    """The command ``--devices N`` runs: this interpreter's ``torch.distributed.run --standalone
+    --nproc_per_node=N -m contrastkit`` with ``argv`` less its ``--devices`` option."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--devices":
+            skip = True
+        elif not arg.startswith("--devices="):
+            rest.append(arg)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}",
+            "-m", "contrastkit", *rest]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train; under torchrun (``WORLD_SIZE`` > 1) join the process group first and leave it at the end. Only
-    rank 0 prints; every process returns the same status."""
+    rank 0 prints; every process returns the same status. ``--devices N`` > 1 hands the command to torchrun."""
     import torch.distributed as dist
 
     from contrastkit.device import resolve_device
     from contrastkit.distributed import init_from_environment
     from contrastkit.train import Trainer
 
+    if args.devices > 1:
+        if "WORLD_SIZE" in os.environ:
+            raise ValueError("--devices starts torchrun itself; under torchrun leave it out (torchrun's "
+                             "--nproc_per_node sets the processes)")
+        _train_config(args)  # every setting checked here, before any process starts
+        process = subprocess.Popen(torchrun_command(args.argv, args.devices))
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:  # torchrun saw the same Ctrl-C and stops its processes: wait for them
+                continue
     config = _train_config(args)
     started = init_from_environment(resolve_device(config.device).type, args.dist_timeout)
     trainer = None
@@ -337,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"contrastkit: error: {exc}", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -37,8 +38,8 @@ from contrastkit.losses.ntxent import nt_xent, nt_xent_rows
 from contrastkit.similarity import Measure, cosine
 
 __all__ = ["DEFAULT_TIMEOUT_S", "DistributedError", "all_gather_no_grad", "all_gather_with_grad",
-           "gathered_in_batch_info_nce", "gathered_nt_xent", "init_from_environment", "is_distributed",
-           "local_rank", "local_world_size", "rank", "threads_per_process", "world_size"]
+           "encode_shuffled", "gathered_in_batch_info_nce", "gathered_nt_xent", "init_from_environment",
+           "is_distributed", "local_rank", "local_world_size", "rank", "threads_per_process", "world_size"]
 
 #: seconds a collective may wait for the other processes before it fails (``contrastkit train --dist-timeout``).
 #: Long enough for a slow checkpoint write or evaluation on rank 0, short enough that a dead process is noticed
@@ -168,6 +169,34 @@ def all_gather_no_grad(x: Tensor, check_shapes: bool = True) -> Tensor:
     parts = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)
+
+
+def encode_shuffled(x: Tensor, encode: Callable[[Tensor], Tensor], generator: torch.Generator | None = None
+                    ) -> Tensor:
+    """MoCo's shuffling BatchNorm across processes (He et al. 2020, "Momentum Contrast ...", section 3.3): the
+    keys (B, D) of this process's inputs ``x`` (B, ...), each encoded on a random process among a random share of
+    the global batch.
+
+    Every process's ``x`` is gathered (W B, ...); rank 0 draws a permutation of the W B rows (from ``generator``)
+    and broadcasts it; process r encodes rows ``perm[r B : (r + 1) B]`` (so BatchNorm sees a random mix of every
+    process's samples, never the batch its queries were normalised with); the W encoded shares are gathered and
+    the permutation undone. No gradient flows (momentum keys). Needs a process group of two or more.
+    """
+    w = world_size()
+    if w < 2:
+        raise ValueError("encode_shuffled: shuffling BatchNorm across processes needs a process group of two or "
+                         "more (torchrun); in one process use split BatchNorm (batchnorm: split)")
+    _check_same_shape(x, "encode_shuffled")
+    b, r = x.shape[0], dist.get_rank()
+    everything = all_gather_no_grad(x, check_shapes=False)  # (W B, ...) in rank order
+    if r == 0:
+        device = generator.device if generator is not None else torch.device("cpu")
+        order = torch.randperm(w * b, generator=generator, device=device).to(x.device)
+    else:
+        order = torch.empty(w * b, dtype=torch.int64, device=x.device)
+    dist.broadcast(order, src=0)
+    shuffled = all_gather_no_grad(encode(everything[order[r * b:(r + 1) * b]]), check_shapes=False)  # (W B, D)
+    return shuffled[torch.argsort(order)][r * b:(r + 1) * b]
 
 
 def gathered_nt_xent(z1: Tensor, z2: Tensor, temperature: float | Tensor = 0.5, *, labels: Tensor | None = None,

@@ -210,10 +210,11 @@ def _state_worker(r: int, init_file: str, out: str) -> None:
     _init(r, init_file)
     try:
         states = {}
-        for method, options in (("moco", {"queue_size": 80}), ("membank", {})):
-            trainer = Trainer.from_config(_digits_config(method, Path(out) / method, **options))
+        for name, method, options in (("moco", "moco", {"queue_size": 80}), ("membank", "membank", {}),
+                                      ("moco_shuffle", "moco", {"queue_size": 80, "batchnorm": "shuffle"})):
+            trainer = Trainer.from_config(_digits_config(method, Path(out) / name, **options))
             trainer.fit(max_steps=4)
-            states[method] = trainer.method.state_dict()
+            states[name] = trainer.method.state_dict()
         torch.save(states, Path(out) / f"rank{r}.pt")
         trainer = None  # DDP goes before its process group
         dist.barrier()
@@ -227,11 +228,52 @@ def test_queues_and_banks_are_identical_on_every_process(tmp_path) -> None:
     queue = first["moco"]
     assert int(queue["negatives.filled"]) == 80 and int(queue["negatives.pointer"]) == 128 % 80
     assert (queue["negatives.ids"] >= 0).all()
-    for method in ("moco", "membank"):
+    for method in ("moco", "membank", "moco_shuffle"):
         compared = [name for name in first[method] if not _bn_statistic(name)]
         assert any(name.startswith("negatives.") for name in compared)
         for name in compared:
             assert torch.equal(second[method][name], first[method][name]), (method, name)
+
+
+def _shuffle_bn_worker(r: int, init_file: str, out: str) -> None:
+    from contrastkit.distributed import encode_shuffled
+    from contrastkit.methods.contrastive import ContrastiveMethod
+    from contrastkit.negatives import InBatchNegatives
+
+    _init(r, init_file)
+    try:
+        torch.manual_seed(0)  # the same network on both processes
+        net = nn.Sequential(nn.Linear(D, 6), nn.BatchNorm1d(6)).train()
+        x = torch.randn(4, D, generator=torch.Generator().manual_seed(10 + r))
+        keys = encode_shuffled(x, net, torch.Generator().manual_seed(7))  # rank 0's generator draws the order
+        sync = ContrastiveMethod(nn.Sequential(nn.Linear(D, 6), nn.BatchNorm1d(6)), nn.Identity(),
+                                 InBatchNegatives(), loss="nt_xent", batchnorm="sync")
+        try:
+            sync.training_step([x, x], torch.arange(4))
+            refused = ""
+        except ValueError as exc:
+            refused = str(exc)
+        torch.save({"x": x, "keys": keys, "refused": refused,
+                    "is_sync": isinstance(sync.encoder[1], nn.SyncBatchNorm)}, Path(out) / f"rank{r}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_shuffled_batchnorm_encodes_each_key_among_a_random_share_of_the_global_batch(tmp_path) -> None:
+    """MoCo's shuffling BN: rank 0's permutation of the 8 gathered rows, 4 per process, unshuffled afterwards."""
+    results = _spawn(_shuffle_bn_worker, tmp_path)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(D, 6), nn.BatchNorm1d(6)).train()
+    everything = torch.cat([res["x"] for res in results])  # (8, D)
+    order = torch.randperm(8, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        shuffled = torch.cat([net(everything[order[:4]]), net(everything[order[4:]])])
+        expected = shuffled[torch.argsort(order)]
+        local = net(results[0]["x"])  # what the process's own batch would give
+    assert torch.allclose(torch.cat([res["keys"] for res in results]), expected, atol=1e-6)
+    assert not torch.allclose(results[0]["keys"], local, atol=1e-3)
+    for res in results:  # SyncBatchNorm is GPU-only in PyTorch: a clear error on CPU processes
+        assert res["is_sync"] and "SyncBatchNorm, which PyTorch runs on GPUs only" in res["refused"]
 
 
 # ---------------------------------------------------------------- (c) resume on 2 and on 1 process
@@ -285,19 +327,22 @@ def test_a_two_process_checkpoint_resumes_exactly_on_two_and_runs_on_one(tmp_pat
 
 # ---------------------------------------------------------------- (d) torchrun
 @pytest.mark.slow
-def test_torchrun_writes_one_run_folder(tmp_path) -> None:
+@pytest.mark.parametrize("method", ["simclr", "moco"])
+def test_torchrun_writes_one_run_folder(tmp_path, method) -> None:
+    """SimCLR started by torchrun itself, MoCo by ``contrastkit train --devices 2`` (which starts torchrun)."""
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "contrastkit",
-         "train", "--method", "simclr", "--data", "digits", "--epochs", "1", "--batch-size", "64", "--out", str(out),
-         "--set", "progress=false", "--dist-timeout", "120"],
-        capture_output=True, text=True, env=env, timeout=600)
+    train = ["train", "--method", method, "--data", "digits", "--epochs", "1", "--batch-size", "64", "--out", str(out),
+             "--set", "progress=false", "--dist-timeout", "120"]
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "contrastkit", *train] \
+        if method == "simclr" else ["-m", "contrastkit", *train, "--devices", "2"]
+    done = subprocess.run([sys.executable, *launch], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.yaml", "train_log.csv"]
     steps = [r[0] for r in _rows(out)]
     assert steps == [10, 20, 22]  # 1438 // 64 = 22 steps, log_every 10, each row once
-    assert done.stdout.count("training simclr on digits") == 1  # only rank 0 prints
+    assert done.stdout.count(f"training {method} on digits") == 1  # only rank 0 prints
+    assert "x 2 processes" in done.stdout
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["progress"]["step"] == 22 and len(ckpt["rank_rng"]) == 2
 
@@ -356,6 +401,16 @@ def test_rank_slices_make_up_the_global_batch() -> None:
             assert sorted(torch.bincount(labels[index], minlength=8).tolist())[-2:] == [4, 4]
     with pytest.raises(ValueError, match="not a multiple"):
         RankSlice(shuffle, 0, 5, 12)
+
+
+def test_devices_hands_the_other_arguments_to_torchrun(monkeypatch) -> None:
+    from contrastkit.cli import main, torchrun_command
+
+    command = torchrun_command(["train", "--devices", "4", "--data", "digits", "--devices=4", "--epochs", "1"], 4)
+    assert command == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m",
+                       "contrastkit", "train", "--data", "digits", "--epochs", "1"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--devices", "2", "--data", "digits"]) == 2  # under torchrun already: an error
 
 
 def test_no_group_without_torchrun(monkeypatch) -> None:

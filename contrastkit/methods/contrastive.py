@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit.distributed import gathered_in_batch_info_nce, gathered_nt_xent, world_size
+from contrastkit.distributed import encode_shuffled, gathered_in_batch_info_nce, gathered_nt_xent, world_size
 from contrastkit.losses.infonce import info_nce
 from contrastkit.losses.temperature import Temperature
 from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
+from contrastkit.methods.settings import BATCHNORM_MODES
 from contrastkit.models.momentum import MomentumEncoder
 from contrastkit.models.split_bn import convert_to_split_batchnorm
 from contrastkit.negatives import Candidates, InBatchNegatives, MemoryBank, NegativeSource
@@ -67,6 +68,13 @@ class ContrastiveMethod(Method):
             (NT-Xent is symmetric already; a memory bank step has one view).
         split_bn: number of BatchNorm groups for momentum keys on one device (shuffled keys, see
             :mod:`contrastkit.models.split_bn`); 0 or 1 disables it; > 1 needs momentum keys.
+        batchnorm: what BatchNorm layers normalise over. ``"split"`` (``split_bn`` groups with keys shuffled
+            among them: one process), ``"shuffle"`` (MoCo's shuffling BN across the processes of a group: the
+            momentum keys of each process are encoded on a random share of the global batch,
+            :func:`~contrastkit.distributed.encode_shuffled`), ``"sync"`` (every BatchNorm of the encoder and
+            head becomes ``torch.nn.SyncBatchNorm``: statistics of the global batch; PyTorch runs it on GPUs
+            only), ``"local"`` (each process's own batch). None: ``"split"`` when ``split_bn`` > 1, else
+            ``"local"``. Without BatchNorm layers every choice is the same.
         memory_efficient: blockwise losses that never hold the full logits.
     """
 
@@ -83,6 +91,7 @@ class ContrastiveMethod(Method):
         key_momentum: float = 0.99,
         symmetric: bool = False,
         split_bn: int = 0,
+        batchnorm: str | None = None,
         memory_efficient: bool = False,
     ) -> None:
         super().__init__()
@@ -102,14 +111,26 @@ class ContrastiveMethod(Method):
         if split_bn > 1 and key_encoder != "momentum":
             raise ValueError(f"ContrastiveMethod: split_bn={split_bn} shuffles momentum keys; it needs "
                              f"key_encoder='momentum'")
+        batchnorm = batchnorm or ("split" if split_bn > 1 else "local")
+        if batchnorm not in BATCHNORM_MODES:
+            raise ValueError(f"ContrastiveMethod: batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
+        if (batchnorm == "split") != (split_bn > 1):
+            raise ValueError(f"ContrastiveMethod: batchnorm={batchnorm!r} with split_bn={split_bn}: split BatchNorm "
+                             f"is batchnorm='split' with split_bn > 1 groups")
+        if batchnorm == "shuffle" and key_encoder != "momentum":
+            raise ValueError("ContrastiveMethod: batchnorm='shuffle' shuffles momentum keys; it needs "
+                             "key_encoder='momentum'")
         self.encoder, self.head, self.negatives = encoder, head, negatives
         self.loss_name, self.key_encoder_kind = loss, key_encoder
         self.temperature = Temperature(temperature, learnable_temperature, "ContrastiveMethod")
         self.symmetric, self.memory_efficient = symmetric, memory_efficient
-        self.split_bn = split_bn
+        self.split_bn, self.batchnorm = split_bn, batchnorm
         if self.split_bn > 1:
             convert_to_split_batchnorm(self.encoder, self.split_bn)
             convert_to_split_batchnorm(self.head, self.split_bn)
+        if batchnorm == "sync":  # before the momentum copy, so the key network synchronises too
+            self.encoder = encoder = nn.SyncBatchNorm.convert_sync_batchnorm(encoder)
+            self.head = head = nn.SyncBatchNorm.convert_sync_batchnorm(head)
         self.key_net = MomentumEncoder(_Embedder(encoder, head), key_momentum) if key_encoder == "momentum" else None
 
     @property
@@ -132,6 +153,8 @@ class ContrastiveMethod(Method):
     @torch.no_grad()
     def _momentum_keys(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         assert self.key_net is not None
+        if self.batchnorm == "shuffle":
+            return encode_shuffled(x, lambda part: F.normalize(self.key_net(part).float(), dim=1), generator)
         if self.split_bn <= 1:
             return F.normalize(self.key_net(x).float(), dim=1)
         # shuffle so each key is normalised with another BN group than its query, then undo the shuffle
@@ -155,6 +178,9 @@ class ContrastiveMethod(Method):
         """Loss of one batch. ``views``: ``num_views`` float tensors (B, C, H, W); ``indices`` (B,) sample ids."""
         if len(views) < self.num_views:
             raise ValueError(f"ContrastiveMethod.training_step: needs {self.num_views} views, got {len(views)}")
+        if self.batchnorm == "sync" and world_size() > 1 and views[0].device.type == "cpu":
+            raise ValueError("ContrastiveMethod: batchnorm='sync' uses torch.nn.SyncBatchNorm, which PyTorch runs on "
+                             "GPUs only; on CPUs use batchnorm: shuffle (momentum keys) or local")
         if not self.negatives.needs_keys:  # memory bank: one view, the positive is the sample's stored vector
             q = self.embed(views[0])
             loss = self._info_nce(q, self.negatives.candidates(None, indices, generator))
@@ -197,4 +223,4 @@ class ContrastiveMethod(Method):
 
     def extra_repr(self) -> str:
         return (f"loss={self.loss_name}, key_encoder={self.key_encoder_kind}, symmetric={self.symmetric}, "
-                f"split_bn={self.split_bn}")
+                f"split_bn={self.split_bn}, batchnorm={self.batchnorm}")

@@ -267,7 +267,8 @@ def build_contrastive(ctx: BuildContext, s: ContrastiveSettings) -> ContrastiveM
     return ContrastiveMethod(ctx.encoder, head, negatives, loss=s.loss or "info_nce", key_encoder=s.key_encoder,
                              temperature=s.temperature, learnable_temperature=s.learnable_temperature,
                              key_momentum=0.99 if s.key_momentum is None else s.key_momentum,
-                             symmetric=s.symmetric, split_bn=s.split_bn or 0, memory_efficient=s.memory_efficient)
+                             symmetric=s.symmetric, split_bn=s.split_bn or 0, batchnorm=s.batchnorm,
+                             memory_efficient=s.memory_efficient)
 
 
 #: training defaults of the built-in methods, tuned for the built-in data on a 2-core CPU in about 5 minutes

@@ -6,18 +6,20 @@ dependent field means "the default that follows from the other choices" and :fun
 
 ==================  =================================================================================
 ``loss``            ``nt_xent`` with in-batch negatives, ``info_nce`` with a queue or a memory bank
-``split_bn``        8 with a momentum key encoder (shuffled split BatchNorm on one device), else 0
+``batchnorm``       ``split`` with a momentum key encoder (unless ``split_bn`` is 0 or 1), else ``local``
+``split_bn``        8 with ``batchnorm: split`` (shuffled split BatchNorm on one device), else 0
 ``key_momentum``    0.99 with a momentum key encoder; only valid with one
 ``queue_size``      4,096 with ``negatives: queue``; only valid with a queue
 ``bank_momentum``   0.5 with ``negatives: bank``; only valid with a bank
 ``num_negatives``   ``None`` = every row of the bank; only valid with a bank, at most the bank's rows
 ==================  =================================================================================
 
-Combinations that cannot mean what they say are errors that name both settings, never silent rewrites:
-``loss: nt_xent`` with a queue or a bank (NT-Xent contrasts the 2N views of a batch), ``symmetric`` with NT-Xent
-(already symmetric) or with a bank (one view), ``split_bn`` > 1 or ``key_momentum`` without a momentum key
-encoder, a memory bank with momentum keys, and a queue / bank setting with another negatives source. A
-resolved settings object resolves to itself, so it can be saved and read back unchanged.
+Combinations that cannot mean what they say are errors that name both settings, never silent rewrites: ``loss:
+nt_xent`` with a queue or a bank (NT-Xent contrasts the 2N views of a batch), ``symmetric`` with NT-Xent (already
+symmetric) or with a bank (one view), ``split_bn`` > 1, ``batchnorm: split | shuffle`` or ``key_momentum`` without a
+momentum key encoder, ``split_bn`` > 1 with another ``batchnorm`` than ``split``, a memory bank with momentum keys,
+and a queue / bank setting with another negatives source. A resolved settings object resolves to itself, so it can
+be saved and read back unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ from typing import Any
 
 from contrastkit.settings import SettingsError, check_instance, setting
 
-__all__ = ["PRESETS", "ContrastiveSettings", "resolve_settings"]
+__all__ = ["BATCHNORM_MODES", "PRESETS", "ContrastiveSettings", "resolve_settings"]
+
+
+#: what BatchNorm normalises over (see :class:`~contrastkit.methods.contrastive.ContrastiveMethod`)
+BATCHNORM_MODES = ("split", "shuffle", "sync", "local")
 
 
 @dataclass
@@ -47,6 +53,11 @@ class ContrastiveSettings:
     symmetric: bool = setting(False, "also use the second view as queries (InfoNCE with a queue)")
     split_bn: int | None = setting(None, "BatchNorm groups with shuffled keys for a momentum key encoder on "
                                          "one device (default 8; 0 or 1: plain BatchNorm)", low=0)
+    batchnorm: str | None = setting(None, "what BatchNorm normalises over: split (default with momentum keys: "
+                                          "split_bn groups, keys shuffled among them), shuffle (MoCo's across "
+                                          "processes: keys encoded on a shuffled share of the global batch; "
+                                          "torchrun), sync (SyncBatchNorm over the global batch; GPUs), local "
+                                          "(each process's own batch)", choices=BATCHNORM_MODES)
     memory_efficient: bool = setting(False, "blockwise loss that never holds the full logits")
     queue_size: int | None = setting(None, "MoCo queue length K (default 4096)", low=1)
     bank_momentum: float | None = setting(None, "memory-bank update momentum (default 0.5)", low=0, high=1,
@@ -95,6 +106,15 @@ def resolve_settings(s: ContrastiveSettings, num_samples: int | None = None) -> 
         raise SettingsError(f"split_bn={s.split_bn} shuffles the keys of a momentum key encoder; with "
                             f"key_encoder={s.key_encoder!r} it would do nothing: remove it or use "
                             f"key_encoder: momentum")
+    if s.batchnorm in ("split", "shuffle") and not momentum:
+        raise SettingsError(f"batchnorm={s.batchnorm!r} shuffles the keys of a momentum key encoder; with "
+                            f"key_encoder={s.key_encoder!r} use batchnorm: local or sync")
+    if s.batchnorm == "split" and s.split_bn is not None and s.split_bn <= 1:
+        raise SettingsError(f"batchnorm='split' needs split_bn > 1 groups, got split_bn={s.split_bn}")
+    if s.batchnorm not in (None, "split") and s.split_bn is not None and s.split_bn > 1:
+        raise SettingsError(f"split_bn={s.split_bn} is a setting of batchnorm: split, but batchnorm="
+                            f"{s.batchnorm!r}; remove one of them")
+    batchnorm = s.batchnorm or ("split" if momentum and (s.split_bn is None or s.split_bn > 1) else "local")
     loss = s.loss or ("nt_xent" if s.negatives == "batch" else "info_nce")
     if loss == "nt_xent" and s.negatives != "batch":
         raise SettingsError(f"loss='nt_xent' contrasts the 2N views of a batch; with negatives={s.negatives!r} "
@@ -114,7 +134,8 @@ def resolve_settings(s: ContrastiveSettings, num_samples: int | None = None) -> 
     return dataclasses.replace(
         s,
         loss=loss,
-        split_bn=(8 if momentum else 0) if s.split_bn is None else s.split_bn,
+        split_bn=(8 if batchnorm == "split" else 0) if s.split_bn is None else s.split_bn,
+        batchnorm=batchnorm,
         key_momentum=(0.99 if s.key_momentum is None else s.key_momentum) if momentum else None,
         queue_size=(4096 if s.queue_size is None else s.queue_size) if queue else None,
         bank_momentum=(0.5 if s.bank_momentum is None else s.bank_momentum) if bank else None,

@@ -32,6 +32,9 @@ def test_resolved_settings_resolve_to_themselves(name):
     ("simclr", {"symmetric": True}, "NT-Xent already uses both views"),
     ("membank", {"symmetric": True}, "a memory bank step uses one view"),
     ("simclr", {"split_bn": 4}, "split_bn=4 shuffles the keys of a momentum key encoder"),
+    ("simclr", {"batchnorm": "shuffle"}, "batchnorm='shuffle' shuffles the keys of a momentum key encoder"),
+    ("moco", {"batchnorm": "split", "split_bn": 1}, "batchnorm='split' needs split_bn > 1"),
+    ("moco", {"batchnorm": "shuffle", "split_bn": 4}, "split_bn=4 is a setting of batchnorm: split"),
     ("simclr", {"key_momentum": 0.9}, "`key_momentum` is a setting of a momentum key encoder"),
     ("simclr", {"queue_size": 100}, "`queue_size` is a setting of a queue"),
     ("moco", {"bank_momentum": 0.5}, "`bank_momentum` is a setting of a memory bank"),
@@ -41,6 +44,29 @@ def test_resolved_settings_resolve_to_themselves(name):
 def test_contradictory_combinations_are_errors_not_rewrites(name, options, message):
     with pytest.raises(SettingsError, match=message):
         method_settings(name, options, sources=dict.fromkeys(options, "--flag"))
+
+
+def test_batchnorm_follows_split_bn_and_the_key_encoder():
+    assert method_settings("moco").batchnorm == "split" and method_settings("simclr").batchnorm == "local"
+    assert (method_settings("moco", {"split_bn": 0}).batchnorm, method_settings("moco", {"split_bn": 0}).split_bn) \
+        == ("local", 0)
+    shuffled = method_settings("moco", {"batchnorm": "shuffle"})
+    assert (shuffled.batchnorm, shuffled.split_bn) == ("shuffle", 0) and resolve_settings(shuffled) == shuffled
+    assert method_settings("simclr", {"batchnorm": "sync"}).batchnorm == "sync"
+
+
+def test_shuffled_batchnorm_needs_several_processes():
+    import torch
+    from torch import nn
+
+    from contrastkit.methods.contrastive import ContrastiveMethod
+    from contrastkit.negatives import MoCoQueue
+
+    method = ContrastiveMethod(nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6)), nn.Identity(), MoCoQueue(6, 8),
+                               key_encoder="momentum", batchnorm="shuffle")
+    x = torch.randn(4, 4)
+    with pytest.raises(ValueError, match="needs a process group of two or more"):
+        method.training_step([x, x], torch.arange(4))
 
 
 def test_num_negatives_is_bounded_by_the_bank():
