@@ -27,8 +27,9 @@ standing in for samples of :math:`p(x)p(y)`.
   tight for :math:`f^* = 1 + \log p(y|x) / p(y)`. Not capped by :math:`\log N`, but its batch estimate has a
   variance that grows like :math:`e^{I}` (Poole et al. 2019; Song & Ermon 2020).
 * Critics (Poole et al. 2019, section 4): *separable* :math:`f(x, y) = g(x)^\top h(y)` with two MLPs
-  (:class:`SeparableCritic`; N + N network passes for N x N scores) or *concatenated* :math:`f([x; y])`
-  (:class:`~contrastkit.similarity.MLPCritic`; N x N passes); :func:`make_critic` builds either by name.
+  (:class:`SeparableCritic`, optionally with linear shortcuts; N + N network passes for N x N scores) or
+  *concatenated* :math:`f([x; y])` (:class:`~contrastkit.similarity.MLPCritic`; N x N passes);
+  :func:`make_critic` builds either by name.
 * CLUB (Cheng et al. 2020, "CLUB: A Contrastive Log-ratio Upper Bound of Mutual Information", ICML):
   with a variational conditional :math:`q_\theta(y|x)` fitted by maximum likelihood,
 
@@ -176,27 +177,45 @@ class SeparableCritic(Similarity):
     r"""The separable critic of Poole et al. 2019: :math:`f(x, y) = g(x)^\top h(y)`, two MLPs
     ``dim_x -> hidden x layers -> embed_dim`` and ``dim_y -> ... -> embed_dim`` (ReLU).
 
+    With ``linear_skip=True`` each tower also gets a linear shortcut (no bias),
+    :math:`g(x) = \mathrm{MLP}_g(x) + A x` and :math:`h(y) = \mathrm{MLP}_h(y) + B y`, so the critic holds
+    every bilinear form :math:`x^\top A^\top B y` (rank up to ``embed_dim``) exactly rather than as a
+    product of two piecewise-linear ReLU maps. For Gaussians this is the bulk of the optimal critic: with
+    :math:`y = \rho x + \sqrt{1 - \rho^2}\,\varepsilon` per coordinate, :math:`\log p(y|x) / p(y) =
+    \frac{\rho}{1 - \rho^2}\, x^\top y - \frac{\rho^2}{2(1 - \rho^2)} \lVert y\rVert^2 + c(x)`; the
+    shortcut gives the first term, and the y-only second term is a constant output of g (its last layer's
+    bias) times an output of h. It is off by default (the critic of the paper).
+
     All N x M scores cost N + M network passes and one matrix product. Inputs are cast to the parameters'
     dtype (call ``.double()`` on the critic for float64 work).
     """
 
     def __init__(self, dim_x: int, dim_y: int | None = None, hidden: int = 256, layers: int = 2,
-                 embed_dim: int = 32) -> None:
+                 embed_dim: int = 32, linear_skip: bool = False) -> None:
         super().__init__()
         dim_y = dim_x if dim_y is None else dim_y
         for name, value in (("dim_x", dim_x), ("dim_y", dim_y), ("hidden", hidden), ("layers", layers),
                             ("embed_dim", embed_dim)):
             _check_size(value, name, "SeparableCritic")
+        if not isinstance(linear_skip, bool):
+            raise TypeError(f"SeparableCritic: `linear_skip` must be a bool, got {linear_skip!r}")
         self.dim_x, self.dim_y = dim_x, dim_y
+        self.linear_skip = linear_skip
         self.g = _mlp(dim_x, hidden, layers, embed_dim)
         self.h = _mlp(dim_y, hidden, layers, embed_dim)
+        self.g_skip = nn.Linear(dim_x, embed_dim, bias=False) if linear_skip else None
+        self.h_skip = nn.Linear(dim_y, embed_dim, bias=False) if linear_skip else None
 
     def _embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         if x.dim() != 2 or y.dim() != 2 or x.shape[1] != self.dim_x or y.shape[1] != self.dim_y:
             raise ValueError(f"SeparableCritic: expected (N, {self.dim_x}) and (M, {self.dim_y}), "
                              f"got {tuple(x.shape)} and {tuple(y.shape)}")
         dtype = self.g[0].weight.dtype
-        return self.g(upcast(x, dtype)), self.h(upcast(y, dtype))  # (N, E), (M, E)
+        x, y = upcast(x, dtype), upcast(y, dtype)
+        gx, hy = self.g(x), self.h(y)  # (N, E), (M, E)
+        if self.g_skip is not None and self.h_skip is not None:
+            gx, hy = gx + self.g_skip(x), hy + self.h_skip(y)
+        return gx, hy
 
     def pairwise(self, x: Tensor, y: Tensor) -> Tensor:
         gx, hy = self._embed(x, y)
@@ -213,19 +232,21 @@ class SeparableCritic(Similarity):
         return gx, hy, None
 
     def extra_repr(self) -> str:
-        return f"dim_x={self.dim_x}, dim_y={self.dim_y}"
+        return f"dim_x={self.dim_x}, dim_y={self.dim_y}, linear_skip={self.linear_skip}"
 
 
 def make_critic(name: str, dim_x: int, dim_y: int | None = None, hidden: int = 256, layers: int = 2,
-                embed_dim: int = 32) -> Similarity:
+                embed_dim: int = 32, linear_skip: bool = False) -> Similarity:
     """A learned critic by name: ``"separable"`` (:class:`SeparableCritic`, g(x)^T h(y)) or ``"concat"``
-    (:class:`~contrastkit.similarity.MLPCritic`, an MLP on [x; y]); ``embed_dim`` is used by the separable one."""
+    (:class:`~contrastkit.similarity.MLPCritic`, an MLP on [x; y]); ``embed_dim`` and ``linear_skip`` (the
+    towers' linear shortcuts) are used by the separable one."""
     where = "make_critic"
     dim_y = dim_x if dim_y is None else dim_y
     for size_name, value in (("dim_x", dim_x), ("dim_y", dim_y), ("hidden", hidden), ("layers", layers)):
         _check_size(value, size_name, where)
     if name == "separable":
-        return SeparableCritic(dim_x, dim_y, hidden=hidden, layers=layers, embed_dim=embed_dim)
+        return SeparableCritic(dim_x, dim_y, hidden=hidden, layers=layers, embed_dim=embed_dim,
+                               linear_skip=linear_skip)
     if name == "concat":
         return MLPCritic(dim_x, dim_y, hidden=hidden, layers=layers)
     raise ValueError(f"{where}: unknown critic {name!r}; expected one of {list(CRITICS)}")

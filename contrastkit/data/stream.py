@@ -131,7 +131,7 @@ def decode_file(path: str | Path, mode: str, size: tuple[int, int], where: str =
 class ImageFiles:
     """Image files decoded on demand (see the module docstring); ``files[i] -> (uint8 (C, H, W), label)``."""
 
-    root: str
+    root: str  # absolute, so the files are found from any working directory
     names: np.ndarray  # (N,) fixed-width bytes: each file's path relative to ``root`` (os.fsencode)
     labels: Tensor  # (N,) int64, -1 = no label
     mode: str  # "L" or "RGB"
@@ -157,8 +157,8 @@ class ImageFiles:
     def from_paths(cls, root: Path, paths: list[Path], labels: np.ndarray, mode: str, size: tuple[int, int],
                    workers: int | None = None) -> ImageFiles:
         names = np.asarray([os.fsencode(p.relative_to(root)) for p in paths], dtype=np.bytes_)
-        return cls(str(root), names, torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)), mode,
-                   (int(size[0]), int(size[1])), workers)
+        labels_t = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
+        return cls(str(Path(root).resolve()), names, labels_t, mode, (int(size[0]), int(size[1])), workers)
 
     def __len__(self) -> int:
         return len(self.names)
