@@ -43,6 +43,13 @@ KEY_ENCODERS = ("shared", "momentum")
 LOSSES = ("nt_xent", "info_nce")
 
 
+def _views_first(gathered: Tensor, per_process: int) -> Tensor:
+    """Rows gathered from W processes, each ``per_process`` rows of 2 views ``[view a; view b]`` (W 2 B, ...), in
+    the order one process would have them: every process's view a, then every process's view b."""
+    w, b = gathered.shape[0] // per_process, per_process // 2
+    return gathered.reshape(w, 2, b, *gathered.shape[1:]).transpose(0, 1).reshape(gathered.shape)
+
+
 class _Embedder(nn.Module):
     def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
         super().__init__()
@@ -219,6 +226,9 @@ class ContrastiveMethod(Method):
         keys, indices = output.keys, output.indices
         if gather is not None:
             keys, indices = gather(keys), gather(indices)
+            if self.symmetric:  # each process's 2B rows are [k2; k1]: store them in the one-process order
+                rows = output.keys.shape[0]
+                keys, indices = _views_first(keys, rows), _views_first(indices, rows)
         self.negatives.update(keys, indices)
 
     def extra_repr(self) -> str:

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastkit.methods import METHODS, ContrastiveMethod, build_method, method_settings
+from contrastkit.methods.base import StepOutput
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.models.split_bn import SplitBatchNorm1d
 from contrastkit.negatives import InBatchNegatives, MemoryBank, MoCoQueue
@@ -118,6 +119,22 @@ def test_symmetric_moco_enqueues_both_views():
     _, views = _views()
     out = method.training_step(views, torch.arange(16))
     assert out.keys.shape == (32, 128) and out.indices.shape == (32,)
+
+
+def test_symmetric_keys_gathered_from_two_processes_enter_the_queue_in_the_one_process_order():
+    """Each process's keys are [k2; k1]; gathered they are [r0 k2; r0 k1; r1 k2; r1 k1]. One process on the
+    whole batch would enqueue [k2 of all; k1 of all]: the queue must hold that order, so that the two runs
+    dequeue the same keys when it wraps around."""
+    method = build_method("moco", _encoder(), 32, symmetric=True, queue_size=100, split_bn=0)
+    k2, k1 = torch.randn(2, 4, 128), torch.randn(2, 4, 128)  # (process, B, D)
+    ids = torch.arange(8).reshape(2, 4)
+    mine = StepOutput(torch.zeros(()), keys=torch.cat([k2[0], k1[0]]), indices=torch.cat([ids[0], ids[0]]))
+    gathered = {torch.Size([8, 128]): torch.cat([k2[0], k1[0], k2[1], k1[1]]),
+                torch.Size([8]): torch.cat([ids[0], ids[0], ids[1], ids[1]])}
+    method.after_step(mine, gather=lambda t: gathered[t.shape])
+    queue = method.negatives
+    assert torch.equal(queue.keys[:16], torch.cat([k2[0], k2[1], k1[0], k1[1]]))
+    assert queue.ids[:16].tolist() == [*range(8), *range(8)]
 
 
 def test_invalid_compositions():
