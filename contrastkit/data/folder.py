@@ -106,23 +106,63 @@ def convert_image(image: Image.Image, mode: str, path: Path, where: str = "load_
                          f"to {mode}: {err}") from err
 
 
+def scan_image_folder(root: Path, *, mode: str | None = None, size: tuple[int, int] | None = None,
+                      where: str = "load_dataset") -> tuple[list[Path], np.ndarray, tuple[str, ...], str,
+                                                             tuple[int, int]]:
+    """List ``root`` and read every image's header: (paths, labels, class names, mode, (H, W)).
+
+    The mode is ``mode`` if given, else the majority of the files (:func:`contrastkit.data.folder.is_gray`);
+    without ``size`` every file must have the first file's size (the error names both files).
+    """
+    paths, labels, class_names = list_image_folder(root, where)
+    gray = 0
+    first: tuple[int, int] | None = None  # (W, H) as Pillow gives it
+    for path in paths:
+        try:
+            with Image.open(path) as image:  # reads the header only
+                gray += is_gray(image) if mode is None else 0
+                if first is None:
+                    first = image.size
+                elif size is None and image.size != first:
+                    raise ValueError(f"{where}: images differ in size: '{paths[0]}' is {first[0]}x{first[1]} "
+                                     f"but '{path}' is {image.size[0]}x{image.size[1]} (width x height); pass "
+                                     f"`size` to resize every image to one size")
+        except _READ_ERRORS as err:
+            if isinstance(err, ValueError) and str(err).startswith(where):
+                raise
+            raise ValueError(f"{where}: cannot read image file '{path}': {err}") from err
+    if mode is None:
+        mode = "L" if gray > len(paths) - gray else "RGB"
+    assert first is not None  # list_image_folder refuses an empty folder
+    hw = size if size is not None else (first[1], first[0])
+    return paths, labels, class_names, mode, hw
+
+
+def decode_file(path: str | Path, mode: str, size: tuple[int, int], where: str = "load_dataset") -> np.ndarray:
+    """One file as uint8 (C, H, W): read, convert to ``mode``, resize to ``size`` (H, W) when it differs."""
+    image = convert_image(read_image(Path(path), where), mode, Path(path), where)
+    if (image.size[1], image.size[0]) != tuple(size):
+        image = resize_pil(image, size)
+    array = np.array(image)  # a writable copy: torch tensors made from it may be written
+    if array.shape[:2] != tuple(size):
+        raise ValueError(f"{where}: image file '{path}' decoded to {array.shape[:2]}, expected {tuple(size)}")
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
 def load_image_folder(root: Path, *, mode: str | None = None, size: tuple[int, int] | None = None,
                       where: str = "load_dataset") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Images uint8 (N, C, H, W), labels int64 (N,) (-1 when unlabelled) and class names."""
-    paths, labels, class_names = list_image_folder(root, where)
-    images = [read_image(p, where) for p in paths]
-    if mode is None:
-        gray = sum(is_gray(im) for im in images)
-        mode = "L" if gray > len(images) - gray else "RGB"
-    converted = []
-    first_size = images[0].size  # (W, H) as Pillow gives it
-    for path, image in zip(paths, images, strict=True):
-        if size is None and image.size != first_size:
-            raise ValueError(f"{where}: images differ in size: '{paths[0]}' is {first_size[0]}x{first_size[1]} "
-                             f"but '{path}' is {image.size[0]}x{image.size[1]} (width x height); pass "
-                             f"`size` to resize every image to one size")
-        image = convert_image(image, mode, path, where)
-        converted.append(resize_pil(image, size) if size is not None else image)
-    stacked = np.stack([np.asarray(im) for im in converted])  # (N, H, W) or (N, H, W, 3)
-    nchw = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(nchw), labels, class_names
+    """Images uint8 (N, C, H, W), labels int64 (N,) (-1 when unlabelled) and class names.
+
+    The headers fix the mode and size first (:func:`scan_image_folder`), then each file is decoded straight into
+    its row of one preallocated array: the peak memory is the decoded set itself, not a list of images beside it.
+    """
+    paths, labels, class_names, mode, hw = scan_image_folder(root, mode=mode, size=size, where=where)
+    return decode_files(paths, mode, hw, where), labels, class_names
+
+
+def decode_files(paths: list[Path], mode: str, size: tuple[int, int], where: str = "load_dataset") -> np.ndarray:
+    """Every file decoded (:func:`decode_file`) into one preallocated uint8 array (N, C, H, W)."""
+    images = np.empty((len(paths), 1 if mode == "L" else 3, *size), dtype=np.uint8)
+    for row, path in enumerate(paths):
+        images[row] = decode_file(path, mode, size, where)
+    return images

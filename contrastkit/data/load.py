@@ -11,12 +11,12 @@ from contrastkit.data.arrays import channels_for_mode, convert_channels, parse_s
 from contrastkit.data.assemble import presplit_arrays, split_arrays, split_files
 from contrastkit.data.builtin import BUILTIN_DATASETS
 from contrastkit.data.containers import DatasetSplits
-from contrastkit.data.folder import load_image_folder
+from contrastkit.data.folder import decode_files, scan_image_folder
 from contrastkit.data.modality import check_modality
 from contrastkit.data.npfiles import load_npy, load_npz
 from contrastkit.data.select import select_classes
 from contrastkit.data.split import check_seed
-from contrastkit.data.stream import ImageFiles, scan_image_folder, should_stream
+from contrastkit.data.stream import ImageFiles, should_stream
 from contrastkit.data.toyspeech import toy_speech
 
 
@@ -149,14 +149,13 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         return load_wav_folder(path, test_fraction=test_fraction, seed=seed)
     if modality not in ("auto", "images") and path.is_dir():
         raise ValueError(f"{where}: {key!r} is a folder of images; `modality` {modality!r} applies to array files")
-    if path.is_dir() and stream is not False:
+    if path.is_dir():
         paths, labels, class_names, mode, hw = scan_image_folder(path, mode=mode, size=size_hw, where=where)
         files = ImageFiles.from_paths(path, paths, labels, mode, hw, workers)
-        if stream or should_stream(files.decoded_bytes):
+        if stream or (stream is None and should_stream(files.decoded_bytes)):
             return split_files(path.name, files, test_fraction=test_fraction, seed=seed, class_names=class_names,
                                where=where)
-    if path.is_dir():
-        images, labels, class_names = load_image_folder(path, mode=mode, size=size_hw, where=where)
+        images = decode_files(paths, mode, hw, where)
         return split_arrays(path.name, images, labels, test_fraction=test_fraction, seed=seed,
                             class_names=class_names, where=where)
     suffix = path.suffix.lower()

@@ -10,8 +10,9 @@ Decoding follows the folder loader's rules exactly (:mod:`contrastkit.data.folde
 scaling, bilinear antialiased resize), so a streamed sample is bit-identical to the same sample loaded in
 memory, and a run trains to the same parameters either way.
 
-* :func:`scan_image_folder` lists a folder and reads only the image *headers* to fix the mode (the majority,
-  as in memory) and check the sizes: a few tens of microseconds a file.
+* :func:`~contrastkit.data.folder.scan_image_folder` lists a folder and reads only the image *headers* to fix
+  the mode (the majority) and check the sizes, a few tens of microseconds a file; the in-memory path starts the
+  same way and then decodes every file (:func:`~contrastkit.data.folder.decode_files`).
 * :class:`ImageFiles` -- a dataset of files: ``files[i]`` is ``(uint8 (C, H, W), label)``; ``len``, ``labels``,
   ``subset``; it answers the same questions as :class:`~contrastkit.data.containers.ArrayDataset` (modality,
   channels, image size, labels), but has no ``x``.
@@ -37,11 +38,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
-from contrastkit.data.arrays import resize_pil
-from contrastkit.data.folder import _READ_ERRORS, convert_image, is_gray, list_image_folder, read_image
+from contrastkit.data.folder import decode_file, scan_image_folder
 from contrastkit.data.samplers import Sampler
 
 __all__ = [
@@ -82,49 +81,6 @@ def default_workers(processes_on_this_machine: int = 1) -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return max(1, min(4, cores // max(1, processes_on_this_machine)))
-
-
-def scan_image_folder(root: Path, *, mode: str | None = None, size: tuple[int, int] | None = None,
-                      where: str = "load_dataset") -> tuple[list[Path], np.ndarray, tuple[str, ...], str,
-                                                             tuple[int, int]]:
-    """List ``root`` and read every image's header: (paths, labels, class names, mode, (H, W)).
-
-    The mode is ``mode`` if given, else the majority of the files (:func:`contrastkit.data.folder.is_gray`);
-    without ``size`` every file must have the first file's size (the error names both files).
-    """
-    paths, labels, class_names = list_image_folder(root, where)
-    gray = 0
-    first: tuple[int, int] | None = None  # (W, H) as Pillow gives it
-    for path in paths:
-        try:
-            with Image.open(path) as image:  # reads the header only
-                gray += is_gray(image) if mode is None else 0
-                if first is None:
-                    first = image.size
-                elif size is None and image.size != first:
-                    raise ValueError(f"{where}: images differ in size: '{paths[0]}' is {first[0]}x{first[1]} "
-                                     f"but '{path}' is {image.size[0]}x{image.size[1]} (width x height); pass "
-                                     f"`size` to resize every image to one size")
-        except _READ_ERRORS as err:
-            if isinstance(err, ValueError) and str(err).startswith(where):
-                raise
-            raise ValueError(f"{where}: cannot read image file '{path}': {err}") from err
-    if mode is None:
-        mode = "L" if gray > len(paths) - gray else "RGB"
-    assert first is not None  # list_image_folder refuses an empty folder
-    hw = size if size is not None else (first[1], first[0])
-    return paths, labels, class_names, mode, hw
-
-
-def decode_file(path: str | Path, mode: str, size: tuple[int, int], where: str = "ImageFiles") -> np.ndarray:
-    """One file as uint8 (C, H, W): read, convert to ``mode``, resize to ``size`` (H, W) when it differs."""
-    image = convert_image(read_image(Path(path), where), mode, Path(path), where)
-    if (image.size[1], image.size[0]) != tuple(size):
-        image = resize_pil(image, size)
-    array = np.array(image)  # a writable copy: torch tensors made from it may be written
-    if array.shape[:2] != tuple(size):
-        raise ValueError(f"{where}: image file '{path}' decoded to {array.shape[:2]}, expected {tuple(size)}")
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,7 +128,7 @@ class ImageFiles:
 
     def decode(self, index: int) -> np.ndarray:
         """File ``index`` as uint8 (C, H, W)."""
-        return decode_file(self.path(index), self.mode, self.size)
+        return decode_file(self.path(index), self.mode, self.size, "ImageFiles")
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         return torch.from_numpy(self.decode(int(index))), int(self.labels[index])
