@@ -345,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "it) and evaluated again")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+    from contrastkit.mi_bench import BenchConfig
+
     text = "benchmark MI estimators on correlated Gaussians (Poole et al. 2019's staircase, true MI 2..10 nats)"
     p = sub.add_parser("mi-bench", help=text, description=text, allow_abbrev=False)
     p.add_argument("--estimators", default="infonce,nwj,club",
@@ -352,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, required=True, metavar="OUT.json",
                    help="write {estimator: {true_mi: final_estimate}} here")
     p.add_argument("--png", type=Path, default=None, metavar="OUT.png", help="plot of estimate vs training step")
-    p.add_argument("--steps-per-level", type=_positive_int, default=4000, help="training steps per MI level")
+    p.add_argument("--steps-per-level", type=_positive_int, default=BenchConfig.steps_per_level,
+                   help=f"training steps per MI level (default {BenchConfig.steps_per_level})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--critic", choices=("separable", "concat"), default="separable",
                    help="critic of infonce / nwj: g(x)^T h(y) or an MLP on [x; y] (club fits a Gaussian q(y|x))")

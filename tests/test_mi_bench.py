@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -11,12 +12,15 @@ import torch
 
 import contrastkit.mi_bench as mi_bench
 from contrastkit.cli import main
+from contrastkit.mi import SeparableCritic, make_critic
 from contrastkit.mi_bench import (
     ESTIMATORS,
+    LEARNING_RATES,
     LEVELS,
     BenchConfig,
     format_table,
     gaussian_mi,
+    level_lr,
     plot_runs,
     results_json,
     rho_for_mi,
@@ -66,6 +70,10 @@ def test_config_rejects_bad_settings_with_one_clear_error() -> None:
              ({"steps_per_level": 0}, "steps_per_level"),
              ({"levels": (2.0, float("nan"))}, "levels"),
              ({"lr": 0.0}, "lr"),
+             ({"lr_schedule": "step"}, "unknown `lr_schedule` 'step'"),
+             ({"final_lr_fraction": 0.0}, "final_lr_fraction"),
+             ({"final_lr_fraction": 1.5}, "final_lr_fraction"),
+             ({"linear_skip": "yes"}, "linear_skip"),
              ({"tail_fraction": 0.0}, "tail_fraction")]
     for overrides, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -73,6 +81,62 @@ def test_config_rejects_bad_settings_with_one_clear_error() -> None:
     assert BenchConfig(estimators="club, nwj").estimators == ("club", "nwj")  # type: ignore[arg-type]
     assert BenchConfig(steps_per_level=4000).tail_steps == 800
     assert BenchConfig(steps_per_level=2).tail_steps == 1
+
+
+def test_each_level_restarts_the_learning_rate_and_decays_it_along_a_cosine() -> None:
+    config = BenchConfig(steps_per_level=100)
+    assert config.lr is None and config.lr_schedule == "cosine" and config.linear_skip
+    assert LEARNING_RATES == {"infonce": 2e-3, "nwj": 5e-4, "club": 5e-4}
+    for name in ESTIMATORS:
+        rates = [level_lr(config, name, t) for t in range(100)]
+        assert rates[0] == pytest.approx(LEARNING_RATES[name], rel=1e-12)  # the restart
+        assert all(a > b for a, b in itertools.pairwise(rates))  # then a monotone decay
+        # eta * [phi + (1 - phi) (1 + cos(pi t / T)) / 2]: halfway between eta and phi * eta at t = T / 2
+        assert rates[50] == pytest.approx(LEARNING_RATES[name] * (1 + 0.02) / 2, rel=1e-12)
+        assert LEARNING_RATES[name] * 0.02 < rates[-1] < LEARNING_RATES[name] * 0.021
+    fixed = BenchConfig(steps_per_level=100, lr=1e-3, lr_schedule="constant")
+    assert {level_lr(fixed, name, t) for name in ESTIMATORS for t in (0, 37, 99)} == {1e-3}
+    assert level_lr(BenchConfig(steps_per_level=100, lr=1e-3), "nwj", 0) == 1e-3  # lr overrides the defaults
+    for bad in (-1, 100):
+        with pytest.raises(ValueError, match="outside a level of 100 steps"):
+            level_lr(config, "infonce", bad)
+
+
+def test_the_schedule_is_what_trains() -> None:
+    """A cosine "decaying" to 1x is the constant rate, step for step; a real decay changes the trace."""
+    constant = run_estimator("infonce", tiny(lr=1e-2, lr_schedule="constant"))
+    flat_cosine = run_estimator("infonce", tiny(lr=1e-2, final_lr_fraction=1.0))
+    cosine = run_estimator("infonce", tiny(lr=1e-2))
+    assert flat_cosine.estimates == constant.estimates
+    assert cosine.estimates[:1] == constant.estimates[:1]  # the first estimate comes before any step
+    assert cosine.estimates != constant.estimates
+
+
+def test_linear_skip_holds_the_gaussian_critics_bilinear_term_exactly() -> None:
+    """With the towers' MLP outputs zeroed, g(x)^T h(y) = x^T A^T B y: the bilinear part
+    rho / (1 - rho^2) x^T y of the optimal critic, exact (a ReLU MLP alone only approximates it)."""
+    torch.manual_seed(0)
+    dim = 5
+    critic = make_critic("separable", dim, hidden=8, layers=2, embed_dim=dim, linear_skip=True).double()
+    assert isinstance(critic, SeparableCritic) and "linear_skip=True" in repr(critic)
+    rho = rho_for_mi(2.0, dim)
+    with torch.no_grad():
+        for tower in (critic.g, critic.h):
+            tower[-1].weight.zero_()
+            tower[-1].bias.zero_()
+        critic.g_skip.weight.copy_(torch.eye(dim, dtype=torch.float64) * rho / (1 - rho**2))
+        critic.h_skip.weight.copy_(torch.eye(dim))
+    g = torch.Generator().manual_seed(0)
+    x, y = sample_correlated_gaussians(6, rho, dim, g, dtype=torch.float64)
+    torch.testing.assert_close(critic(x, y), rho / (1 - rho**2) * x @ y.T, rtol=0, atol=1e-12)
+    torch.testing.assert_close(critic.paired(x, y), rho / (1 - rho**2) * (x * y).sum(1), rtol=0, atol=1e-12)
+    # off by default (the critic of Poole et al.), and the benchmark builds it only when asked
+    plain = make_critic("separable", dim, hidden=8)
+    assert isinstance(plain, SeparableCritic) and plain.g_skip is None and plain.h_skip is None
+    assert mi_bench._build("nwj", tiny(linear_skip=False)).critic.g_skip is None
+    assert mi_bench._build("infonce", tiny()).critic.g_skip is not None
+    with pytest.raises(TypeError, match="linear_skip"):
+        SeparableCritic(dim, linear_skip=1)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("critic", ["separable", "concat"])
@@ -110,6 +174,7 @@ def test_results_json_structure_and_table() -> None:
     assert json.loads(json.dumps(out)) == out
     table = format_table(runs)
     assert "club" in table and "infonce" in table and "+-" in table and "seconds" in table
+    assert "separable + linear skip" in table and "club 0.0005" in table and "cosine to 0.02x" in table
     assert len([line for line in table.splitlines() if line.strip().startswith(("2.00", "10.00"))]) == 2
 
 
@@ -161,8 +226,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_optimal_critic_infonce_is_already_below_two_nats_at_batch_64() -> None:
-    """Why InfoNCE reads ~1.7 at the first level: with batch 64 even the optimal critic log p(y|x)/p(y)
-    averages 1.82 nats at a true MI of 2 (the bound's own bias), so a trained critic sits a bit lower."""
+    """The ceiling of the first level: with batch 64 even the optimal critic log p(y|x)/p(y) averages 1.82 nats
+    at a true MI of 2 (the bound's own bias), so a trained critic can reach 2 - 0.2 only if nearly optimal."""
     rho, dim, n = rho_for_mi(2.0, 20), 20, 64
     g = torch.Generator().manual_seed(0)
     values = []
@@ -175,23 +240,47 @@ def test_optimal_critic_infonce_is_already_below_two_nats_at_batch_64() -> None:
 
 
 @pytest.mark.slow
-def test_shortened_benchmark_meets_the_targets() -> None:
-    """Poole et al.'s staircase shortened to 1,500 steps per level (the README's run has 4,000; ~1.5 min here).
+def test_trained_infonce_critic_is_nearly_optimal_at_two_nats() -> None:
+    """The first level at the default settings (InfoNCE only, ~8 s): the trained critic's tail mean is within
+    0.02 nats of the optimal critic's on the very same batches (seed 0: 1.800 vs 1.810; seeds 0-6: 1.800 ...
+    1.815, mean 1.806, each 0.010 below its optimum). With the paper's constant 5e-4 and no linear shortcuts
+    it was 1.685 (0.125 below), with either change alone about 1.77."""
+    config = BenchConfig(estimators=("infonce",), levels=(2.0,), seed=0)
+    run = run_estimator("infonce", config)
+    trained = float(run.level_values(0).mean())
+    rho, dim, n = rho_for_mi(2.0, config.dim), config.dim, config.batch_size
+    g = torch.Generator().manual_seed(config.seed)  # the run's batches, drawn again
+    optimal = []
+    for step in range(config.steps_per_level):
+        x, y = sample_correlated_gaussians(n, rho, dim, g)  # (64, 20) each
+        if step >= config.steps_per_level - config.tail_steps:
+            x, y = x.double(), y.double()
+            scores = (rho * x @ y.T - 0.5 * rho**2 * y.pow(2).sum(1)[None, :]) / (1 - rho**2)  # (64, 64)
+            optimal.append(math.log(n) + float(torch.diagonal(torch.log_softmax(scores, 1)).mean()))
+    best = sum(optimal) / len(optimal)
+    assert best == pytest.approx(1.81, abs=0.02)
+    assert best - 0.02 < trained <= best + 0.005
+    assert trained > 1.79
 
-    Thresholds (measured at seed 0 in brackets): InfoNCE within 0.4 nats of the true 2 (1.65; the optimal
-    critic itself gives 1.82, see above), never above log 64 = 4.16, within 0.4 of log 64 at 8 and 10 nats
-    (3.95, 4.08); CLUB not below truth - 0.3 anywhere (4.2 ... 33.4); NWJ's per-batch standard deviation at
-    8 and 10 nats over twice InfoNCE's (7.0 and 1.8 vs 0.10 and 0.06).
+
+@pytest.mark.slow
+def test_shortened_benchmark_meets_the_targets() -> None:
+    """Poole et al.'s staircase shortened to 1,500 steps per level (the README's run has 8,000; ~45 s here).
+
+    Thresholds (measured at seed 0 in brackets): InfoNCE within 0.3 nats of the true 2 (1.765; the optimal
+    critic itself gives 1.82, see above), never above log 64 = 4.16, within 0.25 of log 64 at 8 and 10 nats
+    (4.00, 4.11); CLUB not below truth - 0.3 anywhere (4.2 ... 33.6); NWJ's per-batch standard deviation at
+    8 and 10 nats over twice InfoNCE's (0.74 and 1.08 vs 0.070 and 0.034).
     """
     runs = run_benchmark(BenchConfig(steps_per_level=1500, seed=0))
     means = results_json(runs)
     stds = {name: run.level_stds() for name, run in runs.items()}
     log_batch = math.log(64)
     infonce, club = means["infonce"], means["club"]
-    assert abs(infonce["2"] - 2.0) < 0.4
+    assert abs(infonce["2"] - 2.0) < 0.3
     for key in LEVEL_KEYS:
         assert max(runs["infonce"].level_values(LEVEL_KEYS.index(key))) <= log_batch + 1e-6
         assert club[key] >= float(key) - 0.3
     for key in ("8", "10"):
-        assert abs(infonce[key] - log_batch) < 0.4
+        assert abs(infonce[key] - log_batch) < 0.25
         assert stds["nwj"][key] > 2 * stds["infonce"][key]
