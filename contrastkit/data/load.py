@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from contrastkit.data.arrays import channels_for_mode, convert_channels, parse_s
 from contrastkit.data.assemble import presplit_arrays, split_arrays, split_files
 from contrastkit.data.builtin import BUILTIN_DATASETS
 from contrastkit.data.containers import DatasetSplits
-from contrastkit.data.folder import decode_files, scan_image_folder
+from contrastkit.data.folder import scan_image_folder
 from contrastkit.data.modality import check_modality
 from contrastkit.data.npfiles import load_npy, load_npz
 from contrastkit.data.select import select_classes
@@ -152,12 +153,12 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     if path.is_dir():
         paths, labels, class_names, mode, hw = scan_image_folder(path, mode=mode, size=size_hw, where=where)
         files = ImageFiles.from_paths(path, paths, labels, mode, hw, workers)
+        splits = split_files(path.name, files, test_fraction=test_fraction, seed=seed, class_names=class_names,
+                             where=where)
         if stream or (stream is None and should_stream(files.decoded_bytes)):
-            return split_files(path.name, files, test_fraction=test_fraction, seed=seed, class_names=class_names,
-                               where=where)
-        images = decode_files(paths, mode, hw, where)
-        return split_arrays(path.name, images, labels, test_fraction=test_fraction, seed=seed,
-                            class_names=class_names, where=where)
+            return splits
+        # in memory: each split decoded straight into its own array (the peak is the decoded set, once)
+        return dataclasses.replace(splits, train=splits.train.load(where), test=splits.test.load(where))
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise ValueError(f"{where}: cannot load '{path}': expected a folder of images or of speakers' WAV files, "

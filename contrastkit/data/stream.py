@@ -40,7 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from contrastkit.data.folder import decode_file, scan_image_folder
+from contrastkit.data.containers import ArrayDataset
+from contrastkit.data.folder import decode_file, decode_files, scan_image_folder
 from contrastkit.data.samplers import Sampler
 
 __all__ = [
@@ -139,6 +140,11 @@ class ImageFiles:
         for row, index in enumerate(indices):
             out[row] = self.decode(int(index))
         return torch.as_tensor(indices, dtype=torch.int64), torch.from_numpy(out)
+
+    def load(self, where: str = "ImageFiles") -> ArrayDataset:
+        """Every file decoded into memory: an :class:`ArrayDataset` of uint8 (N, C, H, W) with these labels."""
+        paths = [Path(self.path(i)) for i in range(len(self))]
+        return ArrayDataset(torch.from_numpy(decode_files(paths, self.mode, self.size, where)), self.labels)
 
     def subset(self, keep: Tensor | np.ndarray) -> ImageFiles:
         """The files at positions ``keep`` (int indices or a bool mask), in that order."""
