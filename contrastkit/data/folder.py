@@ -111,7 +111,7 @@ def scan_image_folder(root: Path, *, mode: str | None = None, size: tuple[int, i
                                                              tuple[int, int]]:
     """List ``root`` and read every image's header: (paths, labels, class names, mode, (H, W)).
 
-    The mode is ``mode`` if given, else the majority of the files (:func:`contrastkit.data.folder.is_gray`);
+    The mode is ``mode`` if given, else the majority of the files (:func:`is_gray`);
     without ``size`` every file must have the first file's size (the error names both files).
     """
     paths, labels, class_names = list_image_folder(root, where)
@@ -121,16 +121,15 @@ def scan_image_folder(root: Path, *, mode: str | None = None, size: tuple[int, i
         try:
             with Image.open(path) as image:  # reads the header only
                 gray += is_gray(image) if mode is None else 0
-                if first is None:
-                    first = image.size
-                elif size is None and image.size != first:
-                    raise ValueError(f"{where}: images differ in size: '{paths[0]}' is {first[0]}x{first[1]} "
-                                     f"but '{path}' is {image.size[0]}x{image.size[1]} (width x height); pass "
-                                     f"`size` to resize every image to one size")
+                image_size = image.size
         except _READ_ERRORS as err:
-            if isinstance(err, ValueError) and str(err).startswith(where):
-                raise
             raise ValueError(f"{where}: cannot read image file '{path}': {err}") from err
+        if first is None:
+            first = image_size
+        elif size is None and image_size != first:
+            raise ValueError(f"{where}: images differ in size: '{paths[0]}' is {first[0]}x{first[1]} but '{path}' "
+                             f"is {image_size[0]}x{image_size[1]} (width x height); pass `size` to resize every "
+                             f"image to one size")
     if mode is None:
         mode = "L" if gray > len(paths) - gray else "RGB"
     assert first is not None  # list_image_folder refuses an empty folder
