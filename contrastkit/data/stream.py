@@ -29,7 +29,6 @@ memory, and a run trains to the same parameters either way.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.data.containers import ArrayDataset
-from contrastkit.data.folder import decode_file, decode_files, scan_image_folder
+from contrastkit.data.folder import decode_file, decode_files
 from contrastkit.data.samplers import Sampler
 
 __all__ = [
@@ -51,7 +50,6 @@ __all__ = [
     "default_workers",
     "iterate_inputs",
     "physical_memory",
-    "scan_image_folder",
     "should_stream",
 ]
 
@@ -197,11 +195,6 @@ class ImageFiles:
         for name in self.names:
             digest.update(name + b"\0" + str(os.stat(os.path.join(self.root, os.fsdecode(name))).st_size).encode())
         digest.update(memoryview(np.ascontiguousarray(self.labels.numpy())).cast("B"))
-
-    def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        self.fingerprint_into(digest)
-        return digest.hexdigest()
 
 
 class _EpochBatches(torch.utils.data.Sampler):

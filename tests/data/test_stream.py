@@ -15,6 +15,7 @@ from PIL import Image
 from contrastkit.config import TrainConfig
 from contrastkit.data import load_dataset
 from contrastkit.data.fingerprint import data_fingerprint, describe_change
+from contrastkit.data.folder import scan_image_folder
 from contrastkit.data.samplers import PKSampler, RankSlice, ShuffleSampler
 from contrastkit.data.stream import (
     STREAM_MEMORY_FRACTION,
@@ -22,7 +23,6 @@ from contrastkit.data.stream import (
     StreamLoader,
     default_workers,
     iterate_inputs,
-    scan_image_folder,
     should_stream,
 )
 
