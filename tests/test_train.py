@@ -10,6 +10,7 @@ import torch
 from contrastkit.checkpoint import load_checkpoint, save_checkpoint
 from contrastkit.config import TrainConfig
 from contrastkit.train import Trainer, resolve_config
+from tests.helpers import assert_same_state
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +52,7 @@ def test_resumed_run_repeats_the_same_losses(tiny_npz, tmp_path, method):
     second = Trainer(_config(tiny_npz, tmp_path / "b", method, checkpoint_every=2))
     second.fit(resume=True)
     assert _losses(tmp_path / "b") == expected  # bit-identical on the CPU
-    for (name, a), b in zip(straight.method.state_dict().items(), second.method.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_state(straight.method, second.method)
 
 
 def test_checkpoint_round_trip_restores_every_state(tiny_npz, tmp_path):
@@ -64,8 +64,7 @@ def test_checkpoint_round_trip_restores_every_state(tiny_npz, tmp_path):
     assert any(k.startswith("key_net.target.") for k in ckpt["method"])  # the momentum encoder
     restored = Trainer(_config(tiny_npz, tmp_path / "run", "moco", epochs=2))
     restored.load()
-    for (name, a), b in zip(trainer.method.state_dict().items(), restored.method.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_state(trainer.method, restored.method)
     assert int(restored.method.negatives.filled) == int(trainer.method.negatives.filled) > 0
     assert restored.step == trainer.step
     assert torch.equal(restored.generator.get_state(), trainer.generator.get_state())

@@ -23,6 +23,7 @@ from contrastkit.models import ProjectionHead, SmallCNN
 from contrastkit.models.sequence import Conv1dEncoder
 from contrastkit.settings import SettingsError
 from contrastkit.train import Trainer
+from tests.helpers import assert_same_state, train_in_two_sessions
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -70,13 +71,11 @@ def test_a_user_method_trains_resumes_exactly_and_is_evaluated(digits, tmp_path)
     straight = Trainer(_simsiam(), digits, _config(tmp_path / "a"))
     straight.fit()
     assert straight.total_steps == 2 * (1438 // 128)
-    first = Trainer(_simsiam(), digits, _config(tmp_path / "b", checkpoint_every=4))
-    first.fit(max_steps=7)  # stops mid-epoch after a checkpoint at step 4 + the final one at 7
-    resumed = Trainer(_simsiam(), digits, _config(tmp_path / "b", checkpoint_every=4))
-    resumed.fit(resume=True)
+    # stops mid-epoch after a checkpoint at step 4 + the final one at 7, then resumes
+    resumed = train_in_two_sessions(lambda: Trainer(_simsiam(), digits, _config(tmp_path / "b", checkpoint_every=4)),
+                                    stop_after=7)
     assert _losses(tmp_path / "b") == _losses(tmp_path / "a")  # bit-identical, every step once
-    for (name, a), b in zip(straight.method.state_dict().items(), resumed.method.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_state(straight.method, resumed.method)
     metrics = resumed.evaluate()
     assert {"trained", "random_init", "raw_pixels"} <= set(metrics["results"])
     assert metrics["linear_acc"] == metrics["results"]["trained"]["linear_accuracy"] > 0.5  # 10 classes: chance 0.1

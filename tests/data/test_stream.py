@@ -25,6 +25,7 @@ from contrastkit.data.stream import (
     iterate_inputs,
     should_stream,
 )
+from tests.helpers import assert_same_state
 
 
 def _folder(root: Path, classes: int = 3, per_class: int = 12, size: tuple[int, int] = (10, 12),
@@ -165,14 +166,13 @@ def test_a_streamed_run_trains_resumes_and_evaluates_like_the_in_memory_run(fold
 
     memory = Trainer(_config(folder, tmp_path / "memory", False))
     memory.fit()
-    straight = memory.method.state_dict()
     first = Trainer(_config(folder, tmp_path / "streamed", True))
     assert first.data.streamed and first.stream_workers == 1
     first.fit(max_steps=5)  # stops mid-epoch 1 (3 steps per epoch)
     resumed = Trainer(_config(folder, tmp_path / "streamed", True))
     summary = resumed.fit(resume=True)
     assert summary["steps"] == 6
-    assert all(torch.equal(v, straight[k]) for k, v in resumed.method.state_dict().items())
+    assert_same_state(memory.method, resumed.method)
     got, want = resumed.evaluate(), memory.evaluate()
     assert got["linear_acc"] == want["linear_acc"] and got["knn_acc"] == want["knn_acc"]
     assert any("raw-pixel baseline skipped" in note for note in got["notes"])

@@ -18,6 +18,7 @@ from contrastkit.methods.cpc import CPC, FULL_SCORES_LIMIT, cpc_loss
 from contrastkit.models.sequence import Conv1dEncoder
 from contrastkit.similarity import BilinearSimilarity
 from contrastkit.train import Trainer
+from tests.helpers import assert_same_state, train_in_two_sessions
 
 
 def _reference(z, c, weights, negatives_from):
@@ -158,12 +159,8 @@ def test_a_cpc_run_learns_logs_per_k_accuracy_and_resumes_exactly(tmp_path):
     straight = Trainer(config("a"))
     assert straight.config.encoder == "cpc" and straight.steps_per_epoch == 6
     straight.fit()
-    first = Trainer(config("b", checkpoint_every=4))
-    first.fit(max_steps=7)
-    second = Trainer(config("b", checkpoint_every=4))
-    second.fit(resume=True)
+    second = train_in_two_sessions(lambda: Trainer(config("b", checkpoint_every=4)), stop_after=7)
     assert _losses(tmp_path / "b") == _losses(tmp_path / "a")
-    for (name, a), b in zip(straight.method.state_dict().items(), second.method.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_state(straight.method, second.method)
     header = (tmp_path / "a" / "train_log.csv").read_text().splitlines()[0]
     assert header.endswith("acc_k1,acc_k2,acc_k3,acc_k4")

@@ -19,6 +19,7 @@ from contrastkit.methods.base import Batch
 from contrastkit.methods.drlim import DrLIM, dissimilar_pairs, pixel_neighbours
 from contrastkit.report import evaluate_run
 from contrastkit.train import Trainer
+from tests.helpers import assert_same_state, train_in_two_sessions
 
 
 def _images(n: int, seed: int = 0) -> torch.Tensor:
@@ -132,13 +133,9 @@ def test_a_drlim_run_resumes_exactly_and_its_evaluation_scores_the_map(tmp_path)
     straight = Trainer(config("a"))
     assert straight.steps_per_epoch == len(straight.data.train) // 64
     straight.fit()
-    first = Trainer(config("b", checkpoint_every=3))
-    first.fit(max_steps=5)
-    second = Trainer(config("b", checkpoint_every=3))
-    second.fit(resume=True)
+    second = train_in_two_sessions(lambda: Trainer(config("b", checkpoint_every=3)), stop_after=5)
     assert _log(tmp_path / "b") == _log(tmp_path / "a")
-    for (name, a), b in zip(straight.method.state_dict().items(), second.method.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_state(straight.method, second.method)
 
     metrics = evaluate_run(tmp_path / "a", quiet=True)
     assert {"trustworthiness", "pca_trustworthiness", "trustworthiness_k"} <= set(metrics)

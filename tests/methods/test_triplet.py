@@ -21,6 +21,7 @@ from contrastkit.report import evaluate_run
 from contrastkit.settings import SettingsError
 from contrastkit.similarity import MahalanobisDistance
 from contrastkit.train import Trainer
+from tests.helpers import assert_same_state, train_in_two_sessions
 
 
 def _config(out: Path, **kw) -> TrainConfig:
@@ -110,14 +111,11 @@ def test_a_triplet_run_logs_the_states_and_resumes_exactly(tmp_path):
     for row in rows:
         fractions = [float(row[k]) for k in STATE_KEYS]
         assert all(0 <= f <= 1 for f in fractions) and sum(fractions) == pytest.approx(1.0, abs=1e-6)
-    first = Trainer(_config(tmp_path / "b", method_options=options, checkpoint_every=10))
-    first.fit(max_steps=25)
-    second = Trainer(_config(tmp_path / "b", method_options=options, checkpoint_every=10))
-    second.fit(resume=True)
+    second = train_in_two_sessions(
+        lambda: Trainer(_config(tmp_path / "b", method_options=options, checkpoint_every=10)), stop_after=25)
     columns = ("step", "loss", *STATE_KEYS)
     assert [[r[c] for c in columns] for r in _log(tmp_path / "b")] == [[r[c] for c in columns] for r in rows]
-    for (name, a), b in zip(straight.method.state_dict().items(), second.method.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    assert_same_state(straight.method, second.method)
     # the evaluation: Recall@1 next to kNN in metrics.json and the table, and the triplet-state plot
     metrics = evaluate_run(tmp_path / "a", quiet=True)
     saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
