@@ -1,7 +1,8 @@
-"""Methods: the protocol (:mod:`~contrastkit.methods.base`), the registry of builders open to users
+"""Methods: the protocol (:mod:`~contrastkit.methods.base`, with :func:`full_precision` for a loss in float32
+under the trainer's bf16 autocast), the registry of builders open to users
 (:mod:`~contrastkit.methods.registry`) and the built-in contrastive family (SimCLR, MoCo, memory bank)."""
 
-from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput, check_method
+from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput, check_method, full_precision
 from contrastkit.methods.contrastive import ContrastiveMethod
 from contrastkit.methods.registry import (
     METHODS,
@@ -32,6 +33,7 @@ __all__ = [
     "available_methods",
     "build_method",
     "check_method",
+    "full_precision",
     "get_method",
     "import_plugins",
     "method_settings",

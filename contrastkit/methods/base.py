@@ -20,6 +20,18 @@ Data flow of one step::
 
     indices (sampler) -> batch maker -> Batch(views, indices, labels, generator) -> method(batch)
     -> StepOutput.loss -> backward -> optimizer step -> method.after_step(output)
+
+Precision. With ``precision: bf16``, or ``auto`` on a CUDA GPU or a CPU with native bf16 (AVX512-BF16 / AMX), the
+trainer calls ``forward`` -- and only ``forward`` -- under ``torch.autocast(device, dtype=torch.bfloat16)``
+(:meth:`contrastkit.train.Trainer.train_step`); the backward pass, the optimizer step and ``after_step`` run
+outside it, and ``precision: fp32`` turns it off. Inside ``forward``, matrix products, linear layers and
+convolutions then compute in bf16 even on float32 inputs (``.float()`` does not help), so a loss written there
+is rounded to bf16's 8 significant bits. The library's losses, measures and estimators compute in float32
+anyway; a method's own loss gets the same with :func:`full_precision` (autocast off, bf16 / fp16 tensor
+arguments cast to float32)::
+
+    @full_precision
+    def my_loss(z1: Tensor, z2: Tensor) -> Tensor: ...   # float32 under the trainer's bf16 autocast too
 """
 
 from __future__ import annotations
@@ -31,7 +43,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Batch", "BatchSpec", "Method", "StepOutput", "check_method"]
+from contrastkit.precision import full_precision
+
+__all__ = ["Batch", "BatchSpec", "Method", "StepOutput", "check_method", "full_precision"]
 
 SAMPLERS = ("shuffle", "pk")
 
@@ -95,14 +109,19 @@ class StepOutput:
 
 class Method(nn.Module, ABC):
     """Base class with the protocol's defaults; subclasses set ``encoder`` and ``batch_spec`` and implement
-    :meth:`forward`."""
+    :meth:`forward`.
+
+    The trainer runs :meth:`forward` under bf16 autocast when its precision is bf16 (see "Precision" in the module
+    docstring): compute the loss in a function decorated with :func:`full_precision` to have it in float32.
+    :meth:`after_step` runs outside autocast."""
 
     batch_spec: BatchSpec = BatchSpec()
     encoder: nn.Module
 
     @abstractmethod
     def forward(self, batch: Batch) -> StepOutput:
-        """The loss of one batch and detached scalars to log; no side effects on stored state."""
+        """The loss of one batch and detached scalars to log; no side effects on stored state. Runs under the
+        trainer's bf16 autocast when its precision is bf16 (a loss in float32: :func:`full_precision`)."""
 
     @torch.no_grad()
     def after_step(self, output: StepOutput, gather: Callable[[Tensor], Tensor] | None = None) -> None:

@@ -2,16 +2,23 @@
 
 Rules checked: ``views`` is an int >= 0 (not a bool); ``sampler`` is 'shuffle' or 'pk'; 'pk' needs
 ``samples_per_class`` >= 2 and ``labels=True``; ``crop`` is None or an int >= 1; Method's defaults are a
-no-op ``after_step`` and ``features(x) = encoder(x).flatten(1)``; check_method names what a module lacks.
+no-op ``after_step`` and ``features(x) = encoder(x).flatten(1)``; check_method names what a module lacks;
+the trainer runs ``forward`` (only) under bf16 autocast with precision='bf16', and ``full_precision`` gives a
+loss in float32 there (the float32 computation on the same bf16 inputs).
 """
 
 from __future__ import annotations
+
+import csv
 
 import pytest
 import torch
 from torch import nn
 
-from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput, check_method
+from contrastkit.config import TrainConfig
+from contrastkit.data import load_dataset
+from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput, check_method, full_precision
+from contrastkit.train import Trainer
 
 
 def test_batch_spec_defaults() -> None:
@@ -118,3 +125,115 @@ def test_check_method_refuses_wrong_types() -> None:
     object.__setattr__(duck, "encoder", lambda x: x)  # a function, not a module
     with pytest.raises(TypeError, match=r"_Duck\.encoder must be an nn\.Module"):
         check_method(duck)
+
+
+# --- precision: where autocast applies, and full_precision -------------------------------------------------------
+
+def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a.T @ b  # a matrix product: bf16 under autocast whatever the inputs' dtype
+
+
+def test_full_precision_computes_in_float32_on_the_same_inputs() -> None:
+    """Under CPU bf16 autocast a product of bf16 inputs is bf16; through full_precision it is float32 and equals
+    the float32 product of the same (bf16) values exactly, the inputs' rounding being the only one left."""
+    a, b = torch.randn(64, 8).bfloat16(), torch.randn(64, 8).bfloat16()
+    expected = a.float().T @ b.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = _gram(a, b)
+        plain_float_inputs = _gram(a.float(), b.float())  # casting the inputs alone does not help
+        exact = full_precision(_gram)(a, b)
+        by_keyword = full_precision(_gram)(a, b=b)
+        assert torch.is_autocast_enabled("cpu")  # switched back on after the call
+    assert plain.dtype == plain_float_inputs.dtype == torch.bfloat16
+    assert exact.dtype == by_keyword.dtype == torch.float32
+    assert torch.equal(exact, expected) and torch.equal(by_keyword, expected)
+    assert not torch.equal(plain.float(), expected)  # what autocast did: 8 significant bits
+
+
+def test_full_precision_turns_autocast_off_only_inside_and_casts_only_half_tensors() -> None:
+    seen = {}
+
+    @full_precision
+    def record(x, pair, number, *, other, doubles, labels):
+        """Records what it got."""
+        seen.update(autocast=torch.is_autocast_enabled("cpu"), x=x.dtype, pair=[t.dtype for t in pair],
+                    number=number, other=other.dtype, doubles=doubles.dtype, labels=labels.dtype)
+        return x.sum()
+
+    assert record.__name__ == "record" and record.__doc__ == "Records what it got."
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        record(torch.ones(2, dtype=torch.bfloat16), (torch.ones(2, dtype=torch.float16), torch.ones(2)), 3,
+               other=torch.ones(2, dtype=torch.bfloat16), doubles=torch.ones(2, dtype=torch.float64),
+               labels=torch.arange(2))
+        assert torch.is_autocast_enabled("cpu")
+    assert seen == {"autocast": False, "x": torch.float32, "pair": [torch.float32, torch.float32], "number": 3,
+                    "other": torch.float32, "doubles": torch.float64, "labels": torch.int64}
+    with pytest.raises(TypeError, match="full_precision wraps a function"):
+        full_precision(torch.ones(2))
+
+
+def test_full_precision_passes_gradients_back_in_the_inputs_dtype() -> None:
+    a = torch.randn(16, 4).bfloat16().requires_grad_()
+    b = torch.randn(16, 4).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        full_precision(_gram)(a, b).sum().backward()
+    assert a.grad.dtype == torch.bfloat16
+    assert torch.equal(a.grad, b.float().sum(1, keepdim=True).expand(16, 4).bfloat16())  # d/da sum(a^T b)
+
+
+def _covariance_term(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """VICReg's covariance term (Bardes et al. 2022): the squared off-diagonal covariances of each view's
+    projections, divided by their dimension."""
+    total = z1.new_zeros(())
+    for z in (z1, z2):
+        centred = z - z.mean(0)
+        cov = centred.T @ centred / (z.shape[0] - 1)  # (D, D)
+        total = total + (cov.square().sum() - cov.diagonal().square().sum()) / z.shape[1]
+    return total
+
+
+class _CovariancePlugin(Method):
+    """A VICReg-style plugin method whose loss is the covariance term, computed by ``loss_fn``; it records what it
+    saw, to compare with a float64 computation on the same projections."""
+
+    batch_spec = BatchSpec(views=2)
+
+    def __init__(self, loss_fn) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU())
+        self.projector = nn.Linear(32, 16)
+        self.loss_fn = loss_fn
+        self.seen: dict[str, object] = {}
+
+    def forward(self, batch: Batch) -> StepOutput:
+        z1, z2 = (self.projector(self.encoder(v)) for v in batch.views)
+        loss = self.loss_fn(z1, z2)
+        self.seen.update(z=(z1.detach(), z2.detach()), loss=loss.detach(), autocast=torch.is_autocast_enabled("cpu"))
+        return StepOutput(loss, logs={"loss": loss.detach()})
+
+    @torch.no_grad()
+    def after_step(self, output: StepOutput, gather=None) -> None:
+        self.seen["after_step_autocast"] = torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize("in_float32", [True, False])
+def test_a_plugin_loss_trained_in_bf16_logs_its_float32_value(in_float32: bool, tmp_path) -> None:
+    """precision='bf16': the trainer runs forward (only) under bf16 autocast. The plugin's covariance loss through
+    full_precision is logged in float32, equal to the float64 computation on the bf16 projections it saw; the same
+    loss written plainly is a bf16 number (the defect: 1.140625, 2.0, 2.125)."""
+    torch.manual_seed(0)
+    method = _CovariancePlugin(full_precision(_covariance_term) if in_float32 else _covariance_term)
+    config = TrainConfig(method="vicreg_covariance", data="digits", out=str(tmp_path / "run"), epochs=1,
+                         batch_size=64, precision="bf16", device="cpu", progress=False, log_every=1)
+    Trainer(method, load_dataset("digits"), config).fit(max_steps=1)
+    z1, z2 = method.seen["z"]
+    assert method.seen["autocast"] and not method.seen["after_step_autocast"]
+    assert z1.dtype == z2.dtype == torch.bfloat16  # the projections did run under autocast
+    with (tmp_path / "run" / "train_log.csv").open() as f:
+        logged = float(next(csv.DictReader(f))["loss"])
+    expected = float(_covariance_term(z1.double(), z2.double()))
+    if in_float32:
+        assert method.seen["loss"].dtype == torch.float32
+        assert logged == pytest.approx(expected, rel=1e-5)
+    else:
+        assert method.seen["loss"].dtype == torch.bfloat16
