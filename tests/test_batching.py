@@ -84,7 +84,13 @@ def test_a_labelled_spec_on_unlabelled_data_is_refused(modality) -> None:
     data = _data(modality, labelled=False)
     with pytest.raises(ValueError, match="needs labelled data"):
         BatchMaker(data, BatchSpec(labels=True), None, CPU)
-    assert BatchMaker(data, BatchSpec(labels=False), None, CPU) is not None
+    # the same data with a spec that needs no labels: a batch of the inputs themselves, and no labels
+    index = torch.tensor([2, 0, 5])
+    batch = BatchMaker(data, BatchSpec(views=0, labels=False), None, CPU)(index, torch.Generator().manual_seed(0))
+    stored = data.x[index]
+    expected = (stored.double() / 255).float() if modality == "images" else stored.float()
+    assert batch.labels is None and len(batch.views) == 1 and torch.equal(batch.views[0], expected)
+    assert batch.indices.tolist() == [2, 0, 5]
 
 
 def test_model_input_divides_uint8_by_255_exactly() -> None:

@@ -20,6 +20,7 @@ from contrastkit.methods.drlim import DrLIM, dissimilar_pairs, pixel_neighbours
 from contrastkit.report import evaluate_run
 from contrastkit.train import Trainer
 from tests.helpers import assert_same_state, train_in_two_sessions
+from tests.references import trustworthiness
 
 
 def _images(n: int, seed: int = 0) -> torch.Tensor:
@@ -139,7 +140,21 @@ def test_a_drlim_run_resumes_exactly_and_its_evaluation_scores_the_map(tmp_path)
 
     metrics = evaluate_run(tmp_path / "a", quiet=True)
     assert {"trustworthiness", "pca_trustworthiness", "trustworthiness_k"} <= set(metrics)
-    assert 0 < metrics["trustworthiness"] <= 1 and 0 < metrics["pca_trustworthiness"] <= 1
+    # recomputed here: the map of the held-out images by the trained method itself, PCA by an SVD of the
+    # centred train pixels, trustworthiness by its defining sum (4-decimal rounding and tie order allowed)
+    test_x, train_x = straight.data.test.x, straight.data.train.x
+    method = straight.method.eval()
+    with torch.no_grad():
+        mapped = method.features(test_x.float() / 255).double().numpy()
+    pixels, train_pixels = test_x.reshape(len(test_x), -1).double().numpy(), train_x.reshape(len(train_x), -1)
+    train_pixels = train_pixels.double().numpy()
+    mean = train_pixels.mean(0)
+    components = np.linalg.svd(train_pixels - mean, full_matrices=False)[2][:mapped.shape[1]]  # (d, D)
+    k = min(10, (len(test_x) - 1) // 2)
+    assert metrics["trustworthiness_k"] == k == 10
+    assert metrics["trustworthiness"] == pytest.approx(trustworthiness(pixels, mapped, k), abs=2e-4)
+    assert metrics["pca_trustworthiness"] == pytest.approx(
+        trustworthiness(pixels, (pixels - mean) @ components.T, k), abs=2e-4)
     saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert saved["trustworthiness"] == metrics["trustworthiness"]
     assert (tmp_path / "a" / "drlim_map.png").stat().st_size > 0

@@ -21,6 +21,7 @@ from contrastkit.report import evaluate_run
 from contrastkit.settings import SettingsError
 from contrastkit.similarity import MahalanobisDistance
 from contrastkit.train import Trainer
+from tests import references as reference
 from tests.helpers import assert_same_state, train_in_two_sessions
 
 
@@ -104,6 +105,7 @@ def _log(out: Path) -> list[dict[str, str]]:
 def test_a_triplet_run_logs_the_states_and_resumes_exactly(tmp_path):
     options = {"samples_per_class": 4, "embedding_dim": 16, "measure": "mahalanobis"}
     straight = Trainer(_config(tmp_path / "a", method_options=options))
+    seeded_init = copy.deepcopy(straight.method)  # what the evaluation rebuilds as its random-init baseline
     straight.fit()
     rows = _log(tmp_path / "a")
     assert len(rows) == 2 * straight.steps_per_epoch == 88
@@ -120,9 +122,24 @@ def test_a_triplet_run_logs_the_states_and_resumes_exactly(tmp_path):
     metrics = evaluate_run(tmp_path / "a", quiet=True)
     saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
     for key in ("recall_at_1", "knn_acc", "linear_acc"):
-        assert 0 <= saved[key] <= 1 and saved[key] == metrics[key]
-    for name in ("trained", "random_init", "raw_pixels"):
-        assert 0 <= saved["results"][name]["recall_at_1"] <= 1
+        assert saved[key] == metrics[key]
+    # each number recomputed without the evaluation code (tests/references.py): features from the methods
+    # themselves, Recall@1 and the kNN vote as float64 loops, the probe in scikit-learn
+    data = straight.data
+    features = {}
+    for name, method in (("trained", straight.method), ("random_init", seeded_init)):
+        method.eval()
+        with torch.no_grad():
+            features[name] = [method.features(d.x.float() / 255).numpy() for d in (data.train, data.test)]
+    features["raw_pixels"] = [d.x.reshape(len(d.x), -1).numpy() / 255 for d in (data.train, data.test)]
+    y, y_test = data.train.labels.numpy(), data.test.labels.numpy()
+    for name, (_, test) in features.items():
+        assert saved["results"][name]["recall_at_1"] == pytest.approx(reference.recall_at_1(test, y_test), abs=1e-12)
+    assert saved["recall_at_1"] == saved["results"]["trained"]["recall_at_1"]
+    train, test = features["trained"]
+    assert saved["knn_acc"] == pytest.approx(reference.weighted_knn_accuracy(train, y, test, y_test), abs=1e-12)
+    n_test = len(y_test)  # solver round-off: one test sample
+    assert saved["linear_acc"] == pytest.approx(reference.linear_probe_accuracy(train, y, test, y_test), abs=1 / n_test)
     assert (tmp_path / "a" / "triplet_states.png").stat().st_size > 0
     assert (tmp_path / "a" / "training_curves.png").exists()
 
