@@ -3,7 +3,9 @@
 Rules checked: ShuffleSampler is exactly :func:`epoch_batches` with drop_last; a PKSampler batch holds P distinct
 classes x K samples of each, K distinct samples when the class has >= K members (with repetition only for a
 smaller class), the same ids for the same (seed, epoch, batch) whatever was drawn before, ``N // (P K)`` batches
-per epoch, and a resume at ``start_batch`` gives the remaining batches of an uninterrupted epoch.
+per epoch, and a resume at ``start_batch`` gives the remaining batches of an uninterrupted epoch. RankSlice: rank r
+of W takes rows r B/W .. (r+1) B/W of the global batch (together exactly the one-process batch), resumes at a
+batch, and refuses a rank outside [0, W) or a batch that W does not divide.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pytest
 import torch
 
 from contrastkit.data import epoch_batches, num_batches
-from contrastkit.data.samplers import PKSampler, ShuffleSampler
+from contrastkit.data.samplers import PKSampler, RankSlice, ShuffleSampler
 
 
 def _labels(sizes: dict[int, int], seed: int = 0) -> np.ndarray:
@@ -183,3 +185,49 @@ def test_pk_start_batch_is_checked():
     with pytest.raises(ValueError, match=r"`start_batch` must be an int in \[0, 5\]"):
         list(sampler.batches(0, start_batch=6))
     assert list(sampler.batches(0, start_batch=5)) == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# RankSlice: one process's share of the global batch (training on several processes)
+# ---------------------------------------------------------------------------------------------------------
+
+def _global_samplers() -> list[tuple[str, object, int]]:
+    labels = _labels({c: 12 for c in range(8)})
+    return [("shuffle", ShuffleSampler(96, 24, seed=4), 24), ("pk", PKSampler(labels, 24, 3, seed=4), 24)]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+@pytest.mark.parametrize("which", [0, 1])
+def test_rank_slices_are_contiguous_rows_of_the_global_batch(world, which) -> None:
+    # rank r of W takes rows r B/W .. (r+1) B/W of each global batch, so the ranks' slices in rank order are
+    # exactly the single-process batch, with as many steps per epoch
+    _, sampler, batch_size = _global_samplers()[which]
+    local = batch_size // world
+    slices = [RankSlice(sampler, r, world, batch_size) for r in range(world)]
+    for epoch in (0, 2):
+        whole = list(sampler.batches(epoch))
+        parts = [list(s.batches(epoch)) for s in slices]
+        assert all(s.steps_per_epoch == sampler.steps_per_epoch == len(whole) for s in slices)
+        for b, batch in enumerate(whole):
+            for r in range(world):
+                assert parts[r][b].tolist() == batch[r * local:(r + 1) * local].tolist()
+            assert torch.cat([parts[r][b] for r in range(world)]).tolist() == batch.tolist()
+
+
+def test_a_rank_slice_resumes_at_a_batch() -> None:
+    _, sampler, batch_size = _global_samplers()[1]
+    whole = list(RankSlice(sampler, 1, 2, batch_size).batches(1))
+    resumed = list(RankSlice(sampler, 1, 2, batch_size).batches(1, start_batch=2))
+    assert [b.tolist() for b in resumed] == [b.tolist() for b in whole[2:]]
+    assert [b.tolist() for b in resumed] == [b[12:].tolist() for b in list(sampler.batches(1))[2:]]
+
+
+@pytest.mark.parametrize(("rank", "world", "batch_size", "match"), [
+    (2, 2, 24, r"need 0 <= rank < world, got rank=2, world=2"),
+    (-1, 2, 24, r"need 0 <= rank < world"),
+    (0, 0, 24, r"need 0 <= rank < world"),
+    (0, 5, 24, r"the global batch size 24 is not a multiple of the 5 processes"),
+])
+def test_rank_slice_refusals(rank, world, batch_size, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        RankSlice(ShuffleSampler(96, batch_size, seed=0), rank, world, batch_size)
