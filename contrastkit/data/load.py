@@ -151,8 +151,8 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     if modality not in ("auto", "images") and path.is_dir():
         raise ValueError(f"{where}: {key!r} is a folder of images; `modality` {modality!r} applies to array files")
     if path.is_dir():
-        paths, labels, class_names, mode, hw = scan_image_folder(path, mode=mode, size=size_hw, where=where)
-        files = ImageFiles.from_paths(path, paths, labels, mode, hw, workers)
+        paths, labels, class_names, mode, hw, records = scan_image_folder(path, mode=mode, size=size_hw, where=where)
+        files = ImageFiles.from_paths(path, paths, labels, mode, hw, workers, records)
         splits = split_files(path.name, files, test_fraction=test_fraction, seed=seed, class_names=class_names,
                              where=where)
         if stream or (stream is None and should_stream(files.decoded_bytes)):

@@ -10,6 +10,15 @@ Decoding follows the folder loader's rules exactly (:mod:`contrastkit.data.folde
 scaling, bilinear antialiased resize), so a streamed sample is bit-identical to the same sample loaded in
 memory, and a run trains to the same parameters either way.
 
+That holds only while the files stay as they were scanned: the in-memory path holds the pixels of the scan, a
+streamed run reads the files again every epoch. Each file is therefore checked against what the scan recorded
+(:data:`~contrastkit.data.folder.FILE_RECORD`: size in bytes, modification time, header width x height and mode;
+one ``fstat`` of the opened file, nothing more is read) before its pixels are used. A file that vanished, has
+another size or mode, no longer decodes, or was rewritten (other size in bytes or modification time) stops the
+loader with one line naming the file and what changed (:class:`~contrastkit.data.folder.ImageFileChangedError`,
+a ``ValueError``). A worker process hands the error back as a small value that the training process raises
+(not as the worker's traceback); the trainer writes no checkpoint after it, so the last one stays.
+
 * :func:`~contrastkit.data.folder.scan_image_folder` lists a folder and reads only the image *headers* to fix
   the mode (the majority) and check the sizes, a few tens of microseconds a file; the in-memory path starts the
   same way and then decodes every file (:func:`~contrastkit.data.folder.decode_files`).
@@ -40,7 +49,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.data.containers import ArrayDataset
-from contrastkit.data.folder import decode_file, decode_files
+from contrastkit.data.folder import FILE_RECORD, ImageFileChangedError, decode_file, decode_scanned, record_files
 from contrastkit.data.samplers import Sampler
 
 __all__ = [
@@ -92,6 +101,8 @@ class ImageFiles:
     mode: str  # "L" or "RGB"
     size: tuple[int, int]  # (H, W) of every decoded image
     workers: int | None = None  # decoding worker processes of the loaders built from it (None: default_workers())
+    records: np.ndarray | None = None  # (N,) FILE_RECORD of the scan: each file is checked against it before use
+    #                                    (None: not checked; a file of another size is then resized like the others)
 
     def __post_init__(self) -> None:
         where = "ImageFiles"
@@ -107,13 +118,19 @@ class ImageFiles:
         if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
                                          or self.workers < 0):
             raise ValueError(f"{where}: `workers` must be an int >= 0 or None, got {self.workers!r}")
+        if self.records is not None and (not isinstance(self.records, np.ndarray) or self.records.dtype != FILE_RECORD
+                                         or self.records.shape != (len(self.names),)):
+            raise ValueError(f"{where}: `records` must be None or a FILE_RECORD array of shape ({len(self.names)},)")
 
     @classmethod
     def from_paths(cls, root: Path, paths: list[Path], labels: np.ndarray, mode: str, size: tuple[int, int],
-                   workers: int | None = None) -> ImageFiles:
+                   workers: int | None = None, records: np.ndarray | None = None) -> ImageFiles:
+        """The files ``paths`` under ``root``; ``records``: their scan (:func:`~contrastkit.data.folder.
+        scan_image_folder`), else the files are recorded now (one header read each)."""
         names = np.asarray([os.fsencode(p.relative_to(root)) for p in paths], dtype=np.bytes_)
         labels_t = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
-        return cls(str(Path(root).resolve()), names, labels_t, mode, (int(size[0]), int(size[1])), workers)
+        records = record_files(paths) if records is None else records
+        return cls(str(Path(root).resolve()), names, labels_t, mode, (int(size[0]), int(size[1])), workers, records)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -125,9 +142,11 @@ class ImageFiles:
     def path(self, index: int) -> str:
         return os.path.join(self.root, os.fsdecode(self.names[index]))
 
-    def decode(self, index: int) -> np.ndarray:
-        """File ``index`` as uint8 (C, H, W)."""
-        return decode_file(self.path(index), self.mode, self.size, "ImageFiles")
+    def decode(self, index: int, where: str = "ImageFiles") -> np.ndarray:
+        """File ``index`` as uint8 (C, H, W), checked against its scan record first (module docstring)."""
+        if self.records is None:
+            return decode_file(self.path(index), self.mode, self.size, where)
+        return decode_scanned(self.path(index), self.records[index], self.mode, self.size, where)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         return torch.from_numpy(self.decode(int(index))), int(self.labels[index])
@@ -141,17 +160,19 @@ class ImageFiles:
 
     def load(self, where: str = "ImageFiles") -> ArrayDataset:
         """Every file decoded into memory: an :class:`ArrayDataset` of uint8 (N, C, H, W) with these labels."""
-        paths = [Path(self.path(i)) for i in range(len(self))]
-        return ArrayDataset(torch.from_numpy(decode_files(paths, self.mode, self.size, where)), self.labels)
+        images = np.empty((len(self), *self.sample_shape), dtype=np.uint8)  # each file straight into its row
+        for row in range(len(self)):
+            images[row] = self.decode(row, where)
+        return ArrayDataset(torch.from_numpy(images), self.labels)
 
     def subset(self, keep: Tensor | np.ndarray) -> ImageFiles:
         """The files at positions ``keep`` (int indices or a bool mask), in that order."""
         keep = np.asarray(keep.cpu() if isinstance(keep, Tensor) else keep)
         return ImageFiles(self.root, self.names[keep], self.labels[torch.from_numpy(keep)], self.mode, self.size,
-                          self.workers)
+                          self.workers, None if self.records is None else self.records[keep])
 
     def with_labels(self, labels: Tensor) -> ImageFiles:
-        return ImageFiles(self.root, self.names, labels, self.mode, self.size, self.workers)
+        return ImageFiles(self.root, self.names, labels, self.mode, self.size, self.workers, self.records)
 
     # the questions an ArrayDataset answers
     modality = "images"
@@ -219,6 +240,46 @@ def _as_is(batch: Any) -> Any:
     return batch  # ImageFiles.__getitems__ already returns the collated batch
 
 
+@dataclass(frozen=True)
+class _Unreadable:
+    """What the loader hands back in place of a batch it could not decode: the error's one-line message (and
+    whether it is a change since the scan). The training process raises it again: a ``DataLoader`` would
+    otherwise wrap an error raised in a worker process into a message that holds the worker's whole traceback."""
+
+    message: str
+    changed: bool
+
+    def error(self) -> ValueError:
+        return ImageFileChangedError(self.message) if self.changed else ValueError(self.message)
+
+
+class _Decoding(torch.utils.data.Dataset):
+    """``files`` as the loader's dataset: a batch that fails to decode comes back as an :class:`_Unreadable`."""
+
+    def __init__(self, files: ImageFiles) -> None:
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        return self.files[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor] | _Unreadable:
+        try:
+            return self.files.__getitems__(indices)
+        except ValueError as exc:  # every decoding error of a file is one (folder.py)
+            return _Unreadable(str(exc), isinstance(exc, ImageFileChangedError))
+
+
+def _raising(batches: Iterator[Any]) -> Iterator[Any]:
+    """The loader's batches; an :class:`_Unreadable` one is raised here, in the process that asked for it."""
+    for batch in batches:
+        if isinstance(batch, _Unreadable):
+            raise batch.error()
+        yield batch
+
+
 def _loader_options(workers: int, prefetch: int, pin_memory: bool, persistent: bool) -> dict[str, Any]:
     options: dict[str, Any] = {"num_workers": workers, "collate_fn": _as_is,
                                "pin_memory": bool(pin_memory) and torch.cuda.is_available()}
@@ -242,13 +303,14 @@ class StreamLoader:
             raise ValueError(f"StreamLoader: `prefetch` must be an int >= 1, got {prefetch!r}")
         self.workers = int(workers)
         self.batch_sampler = _EpochBatches(sampler)
-        self.loader = torch.utils.data.DataLoader(files, batch_sampler=self.batch_sampler,
+        self.loader = torch.utils.data.DataLoader(_Decoding(files), batch_sampler=self.batch_sampler,
                                                   **_loader_options(self.workers, prefetch, pin_memory, True))
 
     def batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """The batches of ``epoch`` from ``start_batch`` on."""
+        """The batches of ``epoch`` from ``start_batch`` on; a file that cannot be decoded raises its one-line
+        ``ValueError`` here (:class:`~contrastkit.data.folder.ImageFileChangedError` for a change since the scan)."""
         self.batch_sampler.set_epoch(epoch, start_batch)
-        return iter(self.loader)
+        return _raising(iter(self.loader))
 
 
 class _InOrder(torch.utils.data.Sampler):
@@ -273,7 +335,7 @@ def iterate_inputs(inputs: Tensor | ImageFiles, batch_size: int = 512, workers: 
     if workers is None:
         workers = inputs.workers if inputs.workers is not None else default_workers()
     workers = min(workers, -(-len(inputs) // batch_size))  # no idle workers for a short set
-    loader = torch.utils.data.DataLoader(inputs, batch_sampler=_InOrder(len(inputs), batch_size),
+    loader = torch.utils.data.DataLoader(_Decoding(inputs), batch_sampler=_InOrder(len(inputs), batch_size),
                                          **_loader_options(workers, 2, False, False))
-    for _, images in loader:
+    for _, images in _raising(iter(loader)):
         yield images

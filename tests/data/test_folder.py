@@ -11,7 +11,7 @@ from PIL import Image, features
 
 from contrastkit.data import load_dataset
 from contrastkit.data.arrays import convert_channels
-from contrastkit.data.folder import load_image_folder
+from contrastkit.data.folder import FILE_RECORD, decode_file, decode_scanned, load_image_folder, scan_image_folder
 
 
 def _rgb(seed: int, h: int = 6, w: int = 5) -> np.ndarray:
@@ -162,3 +162,32 @@ def test_path_object_named_like_a_builtin_is_a_path(tmp_path, monkeypatch) -> No
     from_path = load_dataset(Path("digits"), test_fraction=0.0)
     assert len(from_path.train) == 1 and not from_path.has_labels
     assert len(load_dataset("./digits", test_fraction=0.0).train) == 1
+
+
+def test_the_scan_records_each_files_bytes_time_and_header(tmp_path) -> None:
+    _save(tmp_path / "a" / "gray.png", _gray(1, 6, 5))
+    _save(tmp_path / "a" / "wide.png", _rgb(2, 6, 9))
+    _save(tmp_path / "b" / "deep.png", np.array([[0, 300]], dtype=np.uint16))
+    scan = scan_image_folder(tmp_path, size=(4, 4))
+    assert [p.name for p in scan.paths] == ["gray.png", "wide.png", "deep.png"]
+    headers = [(5, 6, b"L"), (9, 6, b"RGB"), (2, 1, b"I;16")]  # width, height, Pillow mode of what was saved
+    expected = [(p.stat().st_size, p.stat().st_mtime_ns, *head) for p, head in zip(scan.paths, headers, strict=True)]
+    assert scan.records.dtype == FILE_RECORD and scan.records.tolist() == expected
+
+
+def test_every_format_unchanged_since_the_scan_decodes_as_the_folder_loader_does(tmp_path) -> None:
+    """No false alarm: the header read when a file is decoded is the header the scan read, for every format."""
+    extensions = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "webp"]
+    if not features.check("webp"):
+        extensions.remove("webp")
+    for ext in extensions:
+        _save(tmp_path / "rgb" / f"x.{ext}", _rgb(7))
+        _save(tmp_path / "gray" / f"x.{ext}", _gray(8))
+    _save(tmp_path / "gray" / "deep.png", _gray(9).astype(np.uint16) * 257)
+    Image.fromarray(_gray(10)).convert("P").save(tmp_path / "gray" / "palette.png")
+    Image.fromarray(_rgb(11)).convert("RGBA").save(tmp_path / "rgb" / "alpha.png")
+    scan = scan_image_folder(tmp_path, mode="RGB", size=(4, 3))
+    assert len(scan.paths) == 2 * len(extensions) + 3
+    for path, record in zip(scan.paths, scan.records, strict=True):
+        got = decode_scanned(path, record, scan.mode, scan.size)
+        assert np.array_equal(got, decode_file(path, scan.mode, scan.size)), path.name

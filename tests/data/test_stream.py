@@ -4,7 +4,9 @@ like the in-memory run."""
 
 from __future__ import annotations
 
+import os
 import pickle
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from PIL import Image
 from contrastkit.config import TrainConfig
 from contrastkit.data import load_dataset
 from contrastkit.data.fingerprint import data_fingerprint, describe_change
-from contrastkit.data.folder import scan_image_folder
+from contrastkit.data.folder import ImageFileChangedError, scan_image_folder
 from contrastkit.data.samplers import PKSampler, RankSlice, ShuffleSampler
 from contrastkit.data.stream import (
     STREAM_MEMORY_FRACTION,
@@ -68,7 +70,7 @@ def test_an_explicit_mode_and_classes_selection_stream_too(folder) -> None:
 
 def test_scan_reads_headers_only_and_names_files_of_another_size(tmp_path) -> None:
     root = _folder(tmp_path / "f", classes=2, per_class=3)
-    paths, labels, names, mode, hw = scan_image_folder(root)
+    paths, labels, names, mode, hw, _ = scan_image_folder(root)
     assert len(paths) == 6 and names == ("class0", "class1") and mode == "RGB" and hw == (10, 12)
     assert labels.tolist() == [0, 0, 0, 1, 1, 1]
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(root / "class1" / "odd.png")
@@ -83,8 +85,24 @@ def test_a_file_that_breaks_after_the_scan_is_named_when_decoded(tmp_path) -> No
     root = _folder(tmp_path / "f", classes=2, per_class=3)
     data = load_dataset(root, stream=True, test_fraction=0.0)
     Path(data.train.path(0)).write_bytes(b"\x89PNG broken")
-    with pytest.raises(ValueError, match="cannot read image file"):
+    with pytest.raises(ValueError) as caught:
         data.train.decode(0)
+    assert str(caught.value).startswith(f"image file '{data.train.path(0)}' changed since the folder was scanned "
+                                        f"and no longer decodes: cannot identify image file; ")
+
+
+def test_a_file_broken_from_the_start_is_not_called_changed(tmp_path) -> None:
+    """The scan reads headers only: pixels that never decoded are the folder loader's "cannot read" error."""
+    root = _folder(tmp_path / "f", classes=1, per_class=2)
+    whole = (root / "class0" / "001.png").read_bytes()
+    (root / "class0" / "001.png").write_bytes(whole[:60])  # header intact, pixel data cut
+    files = load_dataset(root, stream=True, test_fraction=0.0).train
+    assert files.decode(0).shape == (3, 10, 12)  # the intact file decodes
+    with pytest.raises(ValueError, match=r"^ImageFiles: cannot read image file '.*001\.png': ") as caught:
+        files.decode(1)
+    assert not isinstance(caught.value, ImageFileChangedError)
+    with pytest.raises(ValueError, match=r"^load_dataset: cannot read image file '.*001\.png': "):
+        load_dataset(root, stream=False)
 
 
 def test_stream_applies_to_image_folders_only_and_checks_its_arguments(folder) -> None:
@@ -185,3 +203,109 @@ def test_drlim_needs_the_images_in_memory(folder, tmp_path) -> None:
 
     with pytest.raises(ValueError, match=r"drlim: .*in memory.*--no-stream"):
         Trainer(_config(folder, tmp_path / "drlim", True, method="drlim", encoder=None))
+
+
+# ---------------------------------------------------------------- files that change while a streamed run reads them
+def _header(path: Path) -> str:
+    with Image.open(path) as image:
+        return f"{image.width}x{image.height} {image.mode}"
+
+
+def _replace_by_another_size_and_mode(path: Path) -> str:
+    was = _header(path)
+    other = np.zeros((16, 16), np.uint8) if was.endswith("RGB") else np.zeros((16, 16, 3), np.uint8)
+    Image.fromarray(other).save(path)
+    return f"changed since the folder was scanned: {_header(path)}, was {was}"
+
+
+def _delete(path: Path) -> str:
+    path.unlink()
+    return "vanished since the folder was scanned"
+
+
+def _corrupt(path: Path) -> str:
+    path.write_bytes(path.read_bytes()[:40])  # the PNG signature and header survive, the pixels do not
+    return "changed since the folder was scanned and no longer decodes: "
+
+
+def _touch(path: Path) -> str:
+    """The same bytes with another modification time (an rsync, a re-export of the same image)."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    return f"changed since the folder was scanned: modified at {_local_time(stat.st_mtime_ns + 10**9)}, was " \
+           f"{_local_time(stat.st_mtime_ns)}"
+
+
+def _local_time(ns: int) -> str:
+    return (datetime.fromtimestamp(ns // 10**9) + timedelta(microseconds=ns % 10**9 // 1000)).isoformat(" ")
+
+
+CHANGES = {"replaced": _replace_by_another_size_and_mode, "deleted": _delete, "corrupted": _corrupt,
+           "touched": _touch}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_file_changed_between_steps_stops_the_run_in_one_line_and_keeps_the_checkpoint(tmp_path, workers,
+                                                                                         change) -> None:
+    from contrastkit.train import Trainer
+
+    root = _folder(tmp_path / "images", classes=2, per_class=6)
+    out = tmp_path / "run"
+    trainer = Trainer(_config(root, out, True, workers=workers, epochs=3, batch_size=4))
+    trainer.fit(max_steps=trainer.steps_per_epoch)  # one whole epoch, then a checkpoint
+    saved = (out / "checkpoint.pt").read_bytes()
+    target = Path(trainer.data.train.path(1))
+    expected = CHANGES[change](target)
+    with pytest.raises(ValueError) as caught:
+        trainer.fit(resume=True)  # the same scan of the folder: every file of the next epoch is decoded again
+    message = str(caught.value)
+    assert message.startswith(f"image file '{target}' {expected}"), message
+    assert "\n" not in message and "Traceback" not in message and "worker" not in message
+    assert (out / "checkpoint.pt").read_bytes() == saved  # no checkpoint of a step that never happened
+
+
+def test_the_in_memory_path_refuses_the_same_replaced_folder(tmp_path) -> None:
+    """What the streamed run refuses mid-run is what loading the changed folder refuses from the start."""
+    root = _folder(tmp_path / "images", classes=2, per_class=3)
+    _replace_by_another_size_and_mode(root / "class1" / "001.png")
+    with pytest.raises(ValueError, match=r"images differ in size: .*000\.png' is 12x10 but .*001\.png' is 16x16"):
+        load_dataset(root, stream=False)
+
+
+def test_evaluation_batches_name_a_vanished_file_in_one_line_too(tmp_path) -> None:
+    files = load_dataset(_folder(tmp_path / "images", classes=2, per_class=3), stream=True, test_fraction=0.0).train
+    Path(files.path(4)).unlink()
+    with pytest.raises(ValueError) as caught:
+        list(iterate_inputs(files, 2, workers=2))
+    assert str(caught.value).startswith(f"image file '{files.path(4)}' vanished since the folder was scanned")
+    assert "\n" not in str(caught.value)
+
+
+def test_the_cli_stops_a_run_whose_file_changed_mid_epoch_with_status_2_and_one_line(tmp_path, monkeypatch,
+                                                                                        capsys) -> None:
+    from contrastkit.cli import main
+    from contrastkit.train import Trainer
+
+    root = _folder(tmp_path / "images", classes=2, per_class=6)
+    out = tmp_path / "run"
+    first_checkpoint: list[bytes] = []
+    changed: list[str] = []
+    save = Trainer.save
+
+    def save_then_replace_a_file(self, path=None):  # after the first epoch's checkpoint, mid-run
+        written = save(self, path)
+        if not first_checkpoint:
+            first_checkpoint.append(written.read_bytes())
+            target = Path(self.data.train.path(0))
+            changed.append(f"image file '{target}' {_replace_by_another_size_and_mode(target)}")
+        return written
+
+    monkeypatch.setattr(Trainer, "save", save_then_replace_a_file)
+    status = main(["train", "--data", str(root), "--stream", "--workers", "2", "--method", "simclr",
+                   "--encoder", "small_cnn", "--image-size", "8", "--epochs", "3", "--batch-size", "4",
+                   "--out", str(out), "--no-progress", "--seed", "3"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith(f"contrastkit train: error: {changed[0]}"), err
+    assert (out / "checkpoint.pt").read_bytes() == first_checkpoint[0]
