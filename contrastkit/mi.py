@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit._checks import check_positive, check_tensor, checks_enabled, compute_dtype, upcast
+from contrastkit.precision import full_precision
 from contrastkit.similarity import Measure, MLPCritic, Similarity, get_measure
 
 __all__ = [
@@ -348,8 +349,9 @@ class CLUB(nn.Module):
                              f"got {tuple(x.shape)} and {tuple(y.shape)}")
         return x, y
 
+    @full_precision
     def conditional(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of :math:`q(y|x)`, each (N, dim_y), in at least float32.
+        """Mean and log-variance of :math:`q(y|x)`, each (N, dim_y), in at least float32 (also under autocast).
 
         ``x`` is cast to the parameters' dtype (call ``.double()`` on the module for float64 work).
         """

@@ -19,7 +19,8 @@ Measures computed from inner products also expose :meth:`Measure.score_factors`,
 memory-efficient (blockwise) InfoNCE / NT-Xent use to never form the full score matrix.
 
 Inputs in bf16 / fp16 are computed in float32 (normalisation and square roots are unstable in
-half precision); float64 stays float64.
+half precision), also under ``torch.autocast``: every measure's ``pairwise``, ``paired`` and ``score_factors``,
+a user's own subclass included, run through :func:`~contrastkit.precision.full_precision`; float64 stays float64.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit._checks import compute_dtype, upcast
+from contrastkit.precision import full_precision
 
 __all__ = [
     "BilinearSimilarity",
@@ -85,6 +87,13 @@ def normalize(x: Tensor) -> Tensor:
 
 class Measure(nn.Module, ABC):
     """A pairwise comparison of embeddings; see the module docstring for the two forms and views."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A subclass's own ``pairwise`` / ``paired`` / ``score_factors`` compute in float32 under autocast."""
+        super().__init_subclass__(**kwargs)
+        for name in ("pairwise", "paired", "score_factors"):
+            if name in cls.__dict__:
+                setattr(cls, name, full_precision(cls.__dict__[name]))
 
     @abstractmethod
     def pairwise(self, x: Tensor, y: Tensor) -> Tensor:
@@ -274,8 +283,9 @@ class MahalanobisDistance(Distance):
         """M = L L^T, (D, D), positive semi-definite."""
         return self.factor @ self.factor.T
 
+    @full_precision
     def project(self, x: Tensor) -> Tensor:
-        """x -> x L, so that d(x, y) = |x L - y L|."""
+        """x -> x L, so that d(x, y) = |x L - y L| (in float32 for bf16 / fp16 inputs, also under autocast)."""
         if x.shape[-1] != self.dim:
             raise ValueError(f"MahalanobisDistance: expected feature dim {self.dim}, got shape {tuple(x.shape)}")
         x = upcast(x, compute_dtype(x, self.factor))

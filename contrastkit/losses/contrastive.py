@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit._checks import check_labels, check_positive, check_tensor, zero_loss
+from contrastkit.precision import full_precision
 from contrastkit.similarity import Distance, Measure, euclidean, get_measure
 
 __all__ = ["ContrastiveLoss", "PairedContrastiveLoss", "contrastive_loss", "contrastive_loss_from_labels"]
@@ -44,6 +45,7 @@ def _pair_terms(d: Tensor, similar: Tensor, margin: float) -> Tensor:
     return torch.where(similar, pull, push)
 
 
+@full_precision
 def contrastive_loss(
     x1: Tensor,
     x2: Tensor,
@@ -62,7 +64,8 @@ def contrastive_loss(
         distance: a distance, or a bounded similarity used through ``as_distance()`` (cosine -> 1 - cos).
 
     Returns:
-        Scalar (float32, or float64 for float64 inputs); zero connected to the inputs when N = 0.
+        Scalar (float32, or float64 for float64 inputs; also under bf16 autocast); zero connected to the inputs
+        when N = 0.
     """
     where = "contrastive_loss"
     check_tensor(x1, "x1", where, ndim=2)
@@ -79,6 +82,7 @@ def contrastive_loss(
     return _pair_terms(d, similar.to(d.device), margin).mean()
 
 
+@full_precision
 def contrastive_loss_from_labels(
     embeddings: Tensor,
     labels: Tensor,
@@ -136,6 +140,7 @@ class ContrastiveLoss(nn.Module):
         self.margin = check_positive(margin, "margin", "ContrastiveLoss")
         self.distance = _as_distance(distance)
 
+    @full_precision
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         where = "ContrastiveLoss"
         check_tensor(embeddings, "embeddings", where, ndim=2)

@@ -37,6 +37,7 @@ from torch import Tensor
 from contrastkit._checks import check_labels, check_tensor
 from contrastkit.losses.logsumexp import row_logsumexp
 from contrastkit.losses.temperature import SoftmaxLossModule, check_temperature, default_block_size
+from contrastkit.precision import full_precision
 from contrastkit.similarity import Measure, cosine, get_measure
 
 __all__ = ["InfoNCELoss", "info_nce"]
@@ -92,6 +93,7 @@ def info_nce(query: Tensor, positive: Tensor, negatives: Tensor | None = ..., te
              return_bound: Literal[True], positive_offset: int | None = ...) -> tuple[Tensor, Tensor]: ...
 
 
+@full_precision
 def info_nce(
     query: Tensor,
     positive: Tensor,
@@ -126,7 +128,8 @@ def info_nce(
             the keys' labels for masking). The mean over all row blocks equals the one-process loss.
 
     Returns:
-        the scalar loss, or ``(loss, mi_lower_bound)``.
+        the scalar loss, or ``(loss, mi_lower_bound)``; float32 (float64 for float64 inputs), also under bf16
+        autocast.
     """
     key_offset = 0  # the column of query 0's positive among the in-batch keys
     if positive_offset is not None:

@@ -37,6 +37,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from contrastkit.precision import full_precision
+
 __all__ = ["row_logsumexp"]
 
 
@@ -149,8 +151,8 @@ def row_logsumexp(
 ) -> Tensor:
     r"""``lse_i = log sum_{j in V(i)} exp(a_i . c_j)`` for ``a`` (R, D), ``c`` (S, D) -> (R,).
 
-    See the module docstring for ``V(i)``, ``diagonal`` and ``column_offset``; runs in the inputs' dtype with
-    autocast off.
+    See the module docstring for ``V(i)``, ``diagonal`` and ``column_offset``; runs with autocast off, in float32
+    for bf16 / fp16 inputs (float32 and float64 inputs keep their dtype).
     ``block_size=None`` is the direct mode (one R x S matrix kept for the backward); an int is the
     blockwise, recompute-in-backward mode with O(block_size x S) memory.
     A row with no valid candidate gives ``-inf`` and a zero gradient.
@@ -165,5 +167,4 @@ def row_logsumexp(
         raise ValueError(f"row_logsumexp: block_size must be >= 1, got {block_size}")
     if isinstance(column_offset, bool) or not isinstance(column_offset, int) or column_offset < 0:
         raise ValueError(f"row_logsumexp: column_offset must be an integer >= 0, got {column_offset!r}")
-    with torch.autocast(device_type=a.device.type, enabled=False):
-        return _RowLogSumExp.apply(a, c, diagonal, row_labels, col_labels, block_size, int(column_offset))
+    return full_precision(_RowLogSumExp.apply)(a, c, diagonal, row_labels, col_labels, block_size, int(column_offset))

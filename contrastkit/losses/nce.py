@@ -51,12 +51,14 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from contrastkit._checks import check_same_shape, check_tensor, compute_dtype, upcast
+from contrastkit.precision import full_precision
 
 __all__ = ["NCELoss", "nce_loss"]
 
 _REDUCTIONS = ("mean", "sum")
 
 
+@full_precision
 def nce_loss(
     model_log_density_data: Tensor,
     model_log_density_noise: Tensor,
@@ -80,7 +82,7 @@ def nce_loss(
             terms and averaged over the N data samples; ``"sum"`` -- :math:`N` times that.
 
     Returns:
-        A scalar, in float32 for half-precision inputs (float64 stays float64).
+        A scalar, in float32 for half-precision inputs (float64 stays float64), also under autocast.
     """
     where = "nce_loss"
     if reduction not in _REDUCTIONS:

@@ -32,6 +32,7 @@ from torch import Tensor
 from contrastkit._checks import check_labels, check_same_shape, check_tensor
 from contrastkit.losses.logsumexp import row_logsumexp
 from contrastkit.losses.temperature import SoftmaxLossModule, check_temperature, default_block_size
+from contrastkit.precision import full_precision
 from contrastkit.similarity import Measure, cosine, get_measure
 
 __all__ = ["NTXentLoss", "nt_xent", "nt_xent_rows"]
@@ -45,6 +46,7 @@ def _class_ids(labels: Tensor) -> tuple[Tensor, int]:
     return ids, int(ids.max()) + 1 if ids.numel() else 0
 
 
+@full_precision
 def nt_xent(
     z1: Tensor,
     z2: Tensor,
@@ -67,8 +69,8 @@ def nt_xent(
         block_size: rows per block in the memory-efficient mode (default: about 128 MiB of scores).
 
     Returns:
-        scalar loss, float32 (float64 for float64 inputs). It is the mean of :func:`nt_xent_rows` over the 2N
-        views, the form a row block of a batch gathered across processes uses.
+        scalar loss, float32 (float64 for float64 inputs), also under bf16 autocast. It is the mean of
+        :func:`nt_xent_rows` over the 2N views, the form a row block of a batch gathered across processes uses.
     """
     check_tensor(z1, "z1", _WHERE, ndim=2)
     check_tensor(z2, "z2", _WHERE, ndim=2)
@@ -86,6 +88,7 @@ def nt_xent(
                         memory_efficient=memory_efficient, block_size=block_size).mean()
 
 
+@full_precision
 def nt_xent_rows(
     anchors: Tensor,
     candidates: Tensor,

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from contrastkit._checks import check_labels, check_positive, check_same_shape, check_tensor, zero_loss
 from contrastkit.mining import band_coefficients, triplet_band
+from contrastkit.precision import full_precision
 from contrastkit.similarity import Measure, euclidean, get_measure
 
 __all__ = ["MINING_STRATEGIES", "TripletLoss", "triplet_loss"]
@@ -28,6 +29,7 @@ __all__ = ["MINING_STRATEGIES", "TripletLoss", "triplet_loss"]
 MINING_STRATEGIES = ("all", "semi-hard", "hard", "easy")
 
 
+@full_precision
 def triplet_loss(
     anchor: Tensor,
     positive: Tensor,
@@ -43,7 +45,8 @@ def triplet_loss(
         distance: a measure or its name; a similarity uses ``d = -score``.
 
     Returns:
-        Scalar in float32 (float64 for float64 inputs). N = 0 gives a zero connected to the inputs.
+        Scalar in float32 (float64 for float64 inputs), also under bf16 autocast. N = 0 gives a zero connected to
+        the inputs.
     """
     where = "triplet_loss"
     for name, t in (("anchor", anchor), ("positive", positive), ("negative", negative)):
@@ -89,7 +92,7 @@ class TripletLoss(nn.Module):
 
     A batch with no triplet of the requested kind (one class, every sample its own class, a batch of one,
     or no semi-hard triplet) gives a finite zero that is still connected to the graph. bf16 / fp16
-    embeddings are compared in float32.
+    embeddings are compared in float32, also under autocast.
 
     Shapes: ``embeddings`` (N, D), ``labels`` (N,) integer ids; returns a scalar.
 
@@ -118,6 +121,7 @@ class TripletLoss(nn.Module):
         self.distance = get_measure(distance)
         self.chunk_size = chunk_size
 
+    @full_precision
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         where = "TripletLoss"
         check_tensor(embeddings, "embeddings", where, ndim=2)

@@ -17,7 +17,10 @@ from torch import nn
 
 from contrastkit.config import TrainConfig
 from contrastkit.data import load_dataset
+from contrastkit.losses import TripletLoss, contrastive_loss, nt_xent
+from contrastkit.methods import build_method
 from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput, check_method, full_precision
+from contrastkit.similarity import normalize
 from contrastkit.train import Trainer
 
 
@@ -237,3 +240,64 @@ def test_a_plugin_loss_trained_in_bf16_logs_its_float32_value(in_float32: bool, 
         assert logged == pytest.approx(expected, rel=1e-5)
     else:
         assert method.seen["loss"].dtype == torch.bfloat16
+
+
+def _capture_head(method: nn.Module) -> list[torch.Tensor]:
+    """The outputs of ``method.head``, call by call (a forward hook)."""
+    outputs: list[torch.Tensor] = []
+    method.head.register_forward_hook(lambda module, args, out: outputs.append(out.detach()))
+    return outputs
+
+
+def _simclr_case():
+    method = build_method("simclr", nn.Sequential(nn.Flatten(), nn.Linear(64, 32)), 32)
+    heads = _capture_head(method)
+    batch = Batch([torch.randn(16, 1, 8, 8), torch.randn(16, 1, 8, 8)], torch.arange(16))
+
+    def expected() -> torch.Tensor:  # nt_xent on the projections the method saw (it normalises them itself)
+        return nt_xent(heads[0].double(), heads[1].double(), float(method.temperature()))
+
+    return method, batch, heads, expected
+
+
+def _triplet_case():
+    method = build_method("triplet", nn.Sequential(nn.Flatten(), nn.Linear(64, 32)), 32, mining="all",
+                          samples_per_class=4, margin=0.5)
+    heads = _capture_head(method)
+    labels = torch.arange(16) % 4
+    batch = Batch([torch.randn(16, 1, 8, 8)], torch.arange(16), labels)
+
+    def expected() -> torch.Tensor:
+        return TripletLoss(0.5, "all")(normalize(heads[0].double()), labels)
+
+    return method, batch, heads, expected
+
+
+def _drlim_case():
+    train_x = torch.randn(40, 1, 8, 8)
+    method = build_method("drlim", nn.Sequential(nn.Flatten(), nn.Linear(64, 32)), 32, train_inputs=train_x,
+                          margin=2.0)
+    heads = _capture_head(method)
+    indices = torch.arange(0, 32, 2)
+    batch = Batch([train_x[indices]], indices, generator=torch.Generator().manual_seed(5))
+
+    def expected() -> torch.Tensor:  # the same pairs (the same seed), Hadsell's loss in float64
+        _, i, j = method.sample_pairs(indices, torch.Generator().manual_seed(5))
+        z, b = heads[0].double(), len(indices)
+        left, right = torch.cat([z[:b], z[i]]), torch.cat([z[b:], z[j]])
+        return contrastive_loss(left, right, torch.arange(len(left)) < b, margin=2.0)
+
+    return method, batch, heads, expected
+
+
+@pytest.mark.parametrize("case", [_simclr_case, _triplet_case, _drlim_case], ids=["simclr", "triplet", "drlim"])
+def test_the_built_in_methods_compute_their_loss_in_float32_under_autocast(case) -> None:
+    """Under the trainer's bf16 autocast the networks give bf16 projections; the loss is float32 and equals the
+    float64 computation on those projections (CPC: tests/methods/test_cpc.py)."""
+    torch.manual_seed(0)
+    method, batch, heads, expected = case()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = method(batch)
+    assert heads and all(h.dtype == torch.bfloat16 for h in heads)
+    assert out.loss.dtype == torch.float32
+    assert float(out.loss.detach()) == pytest.approx(float(expected()), rel=1e-5)
