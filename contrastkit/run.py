@@ -80,6 +80,8 @@ def check_batching(batch_size: int, method: nn.Module, n_train: int, data_name: 
     if crop is not None and sequence_length is not None and crop > sequence_length:
         raise SettingsError(f"`crop` {crop} is longer than the {sequence_length}-step sequences of {data_name!r}; "
                             f"use a crop of at most {sequence_length}")
+    if sequence_length is not None and callable(getattr(method, "check_sequence_length", None)):
+        method.check_sequence_length(sequence_length)  # the method's own limits (CPC: K steps ahead within a crop)
     if batch_size > n_train:
         raise SettingsError(f"`batch_size` {batch_size} is larger than the {n_train} training samples of "
                             f"{data_name!r} (every step takes one full batch); use a batch size of at most {n_train}")

@@ -24,7 +24,12 @@ With ``blockwise`` the batch form uses the blockwise log-sum-exp kernel
 at None it does so only when the full scores of all K steps (kept for the backward pass) would exceed
 :data:`FULL_SCORES_LIMIT` bytes, so a batch runs all (t, k) pairs at once when it fits.
 
-The step also logs the prediction accuracy per k (is the true latent ranked first among the candidates?),
+K must leave a context step and a target inside the latent steps of a training crop (at most T' - 1 steps
+ahead): :meth:`CPC.check_sequence_length`, which the trainer calls before training (a larger K would only add
+predictors that never train and empty log columns).
+
+The loss is computed in float32 (:func:`~contrastkit.precision.full_precision`), also under the trainer's bf16
+autocast. The step also logs the prediction accuracy per k (is the true latent ranked first among the candidates?),
 ``acc_k1 .. acc_kK``; it falls as k grows. For evaluation, :meth:`CPC.frame_features` gives :math:`c_t` per
 latent step and :meth:`CPC.features` its mean over time (one vector per utterance).
 """
@@ -40,7 +45,8 @@ from torch import Tensor, nn
 from contrastkit.losses.logsumexp import row_logsumexp
 from contrastkit.losses.temperature import default_block_size
 from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
-from contrastkit.settings import setting
+from contrastkit.precision import full_precision
+from contrastkit.settings import SettingsError, setting
 from contrastkit.similarity import BilinearSimilarity
 
 if TYPE_CHECKING:  # the registry imports this module
@@ -79,13 +85,15 @@ def _hits(scores: Tensor, positive: Tensor) -> Tensor:
     return scores.gather(1, positive[:, None]).squeeze(1) >= scores.amax(1)
 
 
+@full_precision
 def cpc_loss(z: Tensor, c: Tensor, predictors: nn.ModuleList, *, negatives_from: str = "same_sequence",
              block_size: int | None = None) -> tuple[Tensor, Tensor]:
     """CPC's InfoNCE (module docstring) for latents ``z`` (N, T, Dz) and contexts ``c`` (N, T, Dc).
 
     ``predictors[k - 1]`` scores step k (any measure with ``score_factors``, e.g. a bilinear score). Returns the
-    loss averaged over k and the prediction accuracy per k (K,) (detached). ``block_size`` selects the blockwise
-    kernel for ``negatives_from="batch"``.
+    loss averaged over k and the prediction accuracy per k (K,) (detached); steps k >= T are left out.
+    ``block_size`` selects the blockwise kernel for ``negatives_from="batch"``. Computed in float32 for bf16 / fp16
+    inputs, also under autocast (float64 stays float64).
     """
     if negatives_from not in NEGATIVE_SOURCES:
         raise ValueError(f"cpc_loss: `negatives_from` must be one of {NEGATIVE_SOURCES}, got {negatives_from!r}")
@@ -166,9 +174,7 @@ class CPC(Method):
     def forward(self, batch: Batch) -> StepOutput:
         z, c = self.latents_and_contexts(batch.views[0])
         block = default_block_size(z.shape[0] * z.shape[1]) if self.uses_blocks(*z.shape[:2]) else None
-        with torch.autocast(z.device.type, enabled=False):  # scores and softmax in float32, also under bf16 autocast
-            loss, accuracy = cpc_loss(z.float(), c.float(), self.predictors, negatives_from=self.negatives_from,
-                                      block_size=block)
+        loss, accuracy = cpc_loss(z, c, self.predictors, negatives_from=self.negatives_from, block_size=block)
         logs = {"loss": loss.detach(), **{key: accuracy[i] for i, key in enumerate(self.log_keys[:len(accuracy)])}}
         return StepOutput(loss, logs=logs)
 
@@ -193,9 +199,35 @@ class CPC(Method):
     def prediction_accuracy(self, x: Tensor) -> Tensor:
         """The accuracy per step ahead (K,) on sequences x (no gradient)."""
         z, c = self.latents_and_contexts(x)
-        with torch.autocast(z.device.type, enabled=False):
-            return cpc_loss(z.float(), c.float(), self.predictors, negatives_from=self.negatives_from,
-                            block_size=default_block_size(z.shape[0] * z.shape[1]))[1]
+        return cpc_loss(z, c, self.predictors, negatives_from=self.negatives_from,
+                        block_size=default_block_size(z.shape[0] * z.shape[1]))[1]
+
+    def latent_steps(self, length: int) -> int | None:
+        """Latent steps T' the encoder gives for ``length`` input steps (its ``out_length``); None for an encoder
+        that does not say."""
+        out_length = getattr(self.encoder, "out_length", None)
+        return int(out_length(length)) if callable(out_length) else None
+
+    def check_sequence_length(self, length: int) -> None:
+        """Refuse a K (``steps_ahead``) that training on sequences of ``length`` steps makes meaningless: a training
+        crop (``crop`` steps, or the whole sequence when ``crop`` is None) must give T' >= K + 1 latent steps, so
+        that predicting K steps ahead leaves a context step and its target. A SettingsError (one line) naming
+        ``--steps-ahead``, the value and the largest meaningful one; the trainer calls it before training."""
+        crop = self.batch_spec.crop
+        samples = length if crop is None else min(crop, length)
+        latent = self.latent_steps(samples)
+        steps_ahead = len(self.predictors)
+        if latent is None or steps_ahead <= latent - 1:
+            return
+        crops = (f"the whole {samples}-step sequences (no crop)" if crop is None
+                 else f"a training crop of {samples} steps")
+        if latent < 2:
+            raise SettingsError(f"`steps_ahead` (--steps-ahead) {steps_ahead} cannot be trained: the encoder turns "
+                                f"{crops} into {latent} latent step(s), too few for a context step and a target; "
+                                f"use a longer crop (--crop)")
+        raise SettingsError(f"`steps_ahead` (--steps-ahead) {steps_ahead} is too far ahead: the encoder turns {crops} "
+                            f"into {latent} latent steps, and a prediction needs a context step and its target among "
+                            f"them; use --steps-ahead {latent - 1} or less")
 
 
 def build_cpc(ctx: BuildContext, s: CPCSettings) -> CPC:

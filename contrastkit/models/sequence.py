@@ -47,9 +47,11 @@ class Conv1dEncoder(nn.Module):
             channels = width
         self.net = nn.Sequential(*layers)
         self.feature_dim = width
-        self.min_length = next(t for t in range(1, 1 << 20) if self._out_length(t) >= 1)
+        self.min_length = next(t for t in range(1, 1 << 20) if self.out_length(t) >= 1)
 
-    def _out_length(self, t: int) -> int:
+    def out_length(self, t: int) -> int:
+        """Latent steps T' that :meth:`steps` gives for sequences of ``t`` steps (0 when shorter than
+        :attr:`min_length`)."""
         for layer in self.net:
             if isinstance(layer, nn.Conv1d):
                 t = (t + 2 * layer.padding[0] - layer.kernel_size[0]) // layer.stride[0] + 1

@@ -1,6 +1,8 @@
 """CPC: the loss against an explicit float64 loop over (n, t, k, candidates), the softmax axis, negatives, per-k
-predictors, shapes, and exact resume of a CPC run."""
+predictors, shapes, and exact resume of a CPC run; K (steps ahead) refused before training when the training crops
+are too short for it; the loss in float32 under bf16 autocast."""
 
+import copy
 import csv
 import math
 from pathlib import Path
@@ -11,11 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from contrastkit.cli import main
 from contrastkit.config import TrainConfig
+from contrastkit.data.containers import ArrayDataset, DatasetSplits
 from contrastkit.methods import build_method
 from contrastkit.methods.base import Batch
 from contrastkit.methods.cpc import CPC, FULL_SCORES_LIMIT, cpc_loss
 from contrastkit.models.sequence import Conv1dEncoder
+from contrastkit.settings import SettingsError
 from contrastkit.similarity import BilinearSimilarity
 from contrastkit.train import Trainer
 from tests.helpers import assert_same_state, train_in_two_sessions
@@ -164,3 +169,111 @@ def test_a_cpc_run_learns_logs_per_k_accuracy_and_resumes_exactly(tmp_path):
     assert_same_state(straight.method, second.method)
     header = (tmp_path / "a" / "train_log.csv").read_text().splitlines()[0]
     assert header.endswith("acc_k1,acc_k2,acc_k3,acc_k4")
+
+
+# --- K must fit the training crops: refused before training -------------------------------------------------------
+
+def _paper_encoder() -> Conv1dEncoder:
+    return Conv1dEncoder(1, width=8, strides=(5, 4, 2, 2, 2))  # one latent step per 160 input steps
+
+
+@pytest.mark.parametrize(("length", "steps"), [(159, 1), (160, 1), (319, 2), (320, 2), (1600, 10), (3200, 20),
+                                             (10240, 64)])
+def test_latent_steps_are_what_the_encoder_gives(length, steps):
+    """Multiples of 160 give length / 160 steps; the padding lets 159 and 319 reach the next step already."""
+    method = CPC(_paper_encoder(), 8, context=4, steps_ahead=1, crop=None).eval()  # BatchNorm of 1 value
+    with torch.no_grad():
+        given = method.encoder.steps(torch.zeros(1, 1, length)).shape[2]
+    assert method.latent_steps(length) == given == steps
+
+
+@pytest.mark.parametrize(("crop", "length", "largest", "crops"), [
+    (1600, 3200, 9, "a training crop of 1600 steps into 10 latent steps"),
+    (3200, 3200, 19, "a training crop of 3200 steps into 20 latent steps"),
+    (None, 3200, 19, r"the whole 3200-step sequences \(no crop\) into 20 latent steps"),
+    (None, 480, 2, r"the whole 480-step sequences \(no crop\) into 3 latent steps"),
+])
+def test_steps_ahead_must_leave_a_context_step_and_a_target_in_a_crop(crop, length, largest, crops):
+    """K = T' - 1 (one context step, its target K steps later) is the largest K a crop of T' latent steps trains."""
+    CPC(_paper_encoder(), 8, context=4, steps_ahead=largest, crop=crop).check_sequence_length(length)
+    too_far = CPC(_paper_encoder(), 8, context=4, steps_ahead=largest + 1, crop=crop)
+    with pytest.raises(SettingsError, match=rf"^`steps_ahead` \(--steps-ahead\) {largest + 1} is too far ahead: the "
+                                            rf"encoder turns {crops}, .* use --steps-ahead {largest} or less$"):
+        too_far.check_sequence_length(length)
+
+
+def test_a_crop_of_one_latent_step_cannot_train_any_k():
+    with pytest.raises(SettingsError, match=r"--steps-ahead\) 1 cannot be trained: the encoder turns a training crop "
+                                            r"of 200 steps into 1 latent step\(s\).*use a longer crop \(--crop\)$"):
+        CPC(_paper_encoder(), 8, context=4, steps_ahead=1, crop=200).check_sequence_length(3200)
+
+
+def test_an_encoder_that_does_not_say_its_latent_length_is_not_checked():
+    class Opaque(nn.Module):
+        def steps(self, x):
+            return x.repeat(1, 4, 1)
+
+    method = CPC(Opaque(), 4, context=4, steps_ahead=50, crop=8)
+    assert method.latent_steps(8) is None
+    method.check_sequence_length(16)  # no answer to check against: the loss still refuses a crop with nothing ahead
+
+
+def test_the_trainer_refuses_k_beyond_the_sequences_before_writing_anything(tmp_path):
+    x = torch.randn(12, 1, 3200)
+    data = DatasetSplits("waves", ArrayDataset(x[:8], torch.zeros(8, dtype=torch.long)),
+                         ArrayDataset(x[8:], torch.zeros(4, dtype=torch.long)), num_classes=1)
+    method = CPC(_paper_encoder(), 8, context=4, steps_ahead=20, crop=None)  # 20 latent steps: K <= 19
+    config = TrainConfig(method="cpc", data="waves", out=str(tmp_path / "run"), epochs=1, batch_size=4,
+                         progress=False)
+    with pytest.raises(SettingsError, match=r"--steps-ahead\) 20 is too far ahead.*use --steps-ahead 19 or less"):
+        Trainer(method, data, config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_command_line_refuses_steps_ahead_10000_in_one_line(tmp_path, capsys, monkeypatch):
+    """The defect: `--steps-ahead 10000` on toyspeech trained and wrote 10,000 accuracy columns. The default crop
+    of 10,240 steps gives 64 latent steps with CPC's encoder (strides 5, 4, 2, 2, 2): K <= 63."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    code = main(["train", "--method", "cpc", "--data", "toyspeech", "--steps-ahead", "10000", "--epochs", "1",
+                 "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("contrastkit train: error: `steps_ahead` (--steps-ahead) 10000 is too far ahead: the "
+                          "encoder turns a training crop of 10240 steps into 64 latent steps")
+    assert err.strip().endswith("use --steps-ahead 63 or less")
+    assert not out.exists()
+
+
+# --- float32 under the trainer's bf16 autocast --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("negatives_from", "blockwise"), [("same_sequence", None), ("batch", False),
+                                                           ("batch", True)])
+def test_the_loss_is_float32_under_bf16_autocast(negatives_from, blockwise):
+    """Under autocast g_enc and g_ar give bf16 latents and contexts; the loss is float32 and equals the float64
+    computation on those values (same predictors, in float64)."""
+    torch.manual_seed(0)
+    method = CPC(_paper_encoder(), 8, context=6, steps_ahead=3, crop=None, negatives_from=negatives_from,
+                 blockwise=blockwise)
+    x = torch.randn(4, 1, 1600)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z, c = method.latents_and_contexts(x)  # train mode: BatchNorm uses the batch's statistics, same as below
+        out = method(Batch(views=[x], indices=torch.arange(4)))
+    assert z.dtype == c.dtype == torch.bfloat16
+    assert out.loss.dtype == torch.float32
+    expected, accuracy = cpc_loss(z.double(), c.double(), copy.deepcopy(method.predictors).double(),
+                                  negatives_from=negatives_from, block_size=3 if blockwise else None)
+    assert float(out.loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert [float(out.logs[f"acc_k{k}"]) for k in (1, 2, 3)] == pytest.approx(accuracy.tolist())
+
+
+def test_cpc_loss_on_bf16_inputs_equals_the_float32_computation():
+    torch.manual_seed(2)
+    z, c = torch.randn(3, 7, 4).bfloat16(), torch.randn(3, 7, 5).bfloat16()
+    predictors = nn.ModuleList(BilinearSimilarity(5, 4) for _ in range(3))
+    expected, expected_accuracy = cpc_loss(z.float(), c.float(), predictors, negatives_from="batch")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, accuracy = cpc_loss(z, c, predictors, negatives_from="batch")
+    assert loss.dtype == torch.float32
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    assert torch.equal(accuracy, expected_accuracy)
