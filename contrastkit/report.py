@@ -4,7 +4,10 @@ For a run folder written by the trainer (``checkpoint.pt`` holds the configurati
 rebuilds the data split and the method (its registered name: a method of your own needs its plugin imported),
 and scores the raw inputs, the seeded random initialisation and the trained method with one fixed protocol
 (:mod:`contrastkit.evaluate.method`). Everything lands in ``DIR/metrics.json`` with ``linear_acc`` and
-``knn_acc`` of the trained method at the top level; the table is printed before any file is written.
+``knn_acc`` of the trained method at the top level; the table is printed before any file is written. A map that
+cannot be drawn (features that are all one point, too few test points) is skipped with a note, printed and kept in
+``metrics.json``'s ``notes``; names from the user's files (class folders, paths) are shown with undecodable bytes
+as ``\\xff`` escapes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ from contrastkit.checkpoint import CheckpointError, load_checkpoint
 from contrastkit.config import TrainConfig
 from contrastkit.data.fingerprint import describe_change
 from contrastkit.evaluate import plot_embedding_2d, plot_prediction_accuracy, plot_training_curves
+from contrastkit.evaluate._text import readable
+from contrastkit.evaluate.degenerate import DegenerateFeaturesError
 from contrastkit.evaluate.method import evaluate_method, method_features, raw_baseline_name
+from contrastkit.evaluate.plots import read_training_log
+from contrastkit.plugins import import_recorded
 from contrastkit.run import Run, build_run
 from contrastkit.runfolder import CHECKPOINT_NAME
 
@@ -39,6 +46,7 @@ def _load_run(run_dir: Path, device: str, data: str | None = None) -> tuple[Run,
     path = run_dir / CHECKPOINT_NAME
     ckpt = load_checkpoint(path)
     config = TrainConfig.from_dict(dict(ckpt["config"]), where=str(path)).replace(device=device)
+    import_recorded(config.plugins, config.method, run_dir)  # a plugin's method: the module the run recorded
     if data is not None:
         config = config.replace(data=data)
     saved = ckpt.get("data") or {}
@@ -85,66 +93,100 @@ def evaluate_run(run_dir: str | Path, device: str = "auto", baselines: bool = Tr
         print(format_table(metrics))
         for note in notes:
             print(f"note: {note}")
-    errors = []
-    try:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    except OSError as exc:
-        errors.append(f"could not write {run_dir / 'metrics.json'}: {exc.strerror or exc}")
+    errors: list[str] = []
+    _write_metrics(run_dir, metrics, errors)
     if plots:
+        plot_notes: list[str] = []
         try:
-            plot_run(run_dir, run=run, test_features=test_features)
+            plot_run(run_dir, run=run, test_features=test_features, notes=plot_notes)
         except OSError as exc:
             errors.append(f"could not write the plots in {run_dir}: {exc.strerror or exc}")
+        if plot_notes:  # a map skipped: said now, and kept in metrics.json beside the other notes
+            for note in plot_notes:
+                print(f"note: {note}")
+            notes.extend(plot_notes)
+            if not errors:
+                _write_metrics(run_dir, metrics, errors)
     if errors:
         metrics["write_errors"] = errors
     return metrics
 
 
+def _write_metrics(run_dir: Path, metrics: dict[str, Any], errors: list[str]) -> None:
+    try:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    except OSError as exc:
+        errors.append(f"could not write {run_dir / 'metrics.json'}: {exc.strerror or exc}")
+
+
 def plot_run(run_dir: str | Path, run: Run | None = None, test_features: torch.Tensor | None = None,
-             device: str = "auto", data: str | None = None) -> list[Path]:
+             device: str = "auto", data: str | None = None, notes: list[str] | None = None) -> list[Path]:
     """t-SNE map of the test embeddings coloured by label, and the training curves, as PNGs in ``run_dir``; a
-    method that learns a 2-D map (DrLIM) also gets the map itself, ``<method>_map.png``."""
+    method that learns a 2-D map (DrLIM) also gets the map itself, ``<method>_map.png``. Returns the files written.
+
+    ``train_log.csv`` is read first: a log that is not the trainer's CSV (binary, another encoding) is a one-line
+    ``ValueError`` naming it, before any map is computed. A map that cannot be drawn (too few test points, features
+    that are all one point, e.g. a run trained on constant inputs) is skipped with a note: appended to ``notes``
+    when given, else printed as ``note: ...``."""
     run_dir = Path(run_dir)
+    log = run_dir / "train_log.csv"
+    log_rows = read_training_log(log, "plot") if log.is_file() else []
     if run is None:
-        run, _, _, notes = _load_run(run_dir, device, data)
-        for note in notes:
+        run, _, _, load_notes = _load_run(run_dir, device, data)
+        for note in load_notes:
             print(note, file=sys.stderr)
+    skipped: list[str] = []
     written = []
-    if run.data.has_labels and len(run.data.test) >= 3:  # t-SNE needs at least 3 points
+    title = f"{run.config.method} on {run.config.data}"
+    class_names = list(run.data.class_names) if run.data.class_names else None
+    if run.data.has_labels and len(run.data.test):
+        path = run_dir / "embedding_tsne.png"
         if test_features is None:
             test_features = method_features(run.method, run.data.test.inputs, run.device)
-        path = run_dir / "embedding_tsne.png"
-        plot_embedding_2d(test_features, run.data.test.labels, path, seed=run.config.seed,
-                          title=f"{run.config.method} on {run.config.data}: t-SNE of test features",
-                          class_names=list(run.data.class_names) if run.data.class_names else None)
-        written.append(path)
+        if _plot_map(test_features, run.data.test.labels, path, skipped, seed=run.config.seed, class_names=class_names,
+                     title=f"{title}: t-SNE of test features"):
+            written.append(path)
     if getattr(run.method, "is_map", False) and run.data.has_labels and len(run.data.test):  # DrLIM: the map itself
         test_map = method_features(run.method, run.data.test.inputs, run.device)
-        if test_map.shape[1] == 2:
-            path = run_dir / f"{run.config.method}_map.png"
-            plot_embedding_2d(test_map, run.data.test.labels, path, method="identity", max_points=None,
-                              title=f"{run.config.method} on {run.config.data}: the learned 2-D map of test points",
-                              class_names=list(run.data.class_names) if run.data.class_names else None)
+        path = run_dir / f"{run.config.method}_map.png"
+        if test_map.shape[1] == 2 and _plot_map(test_map, run.data.test.labels, path, skipped, method="identity",
+                                                max_points=None, class_names=class_names,
+                                                title=f"{title}: the learned 2-D map of test points"):
             written.append(path)
     accuracy = getattr(run.method, "prediction_accuracy", None)
     if callable(accuracy) and len(run.data.test):
         run.method.eval()
         by_k = [float(a) for a in accuracy(run.data.test.x[:64].to(run.device).float())]
         path = run_dir / "prediction_accuracy.png"
-        plot_prediction_accuracy(by_k, path, title=f"{run.config.method} on {run.config.data}: held-out prediction")
+        plot_prediction_accuracy(by_k, path, title=f"{title}: held-out prediction")
         written.append(path)
-    log = run_dir / "train_log.csv"
-    if log.exists() and len(log.read_text().splitlines()) > 1:  # a header and at least one row
+    if log_rows:  # a header and at least one row
         path = run_dir / "training_curves.png"
-        plot_training_curves(log, path, title=f"{run.config.method} on {run.config.data}")
+        plot_training_curves(log, path, title=title)
         written.append(path)
-        if "frac_easy" in log.read_text().splitlines()[0].split(","):  # the triplet method's states per step
+        if "frac_easy" in log_rows[0]:  # the triplet method's states per step
             from contrastkit.evaluate.plots import plot_triplet_states
 
             path = run_dir / "triplet_states.png"
-            plot_triplet_states(log, path, title=f"{run.config.method} on {run.config.data}: triplet states")
+            plot_triplet_states(log, path, title=f"{title}: triplet states")
             written.append(path)
+    if notes is None:
+        for note in skipped:
+            print(f"note: {note}")
+    else:
+        notes.extend(skipped)
     return written
+
+
+def _plot_map(features: torch.Tensor, labels: torch.Tensor, path: Path, skipped: list[str], **options: Any) -> bool:
+    """Draw one 2-D map (:func:`~contrastkit.evaluate.plots.plot_embedding_2d`); False, with a note in ``skipped``,
+    when the features are degenerate (nothing is written then)."""
+    try:
+        plot_embedding_2d(features, labels, path, **options)
+    except DegenerateFeaturesError as exc:
+        skipped.append(f"{path.name} not drawn: {exc.reason}")
+        return False
+    return True
 
 
 def format_table(*all_metrics: dict[str, Any]) -> str:
@@ -171,7 +213,7 @@ def format_table(*all_metrics: dict[str, Any]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    data = all_metrics[0].get("data", "")
+    data = readable(all_metrics[0].get("data", ""))
     table = f"held-out accuracy on {data} (test split)\n" + "\n".join(lines)
     recalls = [m for m in all_metrics if "recall_at_1" in m]
     if recalls:  # retrieval among the held-out samples (contrastkit.evaluate.retrieval)
@@ -185,7 +227,7 @@ def format_table(*all_metrics: dict[str, Any]) -> str:
     if maps:
         m = maps[0]
         table += (f"\n\ntrustworthiness (k={m['trustworthiness_k']}) of the test points' 2-D map: "
-                  f"{m['method']} {m['trustworthiness']:.3f}, PCA {m['pca_trustworthiness']:.3f}")
+                  f"{m['method']} {_fraction(m['trustworthiness'])}, PCA {_fraction(m['pca_trustworthiness'])}")
     probes = [m for m in all_metrics if "speaker_acc" in m]
     if probes:
         m = probes[0]
@@ -197,6 +239,10 @@ def format_table(*all_metrics: dict[str, Any]) -> str:
         if "prediction_accuracy" in m:
             table += "\nprediction accuracy by k: " + " ".join(f"{100 * a:.0f}" for a in m["prediction_accuracy"])
     return table
+
+
+def _fraction(x: float | None) -> str:
+    return "- (see notes)" if x is None else f"{x:.3f}"
 
 
 def _pct(x: float | None) -> str:

@@ -6,6 +6,7 @@ Protocols are fixed and documented in each module; no choice ever looks at the t
 
 from contrastkit.evaluate.alignment import alignment, alignment_uniformity, uniformity
 from contrastkit.evaluate.audio_features import log_mel, mfcc
+from contrastkit.evaluate.degenerate import DegenerateFeaturesError
 from contrastkit.evaluate.features import (
     ImagePreprocess,
     embed_inputs,
@@ -36,6 +37,7 @@ from contrastkit.evaluate.sequence_probes import (
 __all__ = [
     "DEFAULT_CS",
     "DEFAULT_KNN_K",
+    "DegenerateFeaturesError",
     "ImagePreprocess",
     "LinearProbe",
     "ProbeResult",

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from contrastkit.data.batches import uint8_to_float
 from contrastkit.data.stream import ImageFiles, iterate_inputs
+from contrastkit.evaluate.degenerate import probe_notes
 from contrastkit.evaluate.knn import DEFAULT_KNN_K, as_feature_tensor, as_label_tensor, knn_accuracy
 from contrastkit.evaluate.linear_probe import class_label, linear_probe_accuracy
 
@@ -224,8 +225,9 @@ def evaluate_features(train_features: Tensor | np.ndarray, train_labels: Tensor 
       ``"linear_folds"`` (CV folds used; 0 when no CV was possible, ``linear_cv_accuracy`` then None).
       With fewer than 2 classes in the train split the probe is skipped and all four are None;
     * ``"notes"``: a list of sentences, one per departure from the protocol (k lowered, fewer folds,
-      no CV, probe skipped, no convergence, test classes absent from the train split). Empty when
-      the protocol ran as described.
+      no CV, probe skipped, no convergence, test classes absent from the train split) and one per feature set the
+      scores cannot read (:func:`~contrastkit.evaluate.degenerate.probe_notes`: rows all one point, rows with no
+      direction for the cosine). Empty when the protocol ran as described.
 
     Nothing is changed silently: every skip or adjustment has its note. An empty test split gives
     None accuracies and a note.
@@ -244,6 +246,7 @@ def evaluate_features(train_features: Tensor | np.ndarray, train_labels: Tensor 
         notes.append("nothing scored: the test split is empty")
         result["notes"] = notes
         return result
+    notes.extend(probe_notes(train, test))  # features all one point, or rows without a direction
     result["knn_accuracy"] = knn_accuracy(train, train_y, test, test_y, k=k, temperature=temperature)
     train_classes = torch.unique(train_y)
     unseen = sorted(set(torch.unique(test_y).tolist()) - set(train_classes.tolist()))

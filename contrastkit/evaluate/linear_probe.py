@@ -45,6 +45,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from contrastkit.evaluate._inputs import to_numpy
+from contrastkit.evaluate._text import readable
 
 __all__ = ["DEFAULT_CS", "LinearProbe", "ProbeResult", "fit_linear_probe", "linear_probe_accuracy", "middle_c"]
 
@@ -125,10 +126,11 @@ class LinearProbe:
 
 
 def class_label(class_id: int, class_names: Sequence[str] | None = None) -> str:
-    """How notes name a class: ``0`` by id, or ``'cat'`` when ``class_names`` (indexed by id) is given."""
+    """How notes name a class: ``0`` by id, or ``'cat'`` when ``class_names`` (indexed by id) is given; a folder
+    name's undecodable bytes as ``\\xff`` escapes (:func:`~contrastkit.evaluate._text.readable`)."""
     class_id = int(class_id)
     if class_names is not None and 0 <= class_id < len(class_names):
-        return repr(str(class_names[class_id]))
+        return f"'{readable(class_names[class_id])}'"
     return str(class_id)
 
 

@@ -10,7 +10,9 @@ stratified 5-fold CV on the train split; the test split is only scored):
 
 With an augmentation it also measures alignment and uniformity (Wang & Isola 2020) of the trained features on
 two augmented views of the test inputs. Every departure from the protocol (k lowered, fewer folds, a probe
-skipped) is a sentence in ``notes``.
+skipped) is a sentence in ``notes``, and so is every score that measures nothing because the features are all one
+point (a collapsed representation, or constant inputs; :mod:`contrastkit.evaluate.degenerate`): kNN, the probe,
+Recall@1, alignment / uniformity, trustworthiness (None then).
 
 Sequences with frame labels (speech: speakers and 10 ms phones) evaluated with a method that has
 ``frame_features(x) -> (N, T', D)`` (CPC) also get the CPC paper's two probes
@@ -34,6 +36,7 @@ from torch import Tensor, nn
 from contrastkit.data.containers import DatasetSplits
 from contrastkit.data.stream import ImageFiles, iterate_inputs
 from contrastkit.evaluate.alignment import alignment_uniformity
+from contrastkit.evaluate.degenerate import is_collapsed
 from contrastkit.evaluate.features import embed_inputs, evaluate_features, raw_features
 from contrastkit.evaluate.retrieval import recall_at_1
 
@@ -100,6 +103,9 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
         metrics.update(results=results, linear_acc=trained["linear_accuracy"], knn_acc=trained["knn_accuracy"])
         if len(test_x) >= 2:  # Recall@1 on the held-out split (contrastkit.evaluate.retrieval)
             metrics["recall_at_1"] = trained["recall_at_1"] = recall_at_1(test_features, test_y)
+            if is_collapsed(test_features):
+                notes.append("Recall@1: the trained test features are all one point, so every nearest neighbour is "
+                             "a tie (the lowest index wins)")
             if "random_init" in results:
                 results["random_init"]["recall_at_1"] = recall_at_1(method_features(random_method, test_x, device),
                                                                     test_y)
@@ -120,10 +126,15 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
     elif getattr(method, "is_map", False) and len(test_x) >= 5:  # a learned low-dimensional map (DrLIM)
         from contrastkit.evaluate.maps import map_trustworthiness
 
-        metrics.update(map_trustworthiness(train_x, test_x, method_features(method, test_x, device)))
+        scores = map_trustworthiness(train_x, test_x, method_features(method, test_x, device))
+        notes.extend(scores.pop("notes"))
+        metrics.update(scores)
     if augment is not None and len(test_x) >= 2:
-        metrics["alignment_uniformity"] = alignment_uniformity(*_two_views(method, augment, test_x,
-                                                                           device or _device_of(method), seed + 1))
+        views = _two_views(method, augment, test_x, device or _device_of(method), seed + 1)
+        metrics["alignment_uniformity"] = alignment_uniformity(*views)
+        if all(is_collapsed(view) for view in views):
+            notes.append("alignment / uniformity: both views' features are all one point (a collapse): alignment 0 "
+                         "is then trivial, and uniformity 0 is its worst value")
     elif augment is not None:
         notes.append("fewer than 2 test samples: alignment / uniformity skipped")
     metrics["notes"] = notes

@@ -2,13 +2,21 @@
 
 Figures are built with :class:`matplotlib.figure.Figure` and an Agg canvas directly, never through
 ``pyplot``: no window opens, and the process-wide backend a user chose (e.g. in a notebook) is left alone.
+
+A 2-D map is drawn only from features it can be drawn from (:func:`~contrastkit.evaluate.degenerate.map_problem`:
+enough points, finite, not all one point); otherwise :class:`~contrastkit.evaluate.degenerate.DegenerateFeaturesError`
+says why, before t-SNE or PCA runs (t-SNE dies natively on collapsed features). Text from the user's files (class
+names, titles, CSV columns) is drawn as written, with undecodable file-name bytes as ``\\xff`` escapes and ``$``
+kept literal (:func:`_label`).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -18,8 +26,10 @@ from matplotlib.figure import Figure
 from threadpoolctl import threadpool_limits
 
 from contrastkit.evaluate._inputs import to_numpy
+from contrastkit.evaluate._text import readable
+from contrastkit.evaluate.degenerate import DegenerateFeaturesError, centred_unit_scale, map_problem, rank_one_floor
 
-__all__ = ["embed_2d", "plot_embedding_2d", "plot_training_curves", "plot_triplet_states"]
+__all__ = ["embed_2d", "plot_embedding_2d", "plot_training_curves", "plot_triplet_states", "read_training_log"]
 
 _METHODS = ("tsne", "pca", "identity")
 
@@ -30,26 +40,41 @@ def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0, threads:
     t-SNE's perplexity is ``min(30, (N - 1) / 3)`` so that small sets work too. ``threads`` caps the
     OpenMP / BLAS threads (``None``: library default); one thread by default because t-SNE's
     multi-threaded loops slowed down several-fold on a busy 2-core machine.
+
+    t-SNE and PCA see the features centred and divided by their largest centred magnitude
+    (:func:`~contrastkit.evaluate.degenerate.centred_unit_scale`; neither map depends on the shift, the factor
+    only scales the map), so features of any magnitude work. Features no map can be drawn from -- fewer than 3
+    points, NaN/Inf, one dimension, all one point, or (PCA) a single direction of variation -- raise
+    :class:`~contrastkit.evaluate.degenerate.DegenerateFeaturesError` (a ``ValueError``) before t-SNE or PCA runs.
     """
     where = "embed_2d"
     if method not in _METHODS:
         raise ValueError(f"{where}: `method` must be one of {_METHODS}, got {method!r}")
-    x = np.asarray(features, dtype=np.float64)
+    x = np.asarray(features)
+    if x.ndim != 2:
+        raise ValueError(f"{where}: `features` must be (N, F), got shape {x.shape}")
+    if method == "identity" and x.shape[1] != 2:
+        raise ValueError(f"{where}: method 'identity' needs 2-D features, got shape {x.shape}")
+    problem = map_problem(x, method)
+    if problem is not None:
+        raise DegenerateFeaturesError(where, method, problem)
     if method == "identity":
-        if x.shape[1] != 2:
-            raise ValueError(f"{where}: method 'identity' needs 2-D features, got shape {x.shape}")
-        return x
-    if x.shape[0] < 3:
-        raise ValueError(f"{where}: {method} needs at least 3 points, got {x.shape[0]}")
+        return x.astype(np.float64)
+    unit = centred_unit_scale(x)  # (N, F) float64, centred, max |value| = 1
     with threadpool_limits(limits=threads):
         if method == "pca":
             from sklearn.decomposition import PCA
 
-            return PCA(n_components=2, random_state=seed).fit_transform(x)
+            pca = PCA(n_components=2, random_state=seed).fit(unit)
+            first, second = pca.explained_variance_
+            if not second > rank_one_floor(x.dtype) * first:  # the second axis would be rounding noise
+                raise DegenerateFeaturesError(where, method, "the features vary along a single direction (rank 1): "
+                                                             "the second axis would show rounding noise")
+            return pca.transform(unit)
         from sklearn.manifold import TSNE
 
         perplexity = float(min(30.0, (x.shape[0] - 1) / 3))
-        return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
+        return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(unit)
 
 
 def plot_embedding_2d(features: object, labels: object, path: str | Path, title: str | None = None,
@@ -59,7 +84,9 @@ def plot_embedding_2d(features: object, labels: object, path: str | Path, title:
 
     ``method``: ``"tsne"`` (default), ``"pca"`` or ``"identity"`` (features already 2-D, e.g. DrLIM maps).
     At most ``max_points`` points are drawn, a seeded random subset of the rows when there are more
-    (t-SNE is quadratic in N). One legend entry per class. Returns the plotted (n, 2) coordinates.
+    (t-SNE is quadratic in N). One legend entry per class, named by ``class_names`` (indexed by class id) when
+    given. Returns the plotted (n, 2) coordinates. Features no map can be drawn from raise
+    :class:`~contrastkit.evaluate.degenerate.DegenerateFeaturesError` (see :func:`embed_2d`); nothing is written.
     """
     where = "plot_embedding_2d"
     x = to_numpy(features, "features", where)
@@ -69,7 +96,8 @@ def plot_embedding_2d(features: object, labels: object, path: str | Path, title:
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"{where}: `labels` must have shape ({x.shape[0]},), got {y.shape}")
     if not np.isfinite(x).all():
-        raise ValueError(f"{where}: `features` holds NaN/Inf values")
+        raise DegenerateFeaturesError(where, method, f"the features hold {int((~np.isfinite(x)).sum())} NaN/Inf "
+                                                     f"value(s)")
     if max_points is not None and x.shape[0] > max_points:
         keep = np.sort(np.random.default_rng(seed).choice(x.shape[0], size=max_points, replace=False))
         x, y = x[keep], y[keep]
@@ -87,11 +115,12 @@ def plot_embedding_2d(features: object, labels: object, path: str | Path, title:
     for index, cls in enumerate(classes):
         chosen = y == cls
         colour = colormap(index if classes.size <= 20 else index / max(classes.size - 1, 1))
-        name = class_names[int(cls)] if class_names is not None else str(cls)
-        axes.scatter(coords[chosen, 0], coords[chosen, 1], s=6, color=colour, label=name, alpha=0.8, linewidths=0)
+        name = class_names[int(cls)] if class_names is not None else cls
+        axes.scatter(coords[chosen, 0], coords[chosen, 1], s=6, color=colour, label=_label(name), alpha=0.8,
+                     linewidths=0)
     axes.legend(title="class", markerscale=3, fontsize="small", loc="best",
                 ncol=1 if classes.size <= 12 else 2)
-    axes.set_title(title if title is not None else f"{method} of {x.shape[0]} embeddings")
+    axes.set_title(_label(title) if title is not None else f"{method} of {x.shape[0]} embeddings")
     axes.set_xticks([])
     axes.set_yticks([])
     figure.tight_layout()
@@ -104,18 +133,18 @@ def plot_training_curves(csv_path: str | Path, png_path: str | Path, title: str 
 
     The CSV has a header with at least ``step`` and ``loss`` (e.g. ``step,epoch,loss,lr,...``). One
     panel per column (``loss`` first, then ``lr``, then the rest in file order); ``epoch`` is not
-    plotted; empty or non-numeric cells are skipped (a metric logged only at some steps plots as
-    points at those steps).
+    plotted; empty, non-numeric, non-finite cells and those beyond ``1e300`` in magnitude are skipped (a metric
+    logged only at some steps plots as points at those steps). A file that is not such a CSV is a one-line
+    ``ValueError`` naming it (:func:`read_training_log`).
     """
     where = "plot_training_curves"
-    with open(csv_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_training_log(csv_path, where)
     if not rows:
         raise ValueError(f"{where}: {csv_path} has no data rows")
     header = list(rows[0].keys())
     for required in ("step", "loss"):
         if required not in header:
-            raise ValueError(f"{where}: {csv_path} needs a `{required}` column, has {header}")
+            raise ValueError(f"{where}: {csv_path} needs a `{required}` column, has {_columns(header)}")
     columns = ["loss"] + (["lr"] if "lr" in header else [])
     columns += [c for c in header if c not in ("step", "epoch", "loss", "lr")]
     series = {}
@@ -137,10 +166,10 @@ def plot_training_curves(csv_path: str | Path, png_path: str | Path, title: str 
         style = "-" if points.shape[0] > 20 else "o-"
         axes.plot(points[:, 0], points[:, 1], style, markersize=3, linewidth=1)
         axes.set_xlabel("step")
-        axes.set_ylabel(column)
+        axes.set_ylabel(_label(column))
         axes.grid(alpha=0.3)
     if title is not None:
-        figure.suptitle(title)
+        figure.suptitle(_label(title))
     figure.tight_layout()
     _save(figure, png_path)
     return list(series)
@@ -157,7 +186,7 @@ def plot_prediction_accuracy(accuracy: list[float], png_path: str | Path, title:
     axes.set_xticks(steps)
     axes.grid(alpha=0.3)
     if title is not None:
-        axes.set_title(title)
+        axes.set_title(_label(title))
     figure.tight_layout()
     _save(figure, png_path)
 
@@ -171,8 +200,7 @@ TRIPLET_STATE_COLUMNS = {"frac_hard": "hard: d(a,n) < d(a,p)",
 def plot_triplet_states(csv_path: str | Path, png_path: str | Path, title: str | None = None) -> None:
     """The shares of hard / semi-hard / easy triplets in each logged batch against the step, one panel
     (the triplet method's ``frac_hard``, ``frac_semihard``, ``frac_easy`` columns of ``train_log.csv``)."""
-    with open(csv_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_training_log(csv_path, "plot_triplet_states")
     missing = [c for c in TRIPLET_STATE_COLUMNS if not rows or c not in rows[0]]
     if missing:
         raise ValueError(f"plot_triplet_states: {csv_path} has no rows with the columns {missing}")
@@ -190,19 +218,73 @@ def plot_triplet_states(csv_path: str | Path, png_path: str | Path, title: str |
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     if title is not None:
-        axes.set_title(title, fontsize=10)
+        axes.set_title(_label(title), fontsize=10)
     figure.tight_layout()
     _save(figure, png_path)
 
 
+def read_training_log(csv_path: str | Path, where: str = "read_training_log") -> list[dict[str, Any]]:
+    """The rows of a training log (UTF-8 CSV: a header such as ``step,epoch,loss,lr`` and one line per logged step)
+    as dicts keyed by the header. A file that is not such text -- binary, another encoding, a line the csv
+    module refuses -- is a ``ValueError`` of one line that names the file and the line."""
+    path = Path(csv_path)
+    expected = "expected the CSV text the trainer writes (a header such as `step,epoch,loss,lr`, one line per step)"
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            return list(reader)
+        except UnicodeDecodeError:
+            line, byte = _first_undecodable(path)
+            raise ValueError(f"{where}: {readable(path)} is not a text CSV: line {line} holds bytes that are not "
+                             f"UTF-8 (0x{byte:02x}; a binary file?); {expected}") from None
+        except csv.Error as exc:
+            raise ValueError(f"{where}: {readable(path)} line {reader.reader.line_num} is not CSV ({exc}); "
+                             f"{expected}") from None
+
+
+def _first_undecodable(path: Path, chunk: int = 1 << 20) -> tuple[int, int]:
+    """(line, byte value) of the first byte of ``path`` that is not UTF-8, read ``chunk`` bytes at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 1
+    with open(path, "rb") as handle:
+        while True:
+            data = handle.read(chunk)
+            try:
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                pending = len(exc.object) - len(data)  # bytes of a character split across the previous chunk
+                return lines + exc.object.count(b"\n", pending, max(exc.start, pending)), exc.object[exc.start]
+            if not data:
+                return lines, 0
+            lines += data.count(b"\n")
+
+
+def _columns(header: list[Any], shown: int = 8) -> str:
+    """The header's columns for an error message: at most ``shown``, each cut to 30 characters."""
+    names = [repr(readable(c)[:30]) for c in header[:shown]]
+    return "[" + ", ".join(names) + (f", ... ({len(header)} columns)" if len(header) > shown else "") + "]"
+
+
+def _label(text: object) -> str:
+    """Text from the user's files as matplotlib draws it literally: undecodable file-name bytes as escapes
+    (:func:`~contrastkit.evaluate._text.readable`), ``$`` escaped so that no mathtext is parsed."""
+    return readable(text).replace("$", r"\$")
+
+
+#: cells of larger magnitude are not plotted: matplotlib's axis arithmetic overflows near the float64 limit
+LARGEST_PLOTTED = 1e300
+
+
 def _number(text: str | None) -> float | None:
+    """A log cell as a number to plot; None for an empty, non-numeric or non-finite cell, or one beyond
+    :data:`LARGEST_PLOTTED` in magnitude."""
     if text is None or text.strip() == "":
         return None
     try:
         value = float(text)
     except ValueError:
         return None
-    return value if math.isfinite(value) else None
+    return value if abs(value) <= LARGEST_PLOTTED else None  # also False for NaN
 
 
 def _colormap(name: str) -> Colormap:

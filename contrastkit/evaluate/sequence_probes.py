@@ -64,6 +64,7 @@ from threadpoolctl import threadpool_limits
 from contrastkit.data.containers import UNLABELLED, ArrayDataset, DatasetSplits
 from contrastkit.evaluate._inputs import to_numpy
 from contrastkit.evaluate.audio_features import log_mel, mfcc
+from contrastkit.evaluate.degenerate import is_collapsed
 from contrastkit.evaluate.linear_probe import DEFAULT_CS, class_label, linear_probe_accuracy, middle_c
 
 __all__ = ["DEFAULT_MAX_TRAIN_FRAMES", "DEFAULT_PHONE_C", "PHONE_CS", "align_frames", "log_mel_features",
@@ -120,6 +121,9 @@ def _unseen_note(train_y: np.ndarray, test_y: np.ndarray, what: str,
     return [f"test {what} class(es) {named} never occur in the train frames used: no probe can predict them"]
 
 
+#: what features that are all one point usually mean (contrastkit.evaluate.degenerate)
+_COLLAPSE = "a collapsed representation, or constant inputs"
+
 # ------------------------------------------------------------------------------------------- speaker
 
 
@@ -166,6 +170,9 @@ def speaker_probe(train_feats: object, train_labels: object, test_feats: object,
         notes.append("speaker probe skipped: no labelled test utterance")
     else:
         notes.extend(_unseen_note(train_y, test_y, "speaker", class_names))
+        if is_collapsed(train):
+            notes.append(f"speaker probe: the {train.shape[0]} train utterances' pooled features are all one point "
+                         f"({_COLLAPSE}): the probe sees no signal, so its accuracy is a guess")
         probe = linear_probe_accuracy(train, train_y, test, test_y, seed=seed, Cs=Cs, folds=folds,
                                       threads=threads, class_names=class_names)
         result.update(accuracy=probe.accuracy, C=probe.C, cv_accuracy=probe.cv_accuracy, folds=probe.folds)
@@ -273,6 +280,9 @@ def phone_probe(train_frames: object, train_frame_labels: object, test_frames: o
         notes.append("phone probe skipped: no labelled test frame")
     else:
         notes.extend(_unseen_note(y, scored_y, "frame", class_names))
+        if is_collapsed(train_x.reshape(-1, flat_dim)[labelled]):  # in the features' own precision
+            notes.append(f"phone probe: the {y.size} train frames' features are all one point ({_COLLAPSE}): the "
+                         f"probe sees no signal, so its accuracy is a guess")
         grid = sorted(float(c) for c in Cs)
         with warnings.catch_warnings(), threadpool_limits(limits=threads, user_api="blas"):
             warnings.simplefilter("ignore", ConvergenceWarning)  # recorded in `converged` instead

@@ -69,3 +69,56 @@ def test_training_curves(tmp_path: Path) -> None:
     empty.write_text("step,loss\n")
     with pytest.raises(ValueError, match="no data rows"):
         plot_training_curves(empty, tmp_path / "empty.png")
+
+
+def test_class_names_from_any_folder_name_are_drawn_as_written(tmp_path: Path, monkeypatch) -> None:
+    # a POSIX folder named b"\xff\xfe" reaches Python as "\udcff\udcfe"; matplotlib's fonts refused it, and a
+    # name between dollar signs was parsed as (broken) mathtext
+    import contrastkit.evaluate.plots as plots
+
+    figures = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda figure, path: (figures.append(figure), save(figure, path)))
+    rng = np.random.default_rng(2)
+    names = ["\udcff\udcfe", "caf\udce9", r"$\foo$", "café"]
+    path = tmp_path / "names.png"
+    plot_embedding_2d(rng.normal(size=(20, 2)), np.arange(20) % 4, path, method="identity", class_names=names,
+                      title="data/\udcff: map")
+    assert _is_png(path)
+    axes = figures[0].axes[0]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["\\xff\\xfe", "caf\\xe9", r"\$\foo\$", "café"]
+    assert axes.get_title() == "data/\\xff: map"
+
+
+def test_readable_shows_undecodable_bytes_and_control_characters_as_escapes() -> None:
+    from contrastkit.evaluate._text import readable
+
+    assert readable("\udcff\udcfe") == "\\xff\\xfe"  # os.fsdecode(b"\xff\xfe")
+    assert readable("caf\udce9") == "caf\\xe9" and readable("café") == "café"
+    assert readable("\ud800x") == "\\ud800x"  # a lone surrogate that is no escaped byte
+    assert readable("a\nb\x7f") == "a\\x0ab\\x7f"  # one line
+
+
+def test_training_curves_skip_cells_no_axis_can_span(tmp_path: Path) -> None:
+    csv_path = tmp_path / "log.csv"
+    # a loss of +-1e308 overflowed matplotlib's tick arithmetic ("arange: cannot compute length")
+    csv_path.write_text("step,loss,lr,nothing\n1,1e308,0.1,nan\n2,-1e308,0.1,inf\n3,2.5,0.1,\n4,2.0,0.1,x\n")
+    assert plot_training_curves(csv_path, tmp_path / "curves.png") == ["loss", "lr"]
+    assert _is_png(tmp_path / "curves.png")
+
+
+def test_a_training_log_that_is_not_csv_text_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    from contrastkit.evaluate.plots import read_training_log
+
+    log = tmp_path / "train_log.csv"
+    log.write_bytes(b"step,loss\n" + b"1,2.0\n" * 100_000 + b"2,\xff\n")  # the bad byte far past the first read
+    with pytest.raises(ValueError) as caught:
+        plot_training_curves(log, tmp_path / "curves.png")
+    assert str(caught.value) == (f"plot_training_curves: {log} is not a text CSV: line 100002 holds bytes that are "
+                                 f"not UTF-8 (0xff; a binary file?); expected the CSV text the trainer writes (a "
+                                 f"header such as `step,epoch,loss,lr`, one line per step)")
+    log.write_text("hello world\nthis is no log\n")
+    with pytest.raises(ValueError, match=r"needs a `step` column, has \['hello world'\]"):
+        plot_training_curves(log, tmp_path / "curves.png")
+    log.write_text("step,loss\n1,2\n")
+    assert read_training_log(log) == [{"step": "1", "loss": "2"}]
