@@ -10,7 +10,7 @@ named groups, on by default, that can be switched off by name -- never more than
 
 :func:`checks_disabled` (a context manager) and :func:`set_checks` take the group names; with no names they
 apply to every group. Shape and dtype checks never synchronise and are always on. The trainer switches the
-three groups off inside a step on an accelerator (the loss is checked for NaN at every log line instead).
+three groups off inside a step on an accelerator (the loss is checked for NaN / Inf once per step instead).
 """
 
 from __future__ import annotations

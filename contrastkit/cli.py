@@ -125,14 +125,21 @@ def _given_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
 
 
 def _train_config(args: argparse.Namespace):
+    """The checked settings of ``train``; with ``--resume`` the run folder's own (its ``checkpoint.pt``'s, which
+    ``config.yaml`` must agree with), then the command line's. A folder another training holds, and a resume of a
+    folder without a checkpoint, are refused here, before any data is loaded."""
     from contrastkit.config import RESUMABLE_CHANGES, TrainConfig
     from contrastkit.methods.registry import method_settings
-    from contrastkit.runfolder import check_output_folder, read_saved_config
+    from contrastkit.runfolder import check_output_folder, check_resumable, read_saved_config
+    from contrastkit.runlock import check_not_held
 
     values, sources, options, option_sources = _given_settings(args)
     if args.resume:
         out = values.get("out") or f"runs/{values.get('method', 'simclr')}"
-        saved = read_saved_config(check_output_folder(out))
+        folder = check_output_folder(out)
+        check_not_held(folder)
+        check_resumable(folder)
+        saved = read_saved_config(folder)
         given = (set(values) | set(options)) - {"out", *RESUMABLE_CHANGES}
         if saved is None and not given:
             raise FileNotFoundError(f"--resume: {out} holds no run to continue (no checkpoint.pt or config.yaml); "
@@ -146,6 +153,8 @@ def _train_config(args: argparse.Namespace):
             option_sources = {**{k: where for k in saved_options}, **option_sources}
     config = TrainConfig.from_dict(values, where="settings", sources=sources)
     method_settings(config.method, options, sources=option_sources, where="method settings")
+    if not args.resume:
+        check_not_held(check_output_folder(config.out or f"runs/{config.method}"))
     return config.replace(method_options=options)
 
 

@@ -12,21 +12,71 @@ from tqdm.auto import tqdm
 
 from contrastkit.runfolder import write_text_atomic
 
-__all__ = ["RunLog"]
+__all__ = ["COLUMNS", "LogFileError", "RunLog", "read_log"]
 
 COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s", "elapsed_s", "temperature")
+
+
+class LogFileError(ValueError):
+    """A ``train_log.csv`` that is not a training log written by contrastkit (binary, not CSV, no step column)."""
+
+
+def read_log(path: Path) -> tuple[tuple[str, ...], list[dict[str, str]]]:
+    """The columns of the log at ``path`` and its complete rows (a process killed while writing may have left a
+    cut last line, without its newline or with fields missing: it is left out). An empty file, or one with no
+    complete line, has no columns and no rows.
+
+    Raises :class:`LogFileError` naming the file when it is not text, not CSV, or has no ``step`` / ``loss``
+    columns."""
+    where = f"{path} is not a training log of contrastkit"
+    try:
+        with path.open(encoding="utf-8", newline="") as f:  # newline="": the rows are rewritten byte for byte
+            text = f.read()
+    except UnicodeDecodeError:
+        text = "\x00"  # reported as binary below
+    if "\x00" in text:
+        raise LogFileError(f"{where}: it is not UTF-8 text (a binary file?); move it away to resume without the "
+                           f"earlier rows, or start over with --overwrite")
+    text = text[:text.rfind("\n") + 1]  # a last line without its newline was cut by a kill while writing
+    if not text:
+        return (), []  # nothing, or a header cut before its end: no row was written
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        columns = tuple(reader.fieldnames or ())
+        if "step" not in columns or "loss" not in columns:
+            raise LogFileError(f"{where}: its first line {text.splitlines()[0][:80]!r} does not name the columns "
+                               f"'step' and 'loss'; move it away to resume without the earlier rows, or start "
+                               f"over with --overwrite")
+        rows = [row for row in reader if None not in row.values() and None not in row]  # cut: missing / extra
+    except csv.Error as exc:  # e.g. a field longer than the csv module's limit (line_num: the lines read before)
+        raise LogFileError(f"{where}: line {reader.line_num + 1}: {exc}; move it away to resume without the earlier "
+                           f"rows, or start over with --overwrite") from None
+    return columns, rows
+
+
+def _within(row: dict[str, str], step: int) -> bool:
+    """Whether a row read back is a whole row of a step up to ``step`` (not a number cut in the middle)."""
+    try:
+        return int(row["step"]) <= step and math.isfinite(float(row["loss"]))
+    except ValueError:
+        return False
 
 
 class RunLog:
     """Appends rows to ``DIR/train_log.csv`` (resumed runs keep appending, rows after the resume point
     are dropped first), mirrors them to TensorBoard under ``DIR/tensorboard`` if ``tensorboard`` is
     installed, and drives a progress bar showing loss and images/s. ``extra_columns`` are a method's own
-    scalars (its ``log_keys``, e.g. CPC's prediction accuracy per step ahead), after the fixed columns."""
+    scalars (its ``log_keys``, e.g. CPC's prediction accuracy per step ahead), after the fixed columns.
+
+    A resume whose method logs other scalars than the earlier sessions (a plugin that gained or lost one) keeps
+    every earlier row: the file's columns become the union -- its own, in their order, then the new ones -- and
+    a cell whose value was not logged in that session is empty."""
 
     def __init__(self, out_dir: Path, total_steps: int, start_step: int = 0, progress: bool = True,
                  enabled: bool = True, extra_columns: tuple[str, ...] = ()) -> None:
         self.enabled = enabled
         self.columns = COLUMNS + tuple(c for c in extra_columns if c not in COLUMNS)
+        self.extra_columns = self.columns[len(COLUMNS):]
         self.path = out_dir / "train_log.csv"
         self.bar = tqdm(total=total_steps, initial=start_step, disable=not (progress and enabled),
                         dynamic_ncols=True, unit="step")
@@ -49,20 +99,13 @@ class RunLog:
 
     def _truncate_after(self, step: int) -> None:
         """Keep only complete rows up to ``step``: a resume replays the steps after its checkpoint, and a
-        process killed while writing may have left a partial last line."""
+        process killed while writing may have left a partial last line. The columns become the union of the
+        file's and this session's (class docstring)."""
         if not self.path.exists():
             return
-        rows = []
-        with self.path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                if None in row.values() or None in row or len(row) != len(self.columns):
-                    continue  # a cut line: missing or extra fields
-                try:
-                    keep = int(row["step"]) <= step and math.isfinite(float(row["loss"]))
-                except ValueError:  # a number cut in the middle
-                    keep = False
-                if keep:
-                    rows.append(row)
+        columns, rows = read_log(self.path)
+        self.columns = tuple(dict.fromkeys((*columns, *self.columns)))
+        rows = [row for row in rows if _within(row, step)]
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=self.columns)
         writer.writeheader()
@@ -78,7 +121,7 @@ class RunLog:
         self.csv.writerow(row)
         self.file.flush()
         if self.writer is not None:
-            for key in ("loss", "lr", "images_per_s", "temperature", *self.columns[len(COLUMNS):]):
+            for key in ("loss", "lr", "images_per_s", "temperature", *self.extra_columns):
                 if row.get(key) is not None:
                     self.writer.add_scalar(f"train/{key}", row[key], row["step"])
 

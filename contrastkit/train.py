@@ -12,6 +12,10 @@ path sets up the run: the device, the CPU thread count, the output folder and it
   checkpointed generator, optimizer, scheduler, method state (queue, bank, momentum encoder) and RNG states,
   a resumed run continues with exactly the losses of an uninterrupted one (on the CPU).
 * A checkpoint is written at the end of every epoch (and every ``checkpoint_every`` steps), atomically.
+* One training at a time in a run folder: :meth:`Trainer.fit` holds its lock (:mod:`contrastkit.runlock`) from
+  before it clears or reads anything there until it returns; a second training there is refused naming the first.
+* A non-finite loss stops the run at once, before that step's backward, optimizer step and after-step updates,
+  with a ``FloatingPointError`` that names the step and the checkpoint on disk (if any).
 * bf16 autocast and channels_last on a GPU, and on CPUs with native bf16 (AVX512-BF16 / AMX); fp32 elsewhere
   (``precision`` / ``channels_last``; ``benchmarks/precision_bench.py`` measures the gain).
 
@@ -74,12 +78,21 @@ from contrastkit.distributed import (
     threads_per_process,
     world_size,
 )
-from contrastkit.methods.base import check_method
-from contrastkit.methods.registry import GENERIC_TRAINING_DEFAULTS, find_method
+from contrastkit.methods.base import Method, check_method
+from contrastkit.methods.registry import BUILT_AS, GENERIC_TRAINING_DEFAULTS, find_method
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
 from contrastkit.run import Run, build_run, check_batching, fill_training_defaults, resolve_config
-from contrastkit.runfolder import CHECKPOINT_NAME, CONFIG_NAME, prepare_run_folder, write_text_atomic
-from contrastkit.runlog import RunLog
+from contrastkit.runfolder import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    LOG_NAME,
+    check_config_yaml,
+    check_output_folder,
+    prepare_run_folder,
+    write_text_atomic,
+)
+from contrastkit.runlock import RunLock
+from contrastkit.runlog import RunLog, read_log
 from contrastkit.settings import SettingsError
 
 __all__ = ["CHECKPOINT_NAME", "Run", "Trainer", "build_run", "resolve_config", "resolve_device"]
@@ -127,11 +140,48 @@ def _collective_failure(exc: BaseException) -> bool:
     return isinstance(exc, dist.DistError) or any(word in text for word in _COLLECTIVE_FAILURE_WORDS)
 
 
+def _class_built_by(name: str) -> type | None:
+    """The class that the registered method ``name``'s builder says it returns (its return annotation), when it
+    names one more specific than ``nn.Module`` / ``Method``; None when unknown (e.g. a lambda)."""
+    entry = find_method(name)
+    if entry is None:
+        return None
+    try:
+        annotation = inspect.signature(entry.build).return_annotation
+    except (TypeError, ValueError):
+        return None
+    if isinstance(annotation, str):  # postponed annotations: a plain name in the builder's module, never evaluated
+        annotation = getattr(entry.build, "__globals__", {}).get(annotation) if annotation.isidentifier() else None
+    if isinstance(annotation, type) and issubclass(annotation, nn.Module) and annotation not in (nn.Module, Method):
+        return annotation
+    return None
+
+
+def _check_method_name(method: nn.Module, name: str) -> None:
+    """Refuse a config whose ``method`` names another method than the one given: one built by
+    :func:`~contrastkit.methods.registry.build_method` under another name, or of another class than the
+    registered ``name`` builds. A hand-built method of a name whose class is unknown is taken as named."""
+    built_as = getattr(method, BUILT_AS, None)
+    if built_as is not None and built_as != name:
+        raise SettingsError(f"the config names method {name!r} but the method given was built as {built_as!r} "
+                            f"(build_method({built_as!r}, ...)); set TrainConfig(method={built_as!r}), or pass the "
+                            f"method that {name!r} builds")
+    expected = _class_built_by(name) if built_as is None else None
+    if expected is not None and not isinstance(method, expected):
+        raise SettingsError(f"the config names method {name!r}, which builds a {expected.__name__}, but the method "
+                            f"given is a {type(method).__name__}; name your own method in TrainConfig(method=...) "
+                            f"(e.g. {type(method).__name__.lower()!r})")
+
+
 def _config_for_parts(config: TrainConfig | None, method: nn.Module, data: DatasetSplits) -> TrainConfig:
     """The config of a run built from parts: unset training fields take the registered method's defaults when
-    ``config.method`` names one, else the generic ones; method settings belong to the method already built."""
+    ``config.method`` names one, else the generic ones; method settings belong to the method already built.
+    ``config.method`` must be the method given (:func:`_check_method_name`); without a config it is the name the
+    method was built under, else its class name."""
     if config is None:
-        config = TrainConfig(method=type(method).__name__.lower(), data=data.name, out=None)
+        name = getattr(method, BUILT_AS, None) or type(method).__name__.lower()
+        config = TrainConfig(method=name, data=data.name, out=None)
+    _check_method_name(method, config.method)
     if config.method_options:
         raise SettingsError("method_options configure a method built by name; this trainer was given a built "
                             "method (set its options when you build it)")
@@ -199,6 +249,9 @@ class Trainer:
         self.train_seconds = 0.0  # time spent in training steps, over all resumed sessions
         self._stop_reason: str | None = None
         self._load_notes: list[str] = []
+        #: the step of ``out/checkpoint.pt`` as this trainer last wrote or read it (None: none yet)
+        self.checkpoint_step: int | None = None
+        self._lock: RunLock | None = None  # held by rank 0 during fit()
         self._loader: StreamLoader | None = None  # streamed data: built on the first epoch of fit()
         local = local_world_size() if self.world > 1 else 1
         #: decoding worker processes of this process when the data is streamed from disk (None: in memory)
@@ -315,13 +368,20 @@ class Trainer:
         path = Path(path or self.out / CHECKPOINT_NAME)
         state = self.state()
         self._on_rank0(lambda: save_checkpoint(path, state), "save the checkpoint")
+        if path == self.out / CHECKPOINT_NAME:
+            self.checkpoint_step = self.step
         return path
 
     def load(self, path: Path | None = None) -> None:
-        """Restore every piece of state from a checkpoint of the same configuration and data."""
+        """Restore every piece of state from a checkpoint of the same configuration and data (by default the
+        run folder's, whose ``config.yaml`` must then agree with it:
+        :func:`~contrastkit.runfolder.check_config_yaml`)."""
+        own = path is None
         path = path or self.out / CHECKPOINT_NAME
         self._load_notes = []
         ckpt = load_checkpoint(path, map_location=self.device)
+        if own:
+            check_config_yaml(self.out, dict(ckpt["config"]))
         saved, current = dict(ckpt["config"]), self.config.to_dict()
         diff = sorted(k for k in set(saved) | set(current)
                       if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
@@ -345,6 +405,8 @@ class Trainer:
         if not 0 <= self.step <= self.total_steps:
             raise CheckpointError(f"{path} is at step {self.step}, beyond this run's {self.total_steps} steps "
                                   f"({self.config.epochs} epochs); raise --epochs to continue it")
+        if own:
+            self.checkpoint_step = self.step
 
     def _restore_rng(self, ckpt: dict[str, Any]) -> None:
         """Rank r takes the RNG states saved for rank r (rank 0's are ``rng``, a single-process checkpoint's only
@@ -382,12 +444,12 @@ class Trainer:
         self.method.train()
         batch = self.batches(index, self.generator, inputs)
         # On an accelerator these checks would synchronise every step (sampled ids are in range by construction,
-        # a learnable temperature is clamped); the loss is checked at every log line instead (a FloatingPointError;
-        # the last checkpoint stays intact).
+        # a learnable temperature is clamped); the loss itself is checked once per step below.
         synchronising = ("values", "index_range", "temperature")
         checks = checks_disabled(*synchronising) if self.device.type != "cpu" else contextlib.nullcontext()
         with checks, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             out = self.model(batch)  # forward: through the DDP wrapper under a process group
+        self._check_finite(out.loss)  # before backward: a non-finite loss changes nothing
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.optimizer.step()
@@ -398,6 +460,30 @@ class Trainer:
             self.method.after_step(out)
         self.step += 1
         return out.logs
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Stop at the first non-finite loss, before its backward, optimizer step and ``after_step``: nothing of
+        that step is applied. A ``FloatingPointError`` names the step and what is on disk.
+
+        Reading the flag back costs one device synchronisation per step on an accelerator (as AMP's GradScaler
+        does for its inf check); accepted: a NaN noticed only at the next log line would have been applied to the
+        weights, the optimizer state and the queue / bank for several steps. Under a process group the flags are
+        all-reduced, so every process stops at the same step (none waits in a backward the others skipped)."""
+        bad = ~torch.isfinite(loss.detach()).all()  # () bool, on the device
+        if self.world > 1:
+            flag = bad.to(device=self._collective_device(), dtype=torch.int32).reshape(1)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            bad = flag[0]
+        if not bool(bad):  # the synchronisation
+            return
+        value = float(loss.detach().float().reshape(-1)[0]) if loss.numel() else float("nan")
+        what = f"the loss became {value}" if not math.isfinite(value) else "another process's loss became non-finite"
+        if self.checkpoint_step is not None:
+            on_disk = f"{self.out / CHECKPOINT_NAME} at step {self.checkpoint_step} is intact"
+        else:
+            on_disk = f"no checkpoint was written yet in {self.out} (the run stopped before its first checkpoint)"
+        raise FloatingPointError(f"{what} at step {self.step + 1}; training stopped before that step's update "
+                                 f"(nothing of it was applied); {on_disk}")
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
@@ -443,6 +529,7 @@ class Trainer:
     def _periodic_save(self) -> None:
         state = self.state()  # a collective under a process group; rank 0 writes
         self._on_rank0(lambda: self._write_periodic(state), "save the checkpoint")
+        self.checkpoint_step = self.step
 
     def _write_periodic(self, state: dict[str, Any]) -> None:
         path = save_checkpoint(self.out / CHECKPOINT_NAME, state)
@@ -461,21 +548,34 @@ class Trainer:
     def fit(self, resume: bool = False, max_steps: int | None = None, overwrite: bool = False) -> dict[str, Any]:
         """Train to ``epochs`` (or ``max_minutes``); checkpoint every epoch.
 
-        ``resume`` continues from the checkpoint in ``out`` if there is one (same settings and data; see
-        :data:`~contrastkit.config.RESUMABLE_CHANGES`); a folder that already holds a run is refused unless
-        ``resume`` or ``overwrite`` (which deletes that run's files first). ``max_steps`` stops (with a
-        checkpoint) after that many optimizer steps in all -- the schedule still spans ``epochs``. Ctrl-C /
-        SIGTERM stop after the current step with a checkpoint (``summary["interrupted"]``).
+        ``resume`` continues from the checkpoint in ``out`` (same settings and data; see
+        :data:`~contrastkit.config.RESUMABLE_CHANGES`; ``config.yaml`` must agree with the checkpoint); a folder
+        with ``config.yaml`` / ``train_log.csv`` but no checkpoint is refused, an empty or new one starts the run.
+        A folder that already holds a run is refused unless ``resume`` or ``overwrite`` (which deletes that run's
+        files first). The folder is locked for the whole call (:mod:`contrastkit.runlock`): another training
+        there -- another process, or another trainer in this one -- is refused with a ``RunFolderBusyError``.
+        ``max_steps`` stops (with a checkpoint) after that many optimizer steps in all -- the schedule still spans
+        ``epochs``. Ctrl-C / SIGTERM stop after the current step with a checkpoint (``summary["interrupted"]``).
+        A non-finite loss raises ``FloatingPointError`` before its step is applied (:meth:`_check_finite`).
 
         Under a process group every process calls ``fit`` with the same arguments; rank 0 prepares the folder
         and decides whether there is a checkpoint to resume (the others then read the same file: ``out`` must
         be on a file system every process sees). A failed collective (a process died or stopped answering
         within the group's timeout) raises :class:`~contrastkit.distributed.DistributedError`."""
         cfg = self.config
+        self.checkpoint_step = None
 
         def prepare() -> tuple[list[str], bool]:
-            notes = prepare_run_folder(self.out, resume=resume, overwrite=overwrite)
-            return notes, resume and (self.out / CHECKPOINT_NAME).exists()
+            check_output_folder(self.out)
+            if resume and overwrite:
+                raise ValueError("--resume continues the run in the output folder and --overwrite deletes it; "
+                                 "pick one")
+            self._lock = RunLock.acquire(self.out)  # before anything in the folder is read, cleared or written
+            notes = self._lock.notes + prepare_run_folder(self.out, resume=resume, overwrite=overwrite)
+            has_checkpoint = resume and (self.out / CHECKPOINT_NAME).exists()
+            if has_checkpoint and (self.out / LOG_NAME).exists():
+                read_log(self.out / LOG_NAME)  # a log that is not ours is refused before anything is written
+            return notes, has_checkpoint
 
         try:
             notes, has_checkpoint = self._on_rank0(prepare, "prepare the output folder")
@@ -495,6 +595,10 @@ class Trainer:
             raise DistributedError(f"process {self.rank} of {self.world}: a collective operation failed at step "
                                    f"{self.step} ({first}); another process stopped (see its error) or did not "
                                    f"answer within the timeout") from exc
+        finally:
+            if self._lock is not None:  # on every way out: a return, an error, Ctrl-C
+                self._lock.release()
+                self._lock = None
 
     def _loop(self, max_steps: int | None, notes: list[str]) -> dict[str, Any]:
         cfg = self.config
@@ -535,10 +639,7 @@ class Trainer:
                     window_images += len(index) * self.world
                     if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                         logs = self._mean_over_processes(logs, ("loss", "temperature", *extra_columns))
-                        loss = float(logs["loss"])  # one synchronisation per log line
-                        if not math.isfinite(loss):
-                            raise FloatingPointError(f"loss became {loss} at step {self.step}; the last "
-                                                     f"checkpoint in {self.out} is intact")
+                        loss = float(logs["loss"])  # finite: train_step checked it
                         now = time.perf_counter()
                         last_loss = loss
                         row = {"step": self.step, "epoch": epoch, "loss": loss, "lr": self.scheduler.get_last_lr()[0],

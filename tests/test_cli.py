@@ -348,3 +348,48 @@ def test_resume_with_no_run_in_the_folder_is_refused(tmp_path, capsys):
     code, _, err = _main(capsys, "train", "--out", str(tmp_path / "empty"), "--resume")
     assert code == 2 and "holds no run to continue" in err
     assert not (tmp_path / "empty").exists()
+
+
+# --- --resume: a checkpoint is needed, config.yaml must agree with it, the log must be a log ------------------------
+
+def _one_epoch_run(capsys, data: Path, out: Path) -> None:
+    assert _main(capsys, "train", "--data", str(data), "--out", str(out), "--batch-size", "16", "--epochs", "1",
+                 "--log-every", "1", "--no-progress")[0] == 0
+
+
+def test_resume_without_a_checkpoint_is_refused_and_keeps_the_log(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    _one_epoch_run(capsys, tiny_npz, out)
+    (out / "checkpoint.pt").unlink()  # stopped before its first checkpoint
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, stdout, err = _main(capsys, "train", "--out", str(out), "--resume")
+    assert code == 2 and stdout == ""
+    assert err == (f"contrastkit train: error: cannot resume {out}: it has config.yaml and train_log.csv but no "
+                   f"checkpoint.pt -- the run stopped before its first checkpoint, so there is nothing to continue; "
+                   f"start it over with --overwrite (fit(overwrite=True))\n")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_resume_refuses_a_config_yaml_naming_another_method_than_the_checkpoint(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    _one_epoch_run(capsys, tiny_npz, out)
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    (out / "config.yaml").write_text(yaml.safe_dump({**saved, "method": "moco"}))
+    edited = (out / "config.yaml").read_bytes()
+    code, _, err = _main(capsys, "train", "--out", str(out), "--resume", "--epochs", "2")
+    assert code == 2 and err.count("\n") == 1
+    assert (f"cannot resume {out}: config.yaml and checkpoint.pt disagree (method: 'moco' in config.yaml, 'simclr' "
+            f"in checkpoint.pt)") in err
+    assert (out / "config.yaml").read_bytes() == edited  # not rewritten to the checkpoint's method
+
+
+def test_resume_of_a_binary_train_log_names_the_file(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    _one_epoch_run(capsys, tiny_npz, out)
+    (out / "train_log.csv").write_bytes(bytes(range(256)) * 4)
+    checkpoint = (out / "checkpoint.pt").read_bytes()
+    code, _, err = _main(capsys, "train", "--out", str(out), "--resume", "--epochs", "2")
+    assert code == 2 and err == (f"contrastkit train: error: {out / 'train_log.csv'} is not a training log of "
+                                 f"contrastkit: it is not UTF-8 text (a binary file?); move it away to resume "
+                                 f"without the earlier rows, or start over with --overwrite\n")
+    assert (out / "checkpoint.pt").read_bytes() == checkpoint

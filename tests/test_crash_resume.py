@@ -1,13 +1,16 @@
 """Exact resume after a real crash: a CPU run started through the CLI in a subprocess is killed with SIGKILL at
 random moments (after a logged step, while a checkpoint is being written, before the first checkpoint exists),
-continued with ``contrastkit train --out DIR --resume`` until it completes, and then must equal an uninterrupted
-run with the same seed bit for bit: every tensor of the method (weights, momentum encoder, MoCo queue, memory
-bank), the optimizer, scheduler and RNG states, and the logged (step, loss) rows -- steps 1..total exactly once,
-in order, with no stale temporary left in the folder.
+continued with ``contrastkit train --out DIR --resume`` until it completes (a run killed before its first
+checkpoint has nothing to continue: ``--resume`` is refused, saying so, and the run starts over with
+``--overwrite``), and then must equal an uninterrupted run with the same seed bit for bit: every tensor of the
+method (weights, momentum encoder, MoCo queue, memory bank), the optimizer, scheduler and RNG states, and the
+logged (step, loss) rows -- steps 1..total exactly once, in order, with no stale temporary (nor the lock file of
+a killed process) left in the folder.
 
 The in-process resume tests (``tests/test_train.py``) stop a run politely; this guards the path a real crash
 takes: a partial CSV line, rows logged after the last checkpoint, a half-written ``.checkpoint.pt.*.tmp``, a
-folder with ``config.yaml`` and no checkpoint yet, and the settings read back from the run folder.
+folder with ``config.yaml`` and no checkpoint yet (refused), the lock file of a killed session (taken over), and
+the settings read back from the run folder.
 
 Kill points are drawn by a seeded RNG per method; what actually happened (the step seen in the log at the kill,
 the checkpoint step it resumed from, whether a half-written temporary was left) is printed (``pytest -s``).
@@ -97,6 +100,18 @@ def _fresh_args(method: str, data: Path) -> list[str]:
 
 
 RESUME_ARGS = ["--resume"]  # nothing else: the run's saved settings (num_threads=1 included) are used
+
+
+def _restart_without_checkpoint(out: Path, method: str, data: Path) -> subprocess.Popen:
+    """A run killed before its first checkpoint: ``--resume`` is refused (naming the missing checkpoint, leaving the
+    folder as it was), and the run is started over with ``--overwrite``."""
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "run.lock"}
+    refused = subprocess.run([sys.executable, "-m", "contrastkit", "train", "--out", str(out), *RESUME_ARGS],
+                             capture_output=True, text=True, cwd=out.parent, timeout=LAUNCH_TIMEOUT_S)
+    assert refused.returncode == 2 and "but no checkpoint.pt -- the run stopped before its first checkpoint" in \
+        refused.stderr, refused.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "run.lock"} == before
+    return _launch(out, [*_fresh_args(method, data), "--overwrite"])
 
 
 def _finish(proc: subprocess.Popen, out: Path) -> None:
@@ -199,7 +214,8 @@ def _crash_until_done(method: str, data: Path, out: Path, seed: int, later_kills
             mid_save_attempts += 1
             if not kill.temporary_left and mid_save_attempts < mid_save_tries:
                 plan.insert(0, "mid-save")
-        proc = _launch(out, RESUME_ARGS)
+        resumable = kill.checkpoint is not None
+        proc = _launch(out, RESUME_ARGS) if resumable else _restart_without_checkpoint(out, method, data)
     _finish(proc, out)
     return kills
 
@@ -244,6 +260,7 @@ def _assert_identical_runs(method: str, crashed: Path, straight: Path) -> None:
     assert [s for s, _ in rows] == list(range(1, TOTAL_STEPS + 1))  # every step once, in order
     assert rows == _log_rows(straight)
     assert not [p.name for p in crashed.iterdir() if p.name.endswith(".tmp")]  # no temporary left behind
+    assert not (crashed / "run.lock").exists()  # the killed sessions' lock was taken over, then released
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,8 @@ __all__ = ["METHODS", "TRAINING_DEFAULTS", "BuildContext", "MethodEntry", "avail
            "find_method", "get_method", "import_plugins", "method_settings", "register_method"]
 
 ENTRY_POINT_GROUP = "contrastkit.methods"
+#: the attribute :func:`build_method` sets on a method it builds: the registered name it was built under
+BUILT_AS = "_contrastkit_built_as"
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,10 @@ def build_method(name: str, encoder: nn.Module, feature_dim: int, *, num_samples
     elif overrides:
         raise ValueError("build_method: give either `settings` or keyword overrides, not both")
     context = BuildContext(encoder, int(feature_dim), num_samples, num_classes, modality, seed, train_inputs)
-    return entry.build(context, settings)
+    method = entry.build(context, settings)
+    if isinstance(method, nn.Module):  # the name it was built under: the trainer compares it with config.method
+        setattr(method, BUILT_AS, name)
+    return method
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""The training log: a resume keeps every earlier row (also when the method's logged columns changed), drops cut
+lines and rows after the checkpoint, and a file that is not a training log is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contrastkit.runlog import LogFileError, RunLog, read_log
+
+HEADER = "step,epoch,loss,lr,images_per_s,elapsed_s,temperature"
+
+
+def _row(step: int, **extra: float) -> dict:
+    return {"step": step, "epoch": 0, "loss": 1.5, "lr": 0.25, "images_per_s": 100.0, "elapsed_s": 2.0,
+            "temperature": None, **extra}
+
+
+def _session(out: Path, start: int, steps: range, extra: tuple[str, ...] = (), **values: float) -> None:
+    log = RunLog(out, total_steps=10, start_step=start, progress=False, extra_columns=extra)
+    for step in steps:
+        log.log(_row(step, **values), 1)
+    log.close()
+
+
+def test_a_resume_whose_method_logs_other_columns_keeps_every_row(tmp_path):
+    _session(tmp_path, 0, range(1, 4), ("acc_a",), acc_a=0.5)
+    _session(tmp_path, 3, range(4, 5), ("acc_b",), acc_b=0.75)  # the plugin lost acc_a and gained acc_b
+    assert (tmp_path / "train_log.csv").read_text().splitlines() == [
+        f"{HEADER},acc_a,acc_b",
+        "1,0,1.5,0.25,100.0,2.0,,0.5,",
+        "2,0,1.5,0.25,100.0,2.0,,0.5,",
+        "3,0,1.5,0.25,100.0,2.0,,0.5,",
+        "4,0,1.5,0.25,100.0,2.0,,,0.75",
+    ]
+    _session(tmp_path, 2, range(3, 4))  # a resume from step 2 with no extra column: rows after 2 go, columns stay
+    assert (tmp_path / "train_log.csv").read_text().splitlines() == [
+        f"{HEADER},acc_a,acc_b",
+        "1,0,1.5,0.25,100.0,2.0,,0.5,",
+        "2,0,1.5,0.25,100.0,2.0,,0.5,",
+        "3,0,1.5,0.25,100.0,2.0,,,",
+    ]
+
+
+def test_cut_lines_are_left_out(tmp_path):
+    path = tmp_path / "train_log.csv"
+    path.write_text(f"{HEADER}\r\n1,0,1.5,0.25,100.0,2.0,\r\n2,0,1.5\r\n3,0,1.5,0.25,100.0,2.0,0.")
+    columns, rows = read_log(path)  # row 2 lacks fields; row 3 lacks its newline (its last number may be cut)
+    assert columns == tuple(HEADER.split(",")) and [r["step"] for r in rows] == ["1"]
+    path.write_text("step,epo")  # a header cut before its end: nothing was logged
+    assert read_log(path) == ((), [])
+    _session(tmp_path, 0, range(1, 2))
+    assert path.read_text().splitlines() == [HEADER, "1,0,1.5,0.25,100.0,2.0,"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "it is not UTF-8 text (a binary file?)"),
+    (b"step,loss\n1,\x002\n", "it is not UTF-8 text (a binary file?)"),  # NUL: not text either
+    (b"step,loss\n1," + b"9" * 200_000 + b"\n", "line 2: field larger than field limit (131072)"),
+    (b"name,size\nfoo,3\n", "its first line 'name,size' does not name the columns 'step' and 'loss'"),
+], ids=["binary", "nul", "huge-field", "foreign-csv"])
+def test_a_file_that_is_not_a_training_log_is_named(tmp_path, content, problem):
+    path = tmp_path / "train_log.csv"
+    path.write_bytes(content)
+    with pytest.raises(LogFileError) as refused:
+        RunLog(tmp_path, total_steps=10, start_step=3, progress=False)
+    assert str(refused.value) == (f"{path} is not a training log of contrastkit: {problem}; move it away to resume "
+                                  f"without the earlier rows, or start over with --overwrite")
+    assert path.read_bytes() == content  # left as it was
