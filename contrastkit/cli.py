@@ -266,16 +266,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_mi_bench(args: argparse.Namespace) -> int:
-    """Poole et al. 2019's staircase benchmark of MI estimators on 20-d correlated Gaussians."""
-    from contrastkit.mi_bench import BenchConfig, format_table, plot_runs, results_json, run_benchmark
+    """Poole et al. 2019's staircase benchmark of MI estimators on 20-d correlated Gaussians.
 
+    Everything that can be checked is checked before the first step: the numbers, the output paths (a folder,
+    an unwritable place, a plot format matplotlib does not write, one file for both) and the memory the batch
+    implies. Ctrl-C stops it with status 130 and writes nothing."""
+    from contrastkit.mi_bench import (
+        MAX_SEED,
+        BenchConfig,
+        check_memory,
+        check_output_paths,
+        format_table,
+        int_from_text,
+        plot_runs,
+        results_json,
+        run_estimator,
+    )
+
+    seed = int_from_text(args.seed, "--seed", 0, MAX_SEED, "2**63 - 1")
+    steps = int_from_text(args.steps_per_level, "--steps-per-level", 1)
+    batch = int_from_text(args.batch_size, "--batch-size", 2)
+    check_output_paths(args.json, args.png, "--json", "--png")
     config = BenchConfig(estimators=tuple(args.estimators.split(",")), critic=args.critic,
-                         steps_per_level=args.steps_per_level, batch_size=args.batch_size, seed=args.seed)
-    args.json.parent.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails before the training
+                         steps_per_level=steps, batch_size=batch, seed=seed)
+    check_memory(config, batch_name="--batch-size", steps_name="--steps-per-level")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     print(f"mi-bench: {', '.join(config.estimators)} ({config.critic} critic), true MI "
           f"{', '.join(f'{v:g}' for v in config.levels)} nats, {config.steps_per_level} steps each, "
           f"batch {config.batch_size}, seed {config.seed}", flush=True)
-    runs = run_benchmark(config)
+    runs = {}
+    for k, name in enumerate(config.estimators):
+        try:
+            runs[name] = run_estimator(name, config)
+        except KeyboardInterrupt:
+            print(f"contrastkit mi-bench: interrupted while training {name} (estimator {k + 1} of "
+                  f"{len(config.estimators)}); nothing written", file=sys.stderr)
+            return EXIT_INTERRUPTED
     print(format_table(runs))
     args.json.write_text(json.dumps(results_json(runs), indent=2) + "\n")
     print(f"wrote {args.json}")
@@ -362,13 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated subset of infonce, nwj, club (default: all three)")
     p.add_argument("--json", type=Path, required=True, metavar="OUT.json",
                    help="write {estimator: {true_mi: final_estimate}} here")
-    p.add_argument("--png", type=Path, default=None, metavar="OUT.png", help="plot of estimate vs training step")
-    p.add_argument("--steps-per-level", type=_positive_int, default=BenchConfig.steps_per_level,
+    p.add_argument("--png", type=Path, default=None, metavar="OUT.png",
+                   help="plot of estimate vs training step (.png, or another format matplotlib writes: .pdf, .svg ...)")
+    p.add_argument("--steps-per-level", default=str(BenchConfig.steps_per_level), metavar="N",
                    help=f"training steps per MI level (default {BenchConfig.steps_per_level})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", default="0", metavar="SEED", help="random seed, 0 .. 2**63 - 1 (default 0)")
     p.add_argument("--critic", choices=("separable", "concat"), default="separable",
                    help="critic of infonce / nwj: g(x)^T h(y) or an MLP on [x; y] (club fits a Gaussian q(y|x))")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="pairs per step (>= 2; default 64)")
+    p.add_argument("--batch-size", default="64", metavar="B",
+                   help="pairs per step (>= 2; default 64); refused when its B x B matrices would not fit in memory")
     p.set_defaults(func=cmd_mi_bench)
     return parser
 

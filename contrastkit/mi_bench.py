@@ -40,11 +40,18 @@ its own batches); either change alone gives about 1.77.
 Estimators (see :mod:`contrastkit.mi`): ``infonce`` (lower bound, at most log(batch)), ``nwj`` (lower
 bound, high variance at large MI) -- both with a ``separable`` or ``concat`` critic -- and ``club`` (upper
 bound; it fits a Gaussian q(y|x) by maximum likelihood, so the critic choice does not apply to it).
+
+Memory (:func:`step_memory`, :func:`check_memory`): the bounds score every x against every y, so a step holds
+B x B matrices (B x B x hidden activations for the concat critic). Before any training the benchmark estimates
+its peak from the settings and refuses, in one line, a batch (or a number of steps) that would not fit this
+machine's memory (:mod:`contrastkit.memory`), naming the largest batch that would.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +60,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from contrastkit import memory
+from contrastkit.memory import MEMORY_FRACTION, check_fits
 from contrastkit.mi import CLUB, CRITICS, InfoNCEEstimator, NWJEstimator, make_critic
 
 __all__ = [
@@ -60,17 +69,23 @@ __all__ = [
     "LEARNING_RATES",
     "LEVELS",
     "LR_SCHEDULES",
+    "MAX_SEED",
     "BenchConfig",
     "EstimatorRun",
+    "check_memory",
+    "check_output_paths",
     "format_table",
     "gaussian_mi",
+    "int_from_text",
     "level_lr",
+    "plot_formats",
     "plot_runs",
     "results_json",
     "rho_for_mi",
     "run_benchmark",
     "run_estimator",
     "sample_correlated_gaussians",
+    "step_memory",
 ]
 
 #: estimator names the benchmark knows
@@ -81,6 +96,8 @@ LEVELS = (2.0, 4.0, 6.0, 8.0, 10.0)
 LR_SCHEDULES = ("cosine", "constant")
 #: Adam's rate at the start of each level for each estimator when ``BenchConfig.lr`` is None
 LEARNING_RATES = {"infonce": 2e-3, "nwj": 5e-4, "club": 5e-4}
+#: the largest seed (the range of `contrastkit train --seed`; torch takes seeds below 2**64)
+MAX_SEED = 2**63 - 1
 
 
 def gaussian_mi(rho: float, dim: int) -> float:
@@ -170,6 +187,8 @@ class BenchConfig:
             raise ValueError(f"{where}: `linear_skip` must be True or False, got {self.linear_skip!r}")
         if not (0 < self.tail_fraction <= 1):
             raise ValueError(f"{where}: `tail_fraction` must be in (0, 1], got {self.tail_fraction!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"{where}: `seed` must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
 
     def lr_for(self, name: str) -> float:
         """Adam's rate at the start of each level for estimator ``name``: ``lr``, or its default if None."""
@@ -233,10 +252,95 @@ def _build(name: str, config: BenchConfig) -> nn.Module:
     return InfoNCEEstimator(critic) if name == "infonce" else NWJEstimator(critic)
 
 
+#: float32 values per pair (i, j) a step holds at its peak, forward and backward: the (B, B) scores and what the
+#: bound makes of them (InfoNCE: scaled scores, log-softmax; NWJ: masked scores, log-sum-exp, two bool masks)
+_PAIR_FLOATS = {"infonce": 3, "nwj": 5}
+#: bytes one recorded step of the trace keeps: a Python float (24) and two list slots (estimate, true MI)
+_TRACE_BYTES_PER_STEP = 40
+
+
+def step_memory(config: BenchConfig, name: str) -> int:
+    """Bytes one training step of estimator ``name`` holds at its peak (float32), from the settings alone.
+
+    With B = ``batch_size``, d = ``dim``, H = ``hidden``, L = ``layers``, E = ``embed_dim``, in float32 values:
+    the samples 4 B d; ``club``: its two networks 5 B H; a separable critic: both towers, forward and backward,
+    4 (2 L H + 3 E) B, plus the pairs (3 B^2 for InfoNCE, 5 B^2 for NWJ); the concat critic: the (B, B, H)
+    activations 2 L B^2 H, plus the same pairs. Measured here (peak RSS of one step, 2-core CPU machine): InfoNCE
+    separable B = 4,096: 229 MiB (estimate 263), B = 8,192: 869 MiB (908); NWJ separable B = 4,096: 342 MiB (391);
+    InfoNCE concat B = 256: 259 MiB (257); NWJ concat B = 512: 1,034 MiB (1,030); CLUB B = 65,536: 376 MiB (370).
+    """
+    b, d, h = config.batch_size, config.dim, config.hidden
+    floats = 4 * b * d
+    if name == "club":
+        floats += 5 * b * h + 10 * b * d
+    elif config.critic == "separable":
+        floats += 4 * (2 * config.layers * h + 3 * config.embed_dim) * b + _PAIR_FLOATS[name] * b * b
+    else:
+        floats += 2 * config.layers * b * b * h + 4 * b * h + _PAIR_FLOATS[name] * b * b
+    return 4 * floats
+
+
+def _trace_memory(config: BenchConfig) -> int:
+    """Bytes of the per-step traces every estimator keeps (:class:`EstimatorRun`)."""
+    return len(config.estimators) * len(config.levels) * config.steps_per_level * _TRACE_BYTES_PER_STEP
+
+
+def _needed(config: BenchConfig) -> int:
+    return max(step_memory(config, name) for name in config.estimators) + _trace_memory(config)
+
+
+def _largest_batch(config: BenchConfig, budget: float) -> int:
+    """The largest batch size (>= 2) whose estimate fits ``budget`` bytes, or 0 if none does."""
+    low, high = 1, config.batch_size  # _needed(low) fits (or low = 1: none), _needed(high) does not
+    if _needed(dataclasses.replace(config, batch_size=2)) > budget:
+        return 0
+    while high - low > 1:
+        middle = (low + high) // 2
+        fits = middle >= 2 and _needed(dataclasses.replace(config, batch_size=middle)) <= budget
+        low, high = (middle, high) if fits else (low, middle)
+    return low
+
+
+def check_memory(config: BenchConfig, batch_name: str = "mi-bench: `batch_size`",
+                 steps_name: str = "mi-bench: `steps_per_level`",
+                 available: int | None = None) -> None:
+    """Refuse, before any training, a benchmark whose estimated peak (the largest :func:`step_memory` plus the
+    traces) exceeds :data:`~contrastkit.memory.MEMORY_FRACTION` of the available memory (``available``; default
+    :func:`contrastkit.memory.available_memory`): a one-line :class:`~contrastkit.memory.NotEnoughMemoryError`
+    naming the batch size (``batch_name``, e.g. ``"--batch-size"``) or the steps, and the largest batch that fits."""
+    available = memory.available_memory() if available is None else available
+    if available is None:
+        return
+    step = max(step_memory(config, name) for name in config.estimators)
+    traces = _trace_memory(config)
+    if step + traces <= MEMORY_FRACTION * available:
+        return
+    if step >= traces:
+        worst = max(config.estimators, key=lambda name: step_memory(config, name))
+        b = config.batch_size
+        if worst == "club":
+            what = f"one training step of club at {b:,} pairs"
+        else:
+            pairs = f"{b:,} x {b:,}" + (" x hidden activations" if config.critic == "concat" else " score matrices")
+            what = f"one training step of {worst} ({config.critic} critic: {pairs})"
+        largest = _largest_batch(config, MEMORY_FRACTION * available)
+        hint = f"the largest batch that fits is about {largest:,}" if largest else ""
+        check_fits(step + traces, f"{batch_name} {b}", what, hint=hint, setting="batch_size",
+                   available=available)
+    else:
+        steps = len(config.levels) * config.steps_per_level
+        check_fits(step + traces, f"{steps_name} {config.steps_per_level}",
+                   f"the per-step traces of {len(config.estimators)} estimator(s) over {steps:,} steps",
+                   hint="choose fewer steps per level", setting="steps_per_level", available=available)
+
+
 def run_estimator(name: str, config: BenchConfig) -> EstimatorRun:
-    """Train one estimator through the staircase; the same seed gives the same batches to every estimator."""
+    """Train one estimator through the staircase; the same seed gives the same batches to every estimator.
+
+    Refused first, in one line, when the settings would not fit in memory (:func:`check_memory`)."""
     if name not in ESTIMATORS:
         raise ValueError(f"mi-bench: unknown estimator {name!r}; expected one of {list(ESTIMATORS)}")
+    check_memory(config)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
     try:
@@ -279,8 +383,76 @@ def _train(name: str, config: BenchConfig) -> EstimatorRun:
 
 
 def run_benchmark(config: BenchConfig) -> dict[str, EstimatorRun]:
-    """Every estimator of ``config`` through the staircase, in the order given."""
+    """Every estimator of ``config`` through the staircase, in the order given (the memory of all of them is
+    checked before the first one trains)."""
+    check_memory(config)
     return {name: run_estimator(name, config) for name in config.estimators}
+
+
+def int_from_text(text: str, name: str, low: int, high: int | None = None, high_text: str | None = None) -> int:
+    """An integer flag's value: integer text, or an integral number like ``1e3`` (as ``contrastkit train`` reads
+    settings), in [``low``, ``high``] (``high`` None: no upper bound); else a one-line ValueError naming the flag
+    ``name``."""
+    accepted = f"an integer >= {low}" if high is None else f"an integer from {low} to {high_text or f'{high:,}'}"
+    value: int | float | None = None
+    for convert in (int, float):
+        try:
+            value = convert(text.strip())
+            break
+        except ValueError:
+            continue
+    if isinstance(value, float):
+        value = int(value) if math.isfinite(value) and value == int(value) else None
+    if value is None:
+        raise ValueError(f"{name}: must be {accepted}, got {text!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name}: must be {accepted}, got {text!r}")
+    return value
+
+
+def plot_formats() -> tuple[str, ...]:
+    """The file extensions matplotlib can save a figure as (``png``, ``pdf``, ``svg``, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(sorted(FigureCanvasBase.get_supported_filetypes()))
+
+
+def _check_writable(path: Path, name: str) -> None:
+    """``path`` can be created or replaced: not a folder, and its nearest existing folder accepts new files."""
+    shown = f"{name} '{path}'"
+    if path.is_dir():
+        raise IsADirectoryError(f"{shown} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PermissionError(f"{shown} exists and cannot be written")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{shown} cannot be created: '{folder}' is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{shown} cannot be created: the folder '{folder}' is not writable")
+
+
+def check_output_paths(json_path: str | Path, png_path: str | Path | None, json_name: str = "json_path",
+                       png_name: str = "png_path") -> None:
+    """Check, before minutes of training, that the results can be written: each path a writable file name (not
+    a folder; its folder writable or creatable), the plot's extension one that matplotlib writes
+    (:func:`plot_formats`), and not the same file for both; one-line OSError / ValueError naming the flag."""
+    json_path = Path(json_path)
+    _check_writable(json_path, json_name)
+    if png_path is None:
+        return
+    png_path = Path(png_path)
+    formats = plot_formats()
+    suffix = png_path.suffix.lower().removeprefix(".")
+    if suffix not in formats:
+        found = f"the extension '.{suffix}'" if suffix else "no extension"
+        raise ValueError(f"{png_name} '{png_path}' has {found}; the plot is written as one of "
+                         f"{', '.join('.' + f for f in formats)}")
+    if json_path.resolve() == png_path.resolve():
+        raise ValueError(f"{json_name} and {png_name} are the same file '{json_path}'; the plot would replace the "
+                         f"results")
+    _check_writable(png_path, png_name)
 
 
 def results_json(runs: dict[str, EstimatorRun]) -> dict[str, dict[str, float]]:

@@ -11,6 +11,7 @@ read back unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,14 @@ from contrastkit.data import BUILTIN_DATASETS, DatasetSplits, load_dataset
 from contrastkit.data.fingerprint import data_fingerprint
 from contrastkit.data.load import SEQUENCE_DATASETS
 from contrastkit.device import resolve_device
+from contrastkit.memory import NotEnoughMemoryError, check_fits
 from contrastkit.methods.registry import build_method, get_method, method_settings, settings_to_dict
+from contrastkit.methods.settings import ContrastiveSettings
 from contrastkit.models.factory import DEFAULT_ENCODERS, encoder_for_data
 from contrastkit.settings import SettingsError
 
-__all__ = ["Run", "build_run", "check_batching", "fill_training_defaults", "resolve_config"]
+__all__ = ["Run", "build_run", "check_batch_memory", "check_batching", "check_method_memory", "fill_training_defaults",
+           "resolve_config"]
 
 
 def _absolute_data(data: str) -> str:
@@ -91,6 +95,54 @@ def check_batching(batch_size: int, method: nn.Module, n_train: int, data_name: 
                             f"samples per group; `batch_size` is {batch_size}")
 
 
+def _head_parameters(settings: ContrastiveSettings, feature_dim: int) -> int:
+    """Weights of the projection head (:class:`~contrastkit.models.heads.ProjectionHead`), biases left out."""
+    if settings.head_layers == 1:
+        return feature_dim * settings.out_dim
+    hidden = settings.head_hidden
+    return feature_dim * hidden + (settings.head_layers - 2) * hidden * hidden + hidden * settings.out_dim
+
+
+def check_method_memory(settings: object, feature_dim: int, num_samples: int) -> None:
+    """Refuse the settings of a contrastive method whose constructor would allocate more than the machine has:
+    the projection head (``head_hidden``, ``out_dim``: weights, gradients and two Adam moments in float32, a fifth
+    copy for a momentum key encoder), MoCo's queue (``queue_size`` x ``out_dim`` float32 keys + int64 ids) and the
+    memory bank (``num_samples`` x ``out_dim``, twice while its random rows are normalised, + int64 ids).
+    Other methods' settings are left to them."""
+    if not isinstance(settings, ContrastiveSettings):
+        return
+    copies = 5 if settings.key_encoder == "momentum" else 4
+    head = _head_parameters(settings, feature_dim) * 4 * copies
+    one_layer = settings.head_layers == 1
+    check_fits(head, f"`out_dim` {settings.out_dim}" if one_layer
+               else f"`head_hidden` {settings.head_hidden}, `out_dim` {settings.out_dim}",
+               f"the projection head ({feature_dim} -> {settings.out_dim}, {settings.head_layers} "
+               f"layer{'' if one_layer else 's'}: weights, gradients and optimizer state)",
+               hint="choose a smaller `out_dim`" if one_layer else "choose a smaller `head_hidden` / `out_dim`")
+    if settings.negatives == "queue" and settings.queue_size is not None:
+        check_fits(head + settings.queue_size * (settings.out_dim * 4 + 8), f"`queue_size` {settings.queue_size}",
+                   f"the queue of {settings.queue_size:,} keys of dimension {settings.out_dim} (with the head)",
+                   hint="choose a smaller `queue_size` or `out_dim`")
+    if settings.negatives == "bank":
+        check_fits(head + num_samples * (settings.out_dim * 8 + 8), f"`out_dim` {settings.out_dim}",
+                   f"the memory bank of {num_samples:,} rows of dimension {settings.out_dim} (with the head)",
+                   hint="choose a smaller `out_dim`")
+
+
+def check_batch_memory(batch_size: int, views: int, input_shape: tuple[int, ...], device: torch.device) -> None:
+    """Refuse a batch whose float32 views alone (``batch_size`` x ``views`` x one sample) exceed the device's free
+    memory (the host's for the CPU, the driver's count for CUDA; other devices are not checked); the network's
+    activations come on top, so passing this check is no promise that a step fits."""
+    if device.type not in ("cpu", "cuda"):
+        return
+    available = int(torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else None  # None: the host's
+    needed = batch_size * max(views, 1) * math.prod(input_shape) * 4
+    shape = " x ".join(str(v) for v in input_shape)
+    check_fits(needed, f"`batch_size` {batch_size}",
+               f"its {max(views, 1)} float32 view(s) of {batch_size:,} samples of {shape} on {device} "
+               f"(before any activation)", hint="choose a smaller `batch_size` or `image_size`", available=available)
+
+
 def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: bool = True) -> Run:
     """Load the data and build the method (seeded) and augmentation of ``config`` (resolved first).
 
@@ -99,8 +151,13 @@ def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: b
     training needs (a batch that fits the data)."""
     config = resolve_config(config)
     device = resolve_device(config.device)
-    data = load_dataset(config.data, size=config.image_size, modality=config.modality, classes=config.classes,
-                        stream=config.stream, workers=config.workers)
+    try:
+        data = load_dataset(config.data, size=config.image_size, modality=config.modality, classes=config.classes,
+                            stream=config.stream, workers=config.workers)
+    except NotEnoughMemoryError as err:
+        if err.setting != "size" or config.image_size is None:
+            raise
+        raise err.with_subject(f"`image_size` {config.image_size}", hint="choose a smaller `image_size`") from None
     entry = get_method(config.method)
     config = config.replace(encoder=config.encoder or entry.default_encoder or DEFAULT_ENCODERS[data.modality],
                             augment=config.augment or default_augment(data.train))
@@ -110,6 +167,7 @@ def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: b
                and config.encoder == entry.default_encoder else {})
     torch.manual_seed(config.seed)
     encoder, feature_dim = encoder_for_data(config.encoder, data, **options)
+    check_method_memory(settings, feature_dim, num_samples)
     method = build_method(config.method, encoder, feature_dim, num_samples=num_samples, seed=config.seed,
                           settings=settings, num_classes=data.num_classes, modality=data.modality,
                           train_inputs=None if data.streamed else data.train.x).to(device)
@@ -117,6 +175,8 @@ def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: b
         check_batching(int(config.batch_size), method, len(data.train), config.data,
                        data.input_shape[-1] if data.modality == "sequences" else None)
     spec = method.batch_spec
+    if for_training:
+        check_batch_memory(int(config.batch_size), spec.views, data.input_shape, device)
     augment = make_augment(config.augment, data.train, spec) if spec.views > 0 else None
     return Run(config, device, data, method, augment.to(device) if augment is not None else None,
                data_fingerprint(data))

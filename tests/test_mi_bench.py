@@ -217,12 +217,147 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err.strip()
     assert err.startswith("contrastkit mi-bench: error:") and "mine" in err and len(err.splitlines()) == 1
     assert main(["mi-bench", "--json", str(out), "--batch-size", "1", "--steps-per-level", "1"]) == 2
-    assert "batch_size" in capsys.readouterr().err
+    assert "--batch-size: must be an integer >= 2" in capsys.readouterr().err
     assert not out.exists()
-    for bad in (["--steps-per-level", "0"], ["--critic", "bilinear"], []):
+    for bad in (["--critic", "bilinear"], []):
         with pytest.raises(SystemExit) as exc:
             main(["mi-bench", *bad] if bad == [] else ["mi-bench", "--json", str(out), *bad])
         assert exc.value.code == 2
+
+
+# --- everything checked before the first step: numbers, output paths, memory --------------------------------------
+
+
+def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(name, config):
+        raise AssertionError("training started before the checks")
+
+    monkeypatch.setattr(mi_bench, "_train", refuse)
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *parts: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("contrastkit mi-bench: error: ") and len(err.splitlines()) == 1, err
+    assert all(part in err for part in parts), err
+    return err
+
+
+@pytest.mark.parametrize(("flag", "value", "accepted"), [
+    ("--seed", "1e23", "an integer from 0 to 2**63 - 1"),
+    ("--seed", "100000000000000000000000", "an integer from 0 to 2**63 - 1"),
+    ("--seed", "-1", "an integer from 0 to 2**63 - 1"),
+    ("--seed", "1.5", "an integer from 0 to 2**63 - 1"),
+    ("--steps-per-level", "0", "an integer >= 1"),
+    ("--batch-size", "1", "an integer >= 2"),
+    ("--batch-size", "nan", "an integer >= 2"),
+])
+def test_integer_flags_are_one_line_errors_naming_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str], flag: str, value: str,
+                                                           accepted: str) -> None:
+    _no_training(monkeypatch)
+    out = tmp_path / "mi.json"
+    assert main(["mi-bench", "--json", str(out), "--steps-per-level", "1", flag, value]) == 2
+    _one_line_error(capsys, f"error: {flag}: must be {accepted}, got '{value}'")
+    assert not out.exists()
+
+
+def test_seed_range_and_integral_numbers(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert BenchConfig(seed=2**63 - 1).seed == 2**63 - 1
+    for bad in (-1, 2**63, True, 1.0):
+        with pytest.raises(ValueError, match="`seed` must be an integer from 0 to 2\\*\\*63 - 1"):
+            BenchConfig(seed=bad)  # type: ignore[arg-type]
+    out = tmp_path / "mi.json"
+    assert main(["mi-bench", "--json", str(out), "--estimators", "club", "--steps-per-level", "1",
+                 "--seed", "1e3", "--batch-size", "8.0"]) == 0  # integral numbers, as `train` reads settings
+    assert "batch 8, seed 1000" in capsys.readouterr().out
+
+
+def test_output_paths_are_checked_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    _no_training(monkeypatch)
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    json_out = tmp_path / "mi.json"
+    cases = [
+        (["--json", str(folder)], ["--json", "is a folder"]),
+        (["--json", str(a_file / "mi.json")], ["--json", "is a file, not a folder"]),
+        (["--json", str(json_out), "--png", str(folder)], ["--png", "has no extension", ".png", ".pdf", ".svg"]),
+        (["--json", str(json_out), "--png", str(tmp_path / "mi.xyz")], ["--png", "the extension '.xyz'", ".png"]),
+        (["--json", str(json_out), "--png", str(a_file / "mi.png")], ["--png", "is a file, not a folder"]),
+        (["--json", str(tmp_path / "r.png"), "--png", str(tmp_path / "sub" / ".." / "r.png")],
+         ["--json and --png are the same file"]),
+    ]
+    for args, parts in cases:
+        assert main(["mi-bench", "--steps-per-level", "1", *args]) == 2
+        _one_line_error(capsys, *parts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder"]  # nothing written, no folder made
+    assert {"png", "pdf", "svg", "jpg"} <= set(mi_bench.plot_formats())
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_any_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's --batch-size 10000000: NWJ's 5 B^2 float32 pair values alone are 1.8 PiB. The largest batch that
+    fits solves 4 (5 B^2 + (4 d + 4 (2 L H + 3 E)) B) + traces <= 0.9 x available (d 20, H 256, L 2, E 32)."""
+    import contrastkit.memory as memory
+
+    _no_training(monkeypatch)
+    available = int(21.3 * 1024**3)
+    monkeypatch.setattr(memory, "available_memory", lambda *args, **kwargs: available)
+    out = tmp_path / "mi.json"
+    assert main(["mi-bench", "--json", str(out), "--batch-size", "10000000"]) == 2
+    traces = 3 * 5 * 8000 * 40
+    a, b, c = 4 * 5, 4 * (4 * 20 + 4 * (2 * 2 * 256 + 3 * 32)), traces - 0.9 * available
+    largest = math.floor((-b + math.sqrt(b * b - 4 * a * c)) / (2 * a))
+    _one_line_error(capsys, "error: --batch-size 10000000: one training step of nwj (separable critic: "
+                            "10,000,000 x 10,000,000 score matrices) would take 1.8 PiB", "21.3 GiB available",
+                    f"the largest batch that fits is about {largest:,}")
+    assert not out.exists()
+    with pytest.raises(ValueError, match="`batch_size` 10000000"):
+        run_benchmark(BenchConfig(batch_size=10_000_000))  # the library checks too
+    with pytest.raises(ValueError, match="`batch_size` 10000000"):
+        run_estimator("club", BenchConfig(batch_size=10_000_000, estimators=("club",)))
+    with pytest.raises(ValueError, match="`steps_per_level` 10000000000000"):  # traces of 5e13 steps
+        run_benchmark(BenchConfig(steps_per_level=10**13, estimators=("infonce",)))
+
+
+def test_step_memory_follows_its_documented_count() -> None:
+    """4 bytes x (4 B d + towers 4 (2 L H + 3 E) B + pairs) for the separable critic, B = 1,000."""
+    config = BenchConfig(batch_size=1000)
+    towers = 4 * (2 * 2 * 256 + 3 * 32) * 1000
+    assert mi_bench.step_memory(config, "infonce") == 4 * (4 * 1000 * 20 + towers + 3 * 1000**2)
+    assert mi_bench.step_memory(config, "nwj") == 4 * (4 * 1000 * 20 + towers + 5 * 1000**2)
+    assert mi_bench.step_memory(config, "club") == 4 * (4 * 1000 * 20 + 5 * 1000 * 256 + 10 * 1000 * 20)
+    concat = BenchConfig(batch_size=100, critic="concat")
+    assert mi_bench.step_memory(concat, "infonce") == 4 * (4 * 100 * 20 + 2 * 2 * 100**2 * 256 + 4 * 100 * 256
+                                                           + 3 * 100**2)
+
+
+def test_ctrl_c_stops_a_running_benchmark_with_status_130(tmp_path: Path) -> None:
+    """SIGINT while training (the default 8,000 steps per level): status 130, one line, nothing written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "mi.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen([sys.executable, "-m", "contrastkit", "mi-bench", "--json", str(out),
+                                "--estimators", "infonce,club"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    try:
+        assert process.stdout is not None and process.stdout.readline().startswith("mi-bench: infonce, club")
+        time.sleep(0.5)  # into the first estimator's steps
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert err.strip() == ("contrastkit mi-bench: interrupted while training infonce (estimator 1 of 2); "
+                           "nothing written")
+    assert not out.exists()
 
 
 def test_optimal_critic_infonce_is_already_below_two_nats_at_batch_64() -> None:

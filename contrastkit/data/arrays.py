@@ -24,6 +24,8 @@ _DTYPE_KINDS = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "b
                 "O": "Python objects", "V": "structured records", "M": "dates", "m": "time spans"}
 # Pillow >= 9.1 has Image.Resampling; 9.0 keeps the constants on Image.
 _BILINEAR = getattr(Image, "Resampling", Image).BILINEAR
+#: elements converted at a time from float to uint8 (8 MiB of float64)
+_CONVERT_BLOCK = 1 << 20
 
 
 def parse_size(size: int | tuple[int, int] | list[int] | None, where: str) -> tuple[int, int] | None:
@@ -90,13 +92,29 @@ def to_uint8_values(array: np.ndarray, what: str, where: str) -> np.ndarray:
             raise ValueError(f"{where}: {what} is an integer array with values in [{low}, {high}]; "
                              f"integer images must lie in [0, 255]")
         return array.astype(np.uint8)
-    if not np.isfinite(array).all():  # floats from here on
+    low, high = float(array.min()), float(array.max())  # floats from here on; NaN propagates through min
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(f"{where}: {what} holds NaN/Inf values")
-    low, high = float(array.min()), float(array.max())
     if low < 0.0 or high > 1.0:
         raise ValueError(f"{where}: {what} is a float array with values in [{low:g}, {high:g}]; "
                          f"float images must lie in [0, 1] (divide by 255, or store uint8)")
-    return np.floor(array.astype(np.float64) * 255.0 + 0.5).astype(np.uint8)
+    return _unit_floats_to_uint8(array)
+
+
+def _unit_floats_to_uint8(array: np.ndarray) -> np.ndarray:
+    """floor(255 x + 0.5) as uint8, a block of rows at a time: the float64 temporaries stay near
+    :data:`_CONVERT_BLOCK` elements instead of 16 bytes per element of the whole array (the input and the
+    uint8 output are all that grows with it)."""
+    out = np.empty(array.shape, dtype=np.uint8)  # C-contiguous, whatever the input's strides
+    per_row = max(1, math.prod(array.shape[1:]))
+    rows = max(1, _CONVERT_BLOCK // per_row)
+    for start in range(0, array.shape[0], rows):
+        block = array[start:start + rows].astype(np.float64)
+        block *= 255.0
+        block += 0.5
+        np.floor(block, out=block)
+        out[start:start + rows] = block
+    return out
 
 
 def to_uint8_nchw(array: np.ndarray, what: str, where: str) -> np.ndarray:

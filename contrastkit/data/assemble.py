@@ -53,8 +53,10 @@ def labels_to_int64(labels: np.ndarray | None, n: int, what: str, where: str) ->
         raise ValueError(f"{where}: {what} must be integer class ids, got {describe_dtype(labels.dtype)}")
     labels = labels.astype(np.int64)
     if n and not ((labels >= 0).all() or (labels == UNLABELLED).all()):
-        raise ValueError(f"{where}: {what} must be all >= 0, or all {UNLABELLED} for unlabelled data; got "
-                         f"values in [{labels.min()}, {labels.max()}]")
+        negative = ", ".join(str(v) for v in np.unique(labels[labels < 0])[:5])
+        raise ValueError(f"{where}: {what} holds negative class ids ({negative}); labels must be all >= 0, or all "
+                         f"{UNLABELLED} for unlabelled data ({UNLABELLED} means 'no label': it is never a class, and "
+                         f"a partly labelled set is refused); number the classes from 0 (-1 / +1 labels: (y + 1) // 2)")
     return labels
 
 

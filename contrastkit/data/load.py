@@ -19,6 +19,7 @@ from contrastkit.data.select import select_classes
 from contrastkit.data.split import check_seed
 from contrastkit.data.stream import ImageFiles, should_stream
 from contrastkit.data.toyspeech import toy_speech
+from contrastkit.memory import check_fits, format_bytes
 
 
 class DatasetNotFoundError(FileNotFoundError, ValueError):
@@ -44,6 +45,29 @@ def _shape_arrays(images: np.ndarray, channels: int | None, size: tuple[int, int
     if channels is not None:
         images = convert_channels(images, channels)
     return resize_images(images, size) if size is not None else images
+
+
+def _check_shape_memory(parts: list[np.ndarray], channels: int | None, size: tuple[int, int] | None,
+                        name: str, where: str, split: bool) -> None:
+    """Refuse a ``size`` / ``mode`` whose converted images would not fit in memory, before converting.
+
+    ``parts``: the uint8 (N, C, H, W) arrays that :func:`_shape_arrays` will convert (one set, or train and test).
+    Peak: the channel-converted copy (when the channels change) beside the resized one, or, when ``split`` (a
+    train / test split is still to be made, copying every image), the resized images twice."""
+    if channels is None and size is None:
+        return
+    n = sum(len(p) for p in parts)
+    c_in, h_in, w_in = parts[0].shape[1:]
+    c = channels or c_in
+    h, w = size or (h_in, w_in)
+    shaped = n * c * h * w
+    converted = n * c * h_in * w_in if c != c_in and (h, w) != (h_in, w_in) else 0
+    needed = max(converted + shaped, 2 * shaped if split else shaped)
+    twice = ", held twice while the train / test split is made" if split and needed == 2 * shaped else ""
+    subject, setting = (f"{where}: `size` {h} x {w}", "size") if size is not None else (f"{where}: `mode`", "mode")
+    check_fits(needed, subject, f"the {n:,} images of {name!r} as uint8 {c} x {h} x {w} "
+                                f"({format_bytes(shaped)}{twice})",
+               hint=f"choose a smaller `{setting}`" if setting == "size" else "", setting=setting)
 
 
 def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None = None,
@@ -97,7 +121,10 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         ValueError: anything wrong with the arguments or the data, in one line that names the file
             (and the key of an ``.npz``): unreadable or non-numpy files, pickles and object arrays
             (never unpickled), images that are not uint8 / integers in [0, 255] / floats in [0, 1],
-            labels that are not integer class ids >= 0 (or all -1).
+            labels that are not integer class ids >= 0 (or all -1: -1 means "no label").
+        contrastkit.memory.NotEnoughMemoryError: (a ValueError) the data, at ``size`` / ``mode``, would not fit
+            in this machine's memory; checked from array headers and image counts before anything large is
+            allocated, and named in the message (the file, ``size``, or ``stream`` for a folder).
         TypeError: ``name_or_path`` is neither a str nor a Path.
     """
     where = "load_dataset"
@@ -133,6 +160,7 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         if modality not in ("auto", "images"):
             raise ValueError(f"{where}: {key!r} holds images; `modality` {modality!r} applies to array files")
         images, labels, class_names = BUILTIN_DATASETS[key.lower()]()
+        _check_shape_memory([images], channels, size_hw, key.lower(), where, split=True)
         return split_arrays(key.lower(), _shape_arrays(images, channels, size_hw), labels,
                             test_fraction=test_fraction, seed=seed, class_names=class_names, where=where)
 
@@ -157,6 +185,9 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
                              where=where)
         if stream or (stream is None and should_stream(files.decoded_bytes)):
             return splits
+        h, w = files.size
+        check_fits(files.decoded_bytes, f"{where}: '{path}'", f"decoding its {len(files):,} images into memory "
+                   f"({files.mode} {h} x {w})", hint="stream them from disk instead (`stream=True`)", setting="stream")
         # in memory: each split decoded straight into its own array (the peak is the decoded set, once)
         return dataclasses.replace(splits, train=splits.train.load(where), test=splits.test.load(where))
     suffix = path.suffix.lower()
@@ -167,6 +198,9 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     if source.inputs.dtype != np.uint8 and (size_hw is not None or channels is not None):
         raise ValueError(f"{where}: `size` and `mode` apply to images; '{path}' holds "
                          f"{'vectors' if source.inputs.ndim == 2 else 'sequences'}")
+    presplit = source.test_inputs is not None and source.test_labels is not None
+    _check_shape_memory([source.inputs] + ([source.test_inputs] if presplit else []), channels, size_hw,
+                        path.name, where, split=not presplit)
     images = _shape_arrays(source.inputs, channels, size_hw)
     if source.test_inputs is None or source.test_labels is None:
         return split_arrays(path.name, images, source.labels, test_fraction=test_fraction, seed=seed,

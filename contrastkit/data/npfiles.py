@@ -19,6 +19,11 @@ Safety: nothing in an array file ever runs code. Files are read without unpickli
 (``allow_pickle=False``); a file that is not a numpy ``.npy`` / ``.npz`` (random bytes, a
 pickle) and an array of Python objects are refused with our own one-line ValueError, as is a
 header that announces more data than the file holds. Every error names the file (and the key).
+
+Memory: every header is read first (for an ``.npz``, only the header of each member is decompressed), and a
+file whose arrays would not fit this machine's memory -- as stored plus converted, or twice converted for the
+train / test split -- is refused before any data is read (:mod:`contrastkit.memory`; a few MB of compressed
+zeros can declare many GiB).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from numpy.lib import format as npy_format
 
 from contrastkit.data.assemble import contiguous_labels, labels_to_int64
 from contrastkit.data.modality import Converter, converter_for, infer_modality
+from contrastkit.memory import check_fits, format_bytes
 
 IMAGE_KEYS = ("x", "images")
 LABEL_KEYS = ("y", "labels")
@@ -74,8 +80,9 @@ def _read_failed(what: str, where: str, err: BaseException) -> ValueError:
     return ValueError(f"{where}: cannot read {what}: {detail}")
 
 
-def _check_header(fp: IO[bytes], stored: int, what: str, where: str, kind: str) -> None:
-    """Read the .npy header at ``fp``: refuse non-numpy data, object arrays and truncated data.
+def _check_header(fp: IO[bytes], stored: int, what: str, where: str, kind: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Read the .npy header at ``fp``: refuse non-numpy data, object arrays and truncated data; return the
+    array's shape and dtype.
 
     ``stored`` is the size in bytes of this .npy (the file, or the archive member uncompressed).
     """
@@ -94,22 +101,67 @@ def _check_header(fp: IO[bytes], stored: int, what: str, where: str, kind: str) 
     if needed > data_bytes:
         raise ValueError(f"{where}: {what} is damaged (truncated?): its header announces shape {shape} of "
                          f"{dtype} ({needed} bytes) but only {max(data_bytes, 0)} bytes follow")
+    return tuple(int(v) for v in shape), dtype
 
 
-def _read_array(open_fp: Callable[[], IO[bytes]], stored: int, what: str, where: str,
-                kind: str = ".npy/.npz file") -> np.ndarray:
-    """Check the header of the .npy that ``open_fp()`` opens, then read it without unpickling."""
+class _Header(NamedTuple):
+    """What an .npy header announces, and how to open that .npy again to read it."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    open_fp: Callable[[], IO[bytes]]
+    what: str
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def _header(open_fp: Callable[[], IO[bytes]], stored: int, what: str, where: str,
+            kind: str = ".npy/.npz file") -> _Header:
+    """Check the header of the .npy that ``open_fp()`` opens (only the header is read, or decompressed)."""
     try:
         fp = open_fp()
     except _READ_ERRORS as err:
         raise _read_failed(what, where, err) from err
     with fp:
-        _check_header(fp, stored, what, where, kind)
+        shape, dtype = _check_header(fp, stored, what, where, kind)
+    return _Header(shape, dtype, open_fp, what)
+
+
+def _read_array(header: _Header, where: str) -> np.ndarray:
+    """Read the array whose header :func:`_header` checked, without unpickling."""
     try:
-        with open_fp() as fp:
+        with header.open_fp() as fp:
             return npy_format.read_array(fp, allow_pickle=False)
     except _READ_ERRORS as err:
-        raise _read_failed(what, where, err) from err
+        raise _read_failed(header.what, where, err) from err
+
+
+def _converted_itemsize(header: _Header, modality: str) -> int:
+    """Bytes per element of an input array in its canonical form: 1 for uint8 images, 4 for float32 vectors
+    and sequences. For ``"auto"`` a 2-D integer array may become either (its values decide); 1 is assumed, so
+    the estimate stays a lower bound."""
+    if modality == "auto":
+        return 4 if len(header.shape) == 2 and header.dtype.kind not in "iu" else 1
+    return 1 if modality == "images" else 4
+
+
+def _check_load_memory(headers: dict[str, _Header], path: Path, where: str, modality: str,
+                       presplit: bool) -> None:
+    """Refuse, before any data is read, a file whose arrays would not fit in memory (see :mod:`contrastkit.memory`).
+
+    The peak while loading is the arrays as stored plus their canonical copies (uint8 images or float32
+    vectors; int64 labels); a single set is then copied once more by the train / test split, while the stored
+    arrays are gone: peak = max(stored + converted, 2 x converted)."""
+    stored = sum(h.nbytes for h in headers.values())
+    converted = sum(math.prod(h.shape) * (8 if key in LABEL_KEYS or key.startswith("y_")
+                                          else _converted_itemsize(h, modality))
+                    for key, h in headers.items())
+    needed = max(stored + converted, converted if presplit else 2 * converted)
+    arrays = ", ".join(f"{key!r} {h.dtype} {h.shape}" for key, h in headers.items())
+    check_fits(needed, f"{where}: '{path}'", f"loading its arrays ({arrays}; {format_bytes(stored)} as stored)",
+               hint="use a smaller file, or a folder of image files (streamed from disk)")
 
 
 def _magic(path: Path, where: str) -> bytes:
@@ -120,17 +172,21 @@ def _magic(path: Path, where: str) -> bytes:
         raise _read_failed(f"array file '{path}'", where, err) from err
 
 
-def _read_npy(path: Path, where: str) -> np.ndarray:
+def _read_npy(path: Path, where: str, modality: str) -> np.ndarray:
     head = _magic(path, where)
     if head[:4] in _ZIP_MAGICS:
         raise ValueError(f"{where}: '{path}' is an .npz archive, not a single .npy array; rename it to .npz")
     if head != _NPY_MAGIC:
         raise _not_numpy(f"'{path}'", where)
-    return _read_array(lambda: open(path, "rb"), path.stat().st_size, f"'{path}'", where)
+    header = _header(functools.partial(open, path, "rb"), path.stat().st_size, f"'{path}'", where)
+    _check_load_memory({"x": header}, path, where, modality, presplit=False)
+    return _read_array(header, where)
 
 
-def _read_npz(path: Path, where: str) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The arrays under ``KNOWN_KEYS`` in the archive, and every key it holds (others are never read)."""
+def _read_npz(path: Path, where: str, modality: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays under ``KNOWN_KEYS`` in the archive, and every key it holds (others are never read).
+
+    Every header is checked first (also against the memory the arrays would take); only then is data read."""
     head = _magic(path, where)
     if head == _NPY_MAGIC:
         raise ValueError(f"{where}: '{path}' is a single .npy array, not an .npz archive; rename it to .npy")
@@ -144,9 +200,11 @@ def _read_npz(path: Path, where: str) -> tuple[dict[str, np.ndarray], list[str]]
         members: dict[str, zipfile.ZipInfo] = {}
         for info in archive.infolist():
             members.setdefault(info.filename.removesuffix(".npy"), info)
-        arrays = {key: _read_array(functools.partial(archive.open, info), info.file_size,
-                                   f"{key!r} in '{path}'", where, ".npy array")
-                  for key, info in members.items() if key in KNOWN_KEYS}
+        headers = {key: _header(functools.partial(archive.open, info), info.file_size, f"{key!r} in '{path}'",
+                                where, ".npy array")
+                   for key, info in members.items() if key in KNOWN_KEYS}
+        _check_load_memory(headers, path, where, modality, presplit="x_train" in headers or "x_test" in headers)
+        arrays = {key: _read_array(header, where) for key, header in headers.items()}
     return arrays, sorted(members)
 
 
@@ -162,7 +220,7 @@ def _converter(modality: str, array: np.ndarray) -> Converter:
 
 
 def load_npy(path: Path, where: str = "load_dataset", modality: str = "auto") -> ArraySource:
-    array = _read_npy(path, where)
+    array = _read_npy(path, where, modality)
     inputs = _converter(modality, array)(array, f"the array in '{path}'", where)
     return ArraySource(inputs, labels_to_int64(None, len(inputs), "", where))
 
@@ -170,7 +228,7 @@ def load_npy(path: Path, where: str = "load_dataset", modality: str = "auto") ->
 def load_npz(path: Path, where: str = "load_dataset", modality: str = "auto") -> ArraySource:
     """Inputs in the canonical form of ``modality`` (``"auto"``: :func:`~contrastkit.data.modality.infer_modality`
     of the first input array) and renumbered labels."""
-    arrays, keys = _read_npz(path, where)
+    arrays, keys = _read_npz(path, where, modality)
     has_split = "x_train" in arrays or "x_test" in arrays
     image_key = _one_of(arrays, IMAGE_KEYS, path, where)
     if has_split and image_key is not None:

@@ -129,3 +129,49 @@ def test_unknown_name_lists_builtins(tmp_path) -> None:
 def test_bad_arguments(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         load_dataset("digits", **kwargs)
+
+
+def _available(monkeypatch, nbytes: int) -> None:
+    import contrastkit.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda *args, **kwargs: nbytes)
+
+
+def _never_resize(monkeypatch) -> None:
+    import contrastkit.data.load as load
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("images were resized before the memory check")
+
+    monkeypatch.setattr(load, "resize_images", refuse)
+
+
+def test_a_size_that_does_not_fit_is_refused_before_resizing(monkeypatch) -> None:
+    """The issue's case: 1,797 digits at 4096 x 4096 are 1,797 * 4096**2 bytes = 28.1 GiB as uint8, held twice
+    while split (56.2 GiB); on a machine with 21.3 GiB available that is refused in one line, nothing resized."""
+    _never_resize(monkeypatch)
+    available = int(21.3 * 1024**3)
+    _available(monkeypatch, available)
+    with pytest.raises(ValueError, match="`size` 4096 x 4096") as info:
+        load_dataset("digits", size=4096)
+    err = info.value
+    assert (err.needed, err.available, err.setting) == (2 * 1797 * 4096 * 4096, available, "size")
+    message = str(err)
+    assert "1,797 images of 'digits'" in message and "28.1 GiB" in message and "56.2 GiB" in message
+    assert "21.3 GiB available" in message and "\n" not in message
+
+
+def test_mode_and_size_memory_counts_the_channel_copy(monkeypatch) -> None:
+    """RGB at 64 x 64: the gray -> RGB copy at 8 x 8 (1797 * 3 * 64 = 345,024 bytes) beside the resized set
+    (1797 * 3 * 64 * 64 = 22,081,536), or the resized set twice while split: the larger, 44,163,072."""
+    _never_resize(monkeypatch)
+    _available(monkeypatch, 700_000)  # 90 %: 630,000
+    with pytest.raises(ValueError, match="digits") as info:
+        load_dataset("digits", size=64, mode="RGB")
+    assert info.value.needed == 2 * 1797 * 3 * 64 * 64
+    with pytest.raises(ValueError, match="`mode`") as info:
+        load_dataset("digits", mode="RGB")  # no resize: the RGB copy, twice while split
+    assert info.value.needed == 2 * 1797 * 3 * 8 * 8
+    monkeypatch.undo()
+    _available(monkeypatch, 700_000)
+    assert load_dataset("digits").train.images.shape == (1438, 1, 8, 8)  # nothing converted: nothing to check

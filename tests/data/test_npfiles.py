@@ -315,3 +315,106 @@ def test_damaged_compressed_member_names_its_key(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"'x' in '.*c\.npz'") as info:
         load_dataset(tmp_path / "c.npz")
     assert type(info.value) is ValueError and "\n" not in str(info.value)
+
+
+# --- memory: a file's arrays are sized from their headers and refused before any data is read --------------------
+
+
+def _no_data_read(monkeypatch) -> None:
+    """Fail the test if any array data is read (only headers may be)."""
+    import contrastkit.data.npfiles as npfiles
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("array data was read before the memory check")
+
+    monkeypatch.setattr(npfiles.npy_format, "read_array", refuse)
+
+
+def _available(monkeypatch, nbytes: int) -> None:
+    import contrastkit.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda *args, **kwargs: nbytes)
+
+
+def test_npz_too_large_for_memory_is_refused_from_its_headers(tmp_path, monkeypatch) -> None:
+    """x float32 (100, 1, 32, 32): 409,600 bytes as stored + 102,400 as uint8 images; y int64 (100,): 800 + 800.
+    Peak = max(stored + converted, 2 x converted for the split) = 513,600 bytes."""
+    np.savez_compressed(tmp_path / "zeros.npz", x=np.zeros((100, 1, 32, 32), np.float32), y=np.arange(100) % 2)
+    _no_data_read(monkeypatch)
+    _available(monkeypatch, 500_000)  # 90 % of it: 450,000 < 513,600
+    with pytest.raises(ValueError, match=r"zeros\.npz") as info:
+        load_dataset(tmp_path / "zeros.npz")
+    err = info.value
+    assert (err.needed, err.available) == (513_600, 500_000)
+    message = str(err)
+    assert "\n" not in message and "'x' float32 (100, 1, 32, 32)" in message and "501.6 KiB" in message
+    assert "488.3 KiB available" in message
+    monkeypatch.undo()
+    _available(monkeypatch, 571_000)  # 90 %: 513,900 >= 513,600: loads
+    assert load_dataset(tmp_path / "zeros.npz").train.images.shape == (80, 1, 32, 32)
+
+
+def test_npy_vectors_are_sized_as_float32(tmp_path, monkeypatch) -> None:
+    """(100, 8) float32 is a table of vectors: 3,200 bytes stored + 3,200 as float32; the split copies 3,200."""
+    np.save(tmp_path / "v.npy", np.ones((100, 8), np.float32))
+    _no_data_read(monkeypatch)
+    _available(monkeypatch, 7_000)  # 6,300 < 6,400
+    with pytest.raises(ValueError, match=r"v\.npy") as info:
+        load_dataset(tmp_path / "v.npy")
+    assert info.value.needed == 6_400
+
+
+def test_a_few_bytes_declaring_gibibytes_are_refused_not_decompressed(tmp_path, monkeypatch) -> None:
+    """A 1 KB .npz whose member declares float32 (1000, 3, 512, 512), 2.9 GiB (the issue's 17 MB of compressed
+    zeros declaring 3.7 GiB, without writing them): refused from the header, nothing decompressed beyond it."""
+    import io
+    import struct
+    import zipfile
+
+    shape = (1000, 3, 512, 512)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    declared = len(header.getvalue()) + 4 * 1000 * 3 * 512 * 512
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", header.getvalue() + bytes(64))
+    data = bytearray((tmp_path / "bomb.npz").read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # uncompressed size, local + central
+        at = data.index(signature) + offset
+        data[at:at + 4] = struct.pack("<I", declared)
+    (tmp_path / "bomb.npz").write_bytes(bytes(data))
+    _no_data_read(monkeypatch)
+    _available(monkeypatch, 2 * 1024**3)
+    with pytest.raises(ValueError, match=r"bomb\.npz") as info:
+        load_dataset(tmp_path / "bomb.npz")
+    assert info.value.needed == 4 * 786_432_000 + 786_432_000  # stored float32 + uint8 images
+    assert "3.7 GiB" in str(info.value) and "2.0 GiB available" in str(info.value)
+
+
+def test_float_images_convert_block_by_block_to_the_same_values(monkeypatch) -> None:
+    """floor(255 x + 0.5) a few rows at a time (the float64 temporaries stay small) equals the whole-array form,
+    also for a channels-last (non-contiguous) view."""
+    import contrastkit.data.arrays as arrays
+
+    monkeypatch.setattr(arrays, "_CONVERT_BLOCK", 7)
+    rng = np.random.default_rng(0)
+    values = rng.random((9, 5, 4, 3)).astype(np.float32)  # (N, H, W, C)
+    values[0, 0, 0] = [0.5 / 255, 1.5 / 255, 1.0]
+    expected = np.floor(values.transpose(0, 3, 1, 2).astype(np.float64) * 255 + 0.5).astype(np.uint8)
+    got = to_uint8_nchw(values, "x", "t")
+    assert got.flags.c_contiguous and np.array_equal(got, expected)
+    assert got[0, :, 0, 0].tolist() == [1, 2, 255]
+
+
+# --- labels: -1 means "no label", so negative ids are refused, with the reason and a way out ------------------------
+
+
+@pytest.mark.parametrize(("labels", "shown"), [([-1, 1, -1, 1], "(-1)"), ([0, -3, 1, -2], "(-3, -2)")])
+def test_negative_labels_are_refused_with_the_reason(tmp_path, labels, shown) -> None:
+    np.savez(tmp_path / "pm.npz", x=np.zeros((4, 2, 2), np.uint8), y=np.array(labels))
+    with pytest.raises(ValueError) as info:
+        load_dataset(tmp_path / "pm.npz")
+    message = str(info.value)
+    assert f"'y' in '{tmp_path / 'pm.npz'}' holds negative class ids {shown}" in message
+    assert "-1 means 'no label'" in message and "(y + 1) // 2" in message and "\n" not in message
+    np.savez(tmp_path / "none.npz", x=np.zeros((4, 2, 2), np.uint8), y=np.full(4, -1))
+    assert load_dataset(tmp_path / "none.npz").num_classes == 0  # all -1: unlabelled
