@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ __all__ = ["build_parser", "main"]
 
 #: exit status of a run stopped by Ctrl-C / SIGTERM (after its checkpoint was saved), as shells report SIGINT
 EXIT_INTERRUPTED = 130
+#: the environment variable that does what --debug does: full tracebacks of errors, for any command
+DEBUG_VARIABLE = "CONTRASTKIT_DEBUG"
 
 
 def _method_fields() -> set[str]:
@@ -173,6 +176,39 @@ def torchrun_command(argv: list[str], devices: int) -> list[str]:
             "-m", "contrastkit", *rest]
 
 
+def torchrun_environment() -> dict[str, str]:
+    """The environment of the processes ``--devices`` starts: this one's, with ``PYTHONSAFEPATH=1`` so that the
+    ``python -m contrastkit`` of each process does not put the current folder first on its ``sys.path`` (a stray
+    ``scipy.py`` there would be imported in place of scipy; Python 3.11 and later honour it) -- unless contrastkit
+    itself is found only there (a source checkout run from its own folder)."""
+    import contrastkit
+
+    env = dict(os.environ)
+    if Path(contrastkit.__file__).resolve().parents[1] != Path.cwd().resolve():
+        env["PYTHONSAFEPATH"] = "1"
+    return env
+
+
+def _check_before_torchrun(config: Any, devices: int) -> None:
+    """What the settings alone decide about ``devices`` processes (:mod:`contrastkit.processes`: a global batch
+    that splits into equal shares, split BatchNorm groups per share, the BatchNorm mode for the device, one GPU per
+    process), checked once in this process: the same error from each of N processes and torchrun's report after
+    it said nothing more."""
+    import torch
+
+    from contrastkit.device import resolve_device
+    from contrastkit.processes import check_gpus, check_processes
+    from contrastkit.run import resolve_config
+
+    resolved = resolve_config(config)  # the method's batch size and settings filled in
+    device = resolve_device(resolved.device)
+    if device.type == "cuda" and device.index is None:
+        check_gpus(devices, torch.cuda.device_count())
+    options = resolved.method_options
+    check_processes(devices, int(resolved.batch_size), split_bn=options.get("split_bn"),
+                    batchnorm=options.get("batchnorm"), device_type=device.type)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train; under torchrun (``WORLD_SIZE`` > 1) join the process group first and leave it at the end. Only
     rank 0 prints; every process returns the same status. ``--devices N`` > 1 hands the command to torchrun."""
@@ -186,8 +222,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if "WORLD_SIZE" in os.environ:
             raise ValueError("--devices starts torchrun itself; under torchrun leave it out (torchrun's "
                              "--nproc_per_node sets the processes)")
-        _train_config(args)  # every setting checked here, before any process starts
-        process = subprocess.Popen(torchrun_command(args.argv, args.devices))
+        _check_before_torchrun(_train_config(args), args.devices)  # once, here, before any process starts
+        process = subprocess.Popen(torchrun_command(args.argv, args.devices), env=torchrun_environment())
         while True:
             try:
                 return process.wait()
@@ -311,20 +347,50 @@ def cmd_mi_bench(args: argparse.Namespace) -> int:
 
 
 def _add_plugin_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                   help="import MODULE first (it registers methods of your own); repeatable")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+                   help="import this first (it registers methods of your own): a module name, looked up on the Python "
+                        "path and then in the current folder (which never shadows installed packages), or the path "
+                        "of a .py file; repeatable. A run records its plugins: eval, plot and --resume of it import "
+                        "them without --plugin")
 
 
-def _import_plugins(argv: list[str]) -> None:
-    """Import the --plugin modules before the parser is built, so their methods' settings become flags."""
+def _import_plugins(argv: list[str]) -> list[dict[str, Any]] | None:
+    """Import the --plugin modules before the parser is built, so their methods' settings become flags; their
+    records (:mod:`contrastkit.plugins`), or None when the command names none."""
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--plugin", action="append", default=[])
     known, _ = pre.parse_known_args(argv)
-    if known.plugin:
-        from contrastkit.methods.registry import import_plugins
+    if not known.plugin:
+        return None
+    from contrastkit.plugins import load_plugins
 
-        sys.path.insert(0, str(Path.cwd()))  # a module next to the user's files, as `python -m` would find it
-        import_plugins(known.plugin)
+    return load_plugins(known.plugin)
+
+
+def _train_plugins(args: argparse.Namespace, given: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """What ``train`` records as the run's plugins (``TrainConfig.plugins``): those --plugin imported; on
+    ``--resume`` without --plugin, those the run recorded (imported here when its method is not known otherwise,
+    so the resume works from any folder)."""
+    from contrastkit.plugins import check_records, import_recorded
+    from contrastkit.runfolder import check_output_folder, read_saved_config
+    from contrastkit.settings import SettingsError
+
+    for item in args.set:
+        if item.partition("=")[0].strip() == "plugins":
+            raise SettingsError(f"--set {item}: `plugins` records what --plugin imported; pass --plugin MODULE "
+                                f"(or --plugin FILE.py) instead")
+    if given is not None:
+        return given
+    if not args.resume:
+        return []
+    values = _given_settings(args)[0]
+    out = values.get("out") or f"runs/{values.get('method', 'simclr')}"
+    saved = read_saved_config(check_output_folder(out))
+    if saved is None:
+        return []
+    records = check_records(saved.get("plugins"), where=f"{out}'s saved settings")
+    import_recorded(records, str(saved.get("method")), out)
+    return records
 
 
 def _positive_int(text: str) -> int:
@@ -351,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="contrastkit", description="Contrastive representation learning.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
                                      allow_abbrev=False)
+    parser.add_argument("--debug", action="store_true",
+                        help=f"on an error, show its full traceback before the one-line message (any command; "
+                             f"also after the command's name, or with the environment variable {DEBUG_VARIABLE}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a method; checkpoints and logs go to --out", allow_abbrev=False,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -401,26 +470,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def debug_requested(argv: list[str]) -> bool:
+    """``--debug`` anywhere on the command line, or the environment variable ``CONTRASTKIT_DEBUG`` set to anything
+    but empty, 0, false or no."""
+    return "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _error(prefix: str, exc: BaseException, debug: bool) -> int:
+    """Report ``exc`` in one line (``contrastkit <command>: error: <message>``), after its traceback with --debug;
+    returns the exit status 2."""
+    if debug:
+        traceback.print_exception(exc)
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+        message = f"{message}: {exc.filename}"
+    print(f"{prefix}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_requested(argv)
+    words = [arg for arg in argv if arg != "--debug"]  # the top level's flag, accepted after the command too
     try:
-        _import_plugins(argv)
+        plugins = _import_plugins(words)
     except (ValueError, OSError) as exc:
-        print(f"contrastkit: error: {exc}", file=sys.stderr)
-        return 2
-    args = build_parser().parse_args(argv)
-    args.argv = argv
+        return _error("contrastkit", exc, debug)
+    args = build_parser().parse_args(words)
+    args.argv = argv  # what --devices hands to torchrun (with --debug: every process shows its tracebacks)
     try:
+        if args.command == "train":  # read by _given_settings as the `plugins` setting: what the run records
+            args.plugins = _train_plugins(args, plugins)
         return args.func(args)
     except KeyboardInterrupt:
         print(f"contrastkit {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, TypeError, OSError, FloatingPointError) as exc:
-        message = str(exc) or type(exc).__name__
-        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
-            message = f"{message}: {exc.filename}"
-        print(f"contrastkit {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return _error(f"contrastkit {args.command}", exc, debug)
 
 
 if __name__ == "__main__":

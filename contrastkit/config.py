@@ -78,11 +78,19 @@ class TrainConfig:
     log_every: int = setting(10, "steps between log lines / progress updates", low=1)
     progress: bool = setting(True, "show a progress bar")
     num_threads: int | None = setting(None, "torch CPU threads while training (default: PyTorch's)", low=1)
+    plugins: list[dict[str, str | None]] = setting(
+        None, "the plugins this run's method came from, as `--plugin` recorded them: {module: NAME, path: the "
+              "absolute .py file or package folder it was loaded from, or null when imported by name}; eval, plot "
+              "and train --resume import them when the method is not known otherwise (see contrastkit.plugins). "
+              "Set by the command line from --plugin, not a setting to give", default_factory=list, flag=False)
 
     def __post_init__(self) -> None:
+        from contrastkit.plugins import check_records
+
         if self.method_options is None:
             self.method_options = {}
         check_instance(self, "TrainConfig")
+        self.plugins = check_records(self.plugins, "TrainConfig")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -99,9 +107,11 @@ class TrainConfig:
 
 #: settings that may differ between a checkpoint and the run that resumes it (``epochs`` extends or shortens
 #: the run: the cosine schedule is then recomputed for the new length, so the continuation is not the run an
-#: uninterrupted job of that length would have been)
+#: uninterrupted job of that length would have been). ``plugins`` says where the method's code was found, not what
+#: it computes: a plugin file moved to another folder (``--plugin NEW/PATH.py``) resumes, and the method's name,
+#: its settings and its checkpointed state are compared as before
 RESUMABLE_CHANGES = ("epochs", "out", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
-                     "max_minutes", "device", "num_threads", "stream", "workers")
+                     "max_minutes", "device", "num_threads", "stream", "workers", "plugins")
 
 
 def read_yaml_settings(path: str | Path) -> dict[str, Any]:

@@ -78,9 +78,10 @@ from contrastkit.distributed import (
     threads_per_process,
     world_size,
 )
-from contrastkit.methods.base import Method, check_method
+from contrastkit.methods.base import Method, check_method, check_step_output
 from contrastkit.methods.registry import BUILT_AS, GENERIC_TRAINING_DEFAULTS, find_method
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
+from contrastkit.processes import check_processes
 from contrastkit.run import Run, build_run, check_batching, fill_training_defaults, resolve_config
 from contrastkit.runfolder import (
     CHECKPOINT_NAME,
@@ -275,19 +276,10 @@ class Trainer:
 
     def _check_global_batch(self, method: nn.Module) -> None:
         """Under W processes ``batch_size`` is the global batch: it must split into W equal shares (and each share
-        into split-BatchNorm groups)."""
-        if self.world == 1:
-            return
-        batch = int(self.config.batch_size)
-        if batch % self.world:
-            raise SettingsError(f"`batch_size` {batch} is the global batch and must be a multiple of the {self.world} "
-                                f"processes (each takes batch_size / {self.world}); use e.g. "
-                                f"{max(self.world, batch // self.world * self.world)}")
-        groups = int(getattr(method, "split_bn", 0) or 0)
-        local = batch // self.world
-        if groups > 1 and (local % groups or local // groups < 2):
-            raise SettingsError(f"`split_bn` {groups} needs each process's share of the batch ({batch} / "
-                                f"{self.world} = {local}) to be a multiple of it with at least two samples per group")
+        into split-BatchNorm groups); the BatchNorm mode must suit the processes
+        (:func:`~contrastkit.processes.check_processes`, which ``--devices`` also runs before torchrun starts)."""
+        check_processes(self.world, int(self.config.batch_size), split_bn=getattr(method, "split_bn", 0),
+                        batchnorm=getattr(method, "batchnorm", None), device_type=self.device.type)
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> Trainer:
@@ -449,6 +441,7 @@ class Trainer:
         checks = checks_disabled(*synchronising) if self.device.type != "cpu" else contextlib.nullcontext()
         with checks, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             out = self.model(batch)  # forward: through the DDP wrapper under a process group
+        check_step_output(out, self.method)  # a StepOutput with a scalar loss: types and shapes, no device sync
         self._check_finite(out.loss)  # before backward: a non-finite loss changes nothing
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from contrastkit.precision import full_precision
 
-__all__ = ["Batch", "BatchSpec", "Method", "StepOutput", "check_method", "full_precision"]
+__all__ = ["Batch", "BatchSpec", "Method", "StepOutput", "check_method", "check_step_output", "full_precision"]
 
 SAMPLERS = ("shuffle", "pk")
 
@@ -145,3 +145,66 @@ def check_method(method: object) -> None:
                         f"{type(method.batch_spec).__name__}")
     if not isinstance(method.encoder, nn.Module):
         raise TypeError(f"{type(method).__name__}.encoder must be an nn.Module")
+
+
+def check_step_output(output: object, method: nn.Module) -> None:
+    """Raise a TypeError / ValueError when what ``method``'s ``forward`` returned is not what the trainer needs: a
+    :class:`StepOutput` whose ``loss`` is a floating-point scalar (0-dim) tensor with a graph (``requires_grad``),
+    and whose ``logs`` map names to scalar tensors, ``"loss"`` among them. The message names the method's
+    ``forward`` (module, file and line) and the problem, e.g. a loss of shape (B,) that was not reduced.
+
+    Types, shapes, dtypes and flags only -- no value is read, so nothing waits for the device: the trainer calls it
+    after every forward."""
+    loss = getattr(output, "loss", None)
+    logs = getattr(output, "logs", None)
+    if (isinstance(output, StepOutput) and isinstance(loss, Tensor) and loss.dim() == 0 and loss.is_floating_point()
+            and loss.requires_grad and isinstance(logs, dict) and "loss" in logs
+            and all(isinstance(v, Tensor) and v.numel() == 1 for v in logs.values())):
+        return
+    kind, problem = _step_output_problem(output, loss, logs)
+    raise kind(f"{_forward_location(method)} {problem}")
+
+
+def _step_output_problem(output: object, loss: object, logs: object) -> tuple[type[Exception], str]:
+    """The error type and what is wrong with a step's output, in words (:func:`check_step_output` found
+    something): a TypeError for an object of the wrong type, a ValueError for a tensor of the wrong form."""
+    if not isinstance(output, StepOutput):
+        return TypeError, (f"returned {type(output).__name__}; it must return a StepOutput(loss, logs={{'loss': "
+                           f"loss.detach()}}) (contrastkit.methods.base)")
+    if not isinstance(loss, Tensor):
+        return TypeError, (f"returned a loss of type {type(loss).__name__}: StepOutput.loss must be a tensor (a "
+                           f"scalar)")
+    if not isinstance(logs, dict):
+        return TypeError, (f"returned logs of type {type(logs).__name__}: StepOutput.logs must be a dict of scalar "
+                           f"tensors")
+    return ValueError, _tensor_problem(loss, logs)
+
+
+def _tensor_problem(loss: Tensor, logs: dict) -> str:
+    """What is wrong with a step's loss (a tensor) or its logs (a dict), in words."""
+    if loss.dim() != 0:
+        return (f"returned a loss of shape {tuple(loss.shape)}: StepOutput.loss must be a scalar (0-dim) tensor; "
+                f"reduce it, e.g. with .mean()")
+    if not loss.is_floating_point():
+        return f"returned a loss of dtype {loss.dtype}: StepOutput.loss must be a floating-point tensor"
+    if not loss.requires_grad:
+        return ("returned a loss without a graph (requires_grad is False: computed under torch.no_grad(), "
+                "from detached tensors, or with no trainable parameters): backward needs it")
+    if "loss" not in logs:
+        return (f"returned logs without 'loss' (it has {sorted(logs)}): the trainer logs logs['loss']; add "
+                f"logs={{'loss': loss.detach()}}")
+    for key, value in logs.items():
+        if not isinstance(value, Tensor) or value.numel() != 1:
+            shown = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"type {type(value).__name__}"
+            return f"returned logs[{key!r}] of {shown}: each logged value must be a scalar tensor (detached)"
+    return "returned an output the trainer cannot use"
+
+
+def _forward_location(method: nn.Module) -> str:
+    """``module.Class.forward (FILE line N)`` of a method's forward (the code to look at)."""
+    from contrastkit.plugins import code_location  # only on the error path
+
+    cls = type(method)
+    where = code_location(getattr(cls, "forward", None))
+    return f"{cls.__module__}.{cls.__qualname__}.forward" + (f" ({where})" if where else "")
+

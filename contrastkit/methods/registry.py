@@ -13,8 +13,8 @@ The three are presets of :class:`~contrastkit.methods.settings.ContrastiveSettin
 ``build_method("simclr", encoder, feature_dim, negatives="queue")``.
 
 A method of your own registers itself with one call and is then usable from Python and from
-``contrastkit train --plugin your_module --method NAME`` (or through the ``contrastkit.methods`` entry-point
-group of an installed package)::
+``contrastkit train --plugin your_module --method NAME`` (a module name, or the path of its ``.py`` file: see
+:mod:`contrastkit.plugins`; or through the ``contrastkit.methods`` entry-point group of an installed package)::
 
     @dataclass
     class MySettings:                      # typed settings: flags and YAML keys are checked against them
@@ -32,7 +32,7 @@ field whose name is taken with another type is refused.
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import os
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from contrastkit.methods.base import check_method
 from contrastkit.methods.contrastive import ContrastiveMethod
 from contrastkit.methods.cpc import CPC_PAPER_SIZES, CPCSettings, build_cpc
 from contrastkit.methods.drlim import DrLIMSettings, build_drlim
@@ -164,14 +165,14 @@ def _load_entry_points() -> None:
         point.load()  # importing the module registers its methods
 
 
-def import_plugins(modules: list[str] | tuple[str, ...]) -> None:
-    """Import each module named (``--plugin``); importing it registers its methods."""
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ValueError(f"--plugin {module}: cannot import it ({exc}); it must be importable from the "
-                             f"current folder or the Python path") from None
+def import_plugins(modules: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
+    """Import each plugin named (``--plugin``: a module name, or the path of a ``.py`` file); importing it registers
+    its methods. Returns their records (:func:`contrastkit.plugins.load_plugins`, which says how they are found
+    without letting the current folder shadow installed packages); a fault is one-line
+    :class:`~contrastkit.plugins.PluginError` (a ValueError) naming the file and line."""
+    from contrastkit.plugins import load_plugins
+
+    return load_plugins(modules)
 
 
 def find_method(name: str) -> MethodEntry | None:
@@ -253,9 +254,36 @@ def build_method(name: str, encoder: nn.Module, feature_dim: int, *, num_samples
     elif overrides:
         raise ValueError("build_method: give either `settings` or keyword overrides, not both")
     context = BuildContext(encoder, int(feature_dim), num_samples, num_classes, modality, seed, train_inputs)
-    method = entry.build(context, settings)
+    method = _call_builder(entry, context, settings)
     if isinstance(method, nn.Module):  # the name it was built under: the trainer compares it with config.method
         setattr(method, BUILT_AS, name)
+    return method
+
+
+def _call_builder(entry: MethodEntry, context: BuildContext, settings: Any) -> nn.Module:
+    """``entry.build(context, settings)``, checked: it must return a method (an ``nn.Module`` with the protocol's
+    members, :func:`~contrastkit.methods.base.check_method`), else a TypeError naming the builder's file and line.
+    An exception raised by a plugin's builder becomes one line too (:class:`~contrastkit.plugins.PluginError`:
+    the plugin, the builder's line that raised, the problem); the library's own builders raise their own errors."""
+    from contrastkit.plugins import code_location, fault_error, plugin_of
+
+    plugin = plugin_of(entry.build)
+    where = code_location(entry.build)
+    label = f"{plugin + ': ' if plugin else ''}{where + ': ' if where else ''}the builder of method {entry.name!r}"
+    try:
+        method = entry.build(context, settings)
+    except Exception as exc:
+        if plugin is None:
+            raise
+        code = getattr(entry.build, "__code__", None)
+        raise fault_error(f"{label} raised", exc, [os.path.realpath(code.co_filename)] if code else []) from exc
+    if not isinstance(method, nn.Module):
+        raise TypeError(f"{label} returned {type(method).__name__}, not a method (an nn.Module, see "
+                        f"contrastkit.methods.base); build(ctx, settings) must return the method it builds")
+    try:
+        check_method(method)
+    except TypeError as exc:
+        raise TypeError(f"{label}: {exc}") from None
     return method
 
 

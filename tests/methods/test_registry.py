@@ -244,10 +244,38 @@ def test_import_plugins_registers_the_modules_methods(tmp_path, monkeypatch) -> 
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, module, raising=False)
     try:
-        import_plugins([module])
+        assert import_plugins([module]) == [{"module": module, "path": None}]  # the record a run keeps
         assert method_settings("plugin_test").hidden == 3
     finally:
         sys.modules.pop(module, None)
+
+
+def test_a_builder_must_return_a_method_and_is_named_by_its_file_and_line() -> None:
+    def returns_none(ctx: BuildContext, settings: object) -> None:
+        return None
+
+    def returns_a_layer(ctx: BuildContext, settings: object) -> nn.Module:
+        return nn.Linear(2, 2)
+
+    register_method("none_test", returns_none)
+    register_method("layer_test", returns_a_layer)
+    line = returns_none.__code__.co_firstlineno
+    with pytest.raises(TypeError, match=rf"test_registry\.py line {line}: the builder of method 'none_test' returned "
+                                        rf"NoneType, not a method \(an nn\.Module"):
+        build_method("none_test", nn.Linear(2, 2), 2)
+    line = returns_a_layer.__code__.co_firstlineno
+    with pytest.raises(TypeError, match=rf"test_registry\.py line {line}: the builder of method 'layer_test': Linear "
+                                        rf"is not a contrastkit method: it lacks \['batch_spec', 'encoder'"):
+        build_method("layer_test", nn.Linear(2, 2), 2)
+
+
+def test_an_exception_of_a_builder_not_from_a_plugin_passes_unchanged() -> None:
+    def raises(ctx: BuildContext, settings: object) -> nn.Module:
+        raise RuntimeError("boom")
+
+    register_method("raise_test", raises)
+    with pytest.raises(RuntimeError, match=r"^boom$"):
+        build_method("raise_test", nn.Linear(2, 2), 2)
 
 
 def test_methods_of_installed_packages_come_from_entry_points(monkeypatch) -> None:
