@@ -40,13 +40,24 @@ _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hpu", "xla", "mtia")
 _HALF = (torch.float16, torch.bfloat16)
 
 
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type``. The per-device query is PyTorch >= 2.4; older releases (the
+    package accepts torch >= 2.1) have one getter for the CPU and one for CUDA only."""
+    available = getattr(torch.amp, "is_autocast_available", None)
+    if available is not None:
+        return bool(available(device_type) and torch.is_autocast_enabled(device_type))
+    if device_type == "cpu":
+        return bool(torch.is_autocast_cpu_enabled())
+    return device_type == "cuda" and bool(torch.is_autocast_enabled())
+
+
 @contextlib.contextmanager
 def _autocast_off() -> Iterator[None]:
     """Autocast off, for the block, on every device type where it is on (and nothing changed elsewhere). Private:
     inputs computed before the block would keep their half dtype, which :func:`full_precision` casts."""
     with contextlib.ExitStack() as stack:
         for device_type in _DEVICE_TYPES:
-            if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+            if _autocast_on(device_type):
                 stack.enter_context(torch.autocast(device_type, enabled=False))
         yield
 
