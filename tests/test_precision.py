@@ -1,11 +1,13 @@
 """full_precision on PyTorch releases without the per-device autocast query (torch < 2.4, which the package
 accepts): the CPU's own getter decides, and the loss still computes in float32."""
 
+import pytest
 import torch
 
 from contrastkit.precision import full_precision
 
 
+@pytest.mark.filterwarnings("ignore:torch.is_autocast_cpu_enabled:DeprecationWarning")
 def test_full_precision_without_the_per_device_query(monkeypatch):
     monkeypatch.delattr(torch.amp, "is_autocast_available", raising=False)
     a = torch.randn(16, 8).to(torch.bfloat16)
