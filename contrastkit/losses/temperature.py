@@ -53,7 +53,7 @@ class LearnableTemperature(nn.Module):
         return self.log_temperature.exp().clamp(self.min_value, self.max_value)
 
     def extra_repr(self) -> str:
-        return f"value={float(self()):.4g}, min={self.min_value}, max={self.max_value}"
+        return f"value={float(self().detach()):.4g}, min={self.min_value}, max={self.max_value}"
 
 
 class Temperature(nn.Module):

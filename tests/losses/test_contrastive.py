@@ -215,3 +215,63 @@ def test_permutation_invariant_and_non_negative(n, classes, seed, margin):
     assert float(contrastive_loss(x1, x2, similar, margin)) >= 0.0
     assert abs(float(contrastive_loss(x1[perm], x2[perm], similar[perm], margin))
                - float(contrastive_loss(x1, x2, similar, margin))) < 1e-12
+
+
+# ------------------------------------------------------------ settings, defaults and messages, exactly
+def test_defaults_and_the_modules_pass_every_setting_on():
+    x1, x2, similar = pairs(9, seed=8)
+    x, y = labelled(9, seed=8)
+    assert contrastive_loss(x1, x2, similar).item() == contrastive_loss(x1, x2, similar, 1.0, "euclidean").item()
+    assert contrastive_loss_from_labels(x, y).item() == contrastive_loss_from_labels(x, y, 1.0, "euclidean").item()
+    assert ContrastiveLoss().margin == PairedContrastiveLoss().margin == 1.0
+    assert ContrastiveLoss()(x, y).item() == contrastive_loss_from_labels(x, y, 1.0).item()
+    assert PairedContrastiveLoss()(x1, x2, similar).item() == contrastive_loss(x1, x2, similar, 1.0).item()
+    paired = PairedContrastiveLoss(0.5, distance="cosine")(x1, x2, similar)
+    assert paired.item() == contrastive_loss(x1, x2, similar, 0.5, "cosine").item()
+    assert paired.item() != pytest.approx(contrastive_loss(x1, x2, similar, 0.5).item(), rel=1e-3)
+    assert ContrastiveLoss(0.5, "cosine")(x, y).item() == contrastive_loss_from_labels(x, y, 0.5, "cosine").item()
+
+
+def test_no_pairs_is_a_zero_connected_to_both_sides():
+    x1 = torch.zeros(0, 3, requires_grad=True)
+    x2 = torch.zeros(0, 3, requires_grad=True)
+    g1, g2 = torch.autograd.grad(contrastive_loss(x1, x2, torch.zeros(0, dtype=torch.bool)), (x1, x2))
+    assert g1.shape == g2.shape == (0, 3)
+
+
+def _message(call) -> str:
+    with pytest.raises((ValueError, TypeError)) as error:
+        call()
+    return str(error.value)
+
+
+def test_every_refusal_names_the_function_and_the_argument():
+    x1, x2, similar = pairs(4)
+    x, y = labelled(4)
+    flat = torch.randn(4)
+    cases = [
+        (lambda: contrastive_loss(flat, x2, similar), "contrastive_loss: `x1` must have 2 dimensions, got shape (4,)"),
+        (lambda: contrastive_loss(x1, flat, similar), "contrastive_loss: `x2` must have 2 dimensions, got shape (4,)"),
+        (lambda: contrastive_loss(x1, x2[:3], similar),
+         "contrastive_loss: `x1` and `x2` must have the same shape, got (4, 4) and (3, 4)"),
+        (lambda: contrastive_loss(x1, x2, [True] * 4), "contrastive_loss: `similar` must be a torch.Tensor, got list"),
+        (lambda: contrastive_loss(x1, x2, similar.long()),
+         "contrastive_loss: `similar` must be a bool tensor (True = similar pair; the paper's Y is ~similar), got "
+         "dtype torch.int64"),
+        (lambda: contrastive_loss(x1, x2, similar[:3]),
+         "contrastive_loss: `similar` must have shape (4,) to match the pairs, got (3,)"),
+        (lambda: contrastive_loss(x1, x2, similar, margin=0.0), "contrastive_loss: `margin` must be > 0, got 0.0"),
+        (lambda: contrastive_loss_from_labels(flat, y),
+         "contrastive_loss_from_labels: `embeddings` must have 2 dimensions, got shape (4,)"),
+        (lambda: contrastive_loss_from_labels(x, y[:3]),
+         "contrastive_loss_from_labels: `labels` must have shape (4,) to match the embeddings, got (3,)"),
+        (lambda: contrastive_loss_from_labels(x, y, margin=-1),
+         "contrastive_loss_from_labels: `margin` must be > 0, got -1"),
+        (lambda: ContrastiveLoss(margin=0.0), "ContrastiveLoss: `margin` must be > 0, got 0.0"),
+        (lambda: PairedContrastiveLoss(margin=0.0), "PairedContrastiveLoss: `margin` must be > 0, got 0.0"),
+        (lambda: ContrastiveLoss()(flat, y), "ContrastiveLoss: `embeddings` must have 2 dimensions, got shape (4,)"),
+        (lambda: ContrastiveLoss()(x, y[:3]),
+         "ContrastiveLoss: `labels` must have shape (4,) to match the embeddings, got (3,)"),
+    ]
+    for call, message in cases:
+        assert _message(call) == message

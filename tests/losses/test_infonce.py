@@ -196,3 +196,111 @@ def test_row_blocks_against_gathered_keys_add_up_to_the_whole(memory_efficient, 
         info_nce(q[:4], k, positive_offset=5)
     with pytest.raises(ValueError, match="is for in-batch negatives"):
         info_nce(q[:4], k, k, positive_offset=0)
+
+
+# ------------------------------------------------------------ settings, defaults and messages, exactly
+@pytest.mark.parametrize("score", [euclidean, "mlp"], ids=["euclidean", "mlp"])
+@pytest.mark.parametrize("kind", ["in-batch", "shared"])
+def test_masking_with_a_score_that_has_no_inner_product_form(score, kind):
+    """The generic path (scores computed directly, no factors): false negatives dropped as in the reference."""
+    torch.manual_seed(2)
+    if score == "mlp":
+        score = MLPCritic(5, hidden=8).double()
+    q, p, neg = _inputs(10, 7)
+    labels = torch.randint(0, 3, (10,))
+    neg_labels = torch.randint(0, 3, (7,)) if kind == "shared" else None
+    negatives = neg if kind == "shared" else None
+    expect = reference_info_nce(q, p, negatives, 0.4, score, labels, neg_labels)
+    got = info_nce(q, p, negatives, 0.4, score=score, labels=labels, negative_labels=neg_labels)
+    assert got.item() == pytest.approx(expect, rel=1e-10)
+    assert got.item() != pytest.approx(reference_info_nce(q, p, negatives, 0.4, score), rel=1e-3)
+
+
+@pytest.mark.parametrize("score", [cosine, euclidean], ids=lambda m: type(m).__name__)
+def test_gathered_row_blocks_with_masking_at_every_offset(score):
+    """Three 'processes' of 2 queries against the 6 gathered keys (offsets 0, 2, 4: not symmetric), masked."""
+    torch.manual_seed(6)
+    q, k, _ = _inputs(6, 1)
+    labels = torch.tensor([0, 1, 0, 2, 1, 2])
+    expect = reference_info_nce(q, k, None, 0.2, score, labels)
+    parts = [info_nce(q[2 * r:2 * r + 2], k, temperature=0.2, score=score, positive_offset=2 * r,
+                      labels=labels[2 * r:2 * r + 2], negative_labels=labels) for r in range(3)]
+    assert (sum(parts) / 3).item() == pytest.approx(expect, rel=1e-10)
+
+
+def test_the_bound_counts_every_candidate():
+    q, p, per_query = _inputs(4, 6, per_query=True)
+    loss, bound = info_nce(q, p, per_query, 0.5, return_bound=True)  # K + 1 = 7 candidates per query
+    assert bound.item() == pytest.approx(math.log(7) - loss.item(), rel=1e-12)
+    assert loss.item() == pytest.approx(reference_info_nce(q, p, per_query, 0.5), rel=1e-10)
+
+
+def _spy_block_sizes(monkeypatch):
+    import contrastkit.losses.infonce as module
+
+    calls = []
+    original = module.row_logsumexp
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["block_size"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "row_logsumexp", spy)
+    return calls
+
+
+def test_defaults_and_the_module_passes_every_setting_on(monkeypatch):
+    q, p, neg = _inputs(6, 5)
+    assert info_nce(q, p).item() == info_nce(q, p, None, 0.1).item()  # tau = 0.1, cosine
+    default = InfoNCELoss()
+    assert default.temperature() == 0.1 and default.temperature.learned is None
+    assert (default.memory_efficient, default.block_size) == (False, None)
+    assert InfoNCELoss(score=euclidean)(q, p).item() == pytest.approx(info_nce(q, p, None, 0.1, score=euclidean)
+                                                                      .item(), rel=1e-12)  # direct: accepted
+    labels, neg_labels = torch.tensor([0, 1, 0, 1, 2, 2]), torch.tensor([0, 2, 1, 1, 0])
+    calls = _spy_block_sizes(monkeypatch)
+    module = InfoNCELoss(0.3, score=dot, memory_efficient=True, block_size=2)
+    got = module(q, p, neg, labels=labels, negative_labels=neg_labels)
+    assert calls == [2]
+    assert got.item() == pytest.approx(reference_info_nce(q, p, neg, 0.3, dot, labels, neg_labels), rel=1e-10)
+    assert module(q, p, labels=labels).item() == pytest.approx(reference_info_nce(q, p, None, 0.3, dot, labels),
+                                                               rel=1e-10)
+    calls.clear()
+    InfoNCELoss(0.3, memory_efficient=True)(q, p, neg)
+    InfoNCELoss(0.3)(q, p, neg)
+    assert calls == [max(16, (1 << 25) // 5), None]
+
+
+def _message(call) -> str:
+    with pytest.raises((ValueError, TypeError)) as error:
+        call()
+    return str(error.value)
+
+
+def test_every_refusal_names_the_function_and_the_argument():
+    q, neg = torch.randn(4, 3), torch.randn(2, 3)
+    labels = torch.arange(4)
+    cases = [
+        (lambda: info_nce(torch.randn(3), q), "info_nce: `query` must have 2 dimensions, got shape (3,)"),
+        (lambda: info_nce(q, torch.randn(4)), "info_nce: `positive` must have 2 dimensions, got shape (4,)"),
+        (lambda: info_nce(torch.randn(0, 3), torch.randn(0, 3)), "info_nce: empty batch (query has 0 rows)"),
+        (lambda: info_nce(q, q, [1.0]), "info_nce: `negatives` must be a torch.Tensor, got list"),
+        (lambda: info_nce(q, q, torch.randn(2, 2, 2, 3)),
+         "info_nce: `negatives` must be (M, D) shared or (N, M, D) per query, got shape (2, 2, 2, 3)"),
+        (lambda: info_nce(q, q, temperature=0.0), "info_nce: temperature must be a finite number > 0, got 0.0"),
+        (lambda: info_nce(q, q, labels=torch.arange(3)),
+         "info_nce: `labels` must have shape (4,) to match the embeddings, got (3,)"),
+        (lambda: info_nce(q, q, neg, negative_labels=torch.arange(2)),
+         "info_nce: `negative_labels` needs `labels` and shared (M, D) `negatives`"),
+        (lambda: info_nce(q, q, labels=labels, negative_labels=labels),
+         "info_nce: `negative_labels` needs `labels` and shared (M, D) `negatives`"),
+        (lambda: info_nce(q, q, positive_offset=0, labels=labels),
+         "info_nce: with `positive_offset`, masking needs `labels` (N,) and the keys' `negative_labels` (S,)"),
+        (lambda: info_nce(q, q, torch.randn(4, 2, 3), labels=labels),
+         "info_nce: `labels` masking is not defined for per-query (N, M, D) negatives"),
+        (lambda: info_nce(q, q, score=euclidean, memory_efficient=True),
+         "info_nce: memory_efficient=True needs an inner-product score (cosine, dot, squared Euclidean, "
+         "bilinear); EuclideanDistance is not one"),
+    ]
+    for call, message in cases:
+        assert _message(call) == message

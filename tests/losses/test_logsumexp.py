@@ -93,3 +93,20 @@ def test_a_row_block_with_a_column_offset_matches_the_reference(diagonal, with_l
         assert torch.allclose(x, y, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="column_offset must be an integer >= 0"):
         row_logsumexp(a, c, diagonal=diagonal, column_offset=-1)
+
+
+@pytest.mark.parametrize("block_size", [None, 2])
+def test_a_row_without_candidates_gets_no_gradient_whatever_flows_in(block_size):
+    """Row 0's only candidates share its label: its lse is -inf, and even a large upstream gradient on it (the
+    caller may weight it) leaves the inputs' gradients finite and equal to those of the other rows alone."""
+    a = torch.randn(3, 2, dtype=torch.float32, requires_grad=True)
+    c = torch.randn(3, 2, dtype=torch.float32, requires_grad=True)
+    lse = row_logsumexp(a, c, row_labels=torch.tensor([0, 1, 1]), col_labels=torch.tensor([0, 0, 0]),
+                        block_size=block_size)
+    assert lse[0].item() == float("-inf") and torch.isfinite(lse[1:]).all()
+    ga, gc = torch.autograd.grad(lse, (a, c), torch.tensor([1e6, 1.0, 1.0]))
+    others = torch.logsumexp(a[1:] @ c.T, dim=1)  # rows 1, 2: every column is valid
+    ea, ec = torch.autograd.grad(others.sum(), (a, c))
+    assert torch.isfinite(ga).all() and torch.isfinite(gc).all()
+    assert torch.equal(ga[0], torch.zeros(2)) and torch.allclose(ga[1:], ea[1:], atol=1e-5)
+    assert torch.allclose(gc, ec, atol=1e-5)

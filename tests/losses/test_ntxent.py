@@ -207,3 +207,106 @@ def test_row_block_arguments_are_checked():
         nt_xent_rows(z, z, torch.arange(4), offset=1)
     with pytest.raises(ValueError, match="give both `labels` and `candidate_labels`"):
         nt_xent_rows(z, z, torch.arange(4), labels=torch.zeros(4, dtype=torch.long))
+
+
+# ------------------------------------------------------------ settings, defaults and messages, exactly
+def _spy_row_logsumexp(monkeypatch):
+    """Record the block size every call of the log-sum-exp kernel gets (None = the direct mode)."""
+    import contrastkit.losses.ntxent as module
+
+    calls = []
+    original = module.row_logsumexp
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["block_size"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "row_logsumexp", spy)
+    return calls
+
+
+def test_defaults_are_the_documented_ones():
+    z1, z2 = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    assert nt_xent(z1, z2).item() == nt_xent(z1, z2, 0.5).item()  # tau = 0.5, cosine
+    z = torch.cat([z1, z2])
+    positive = torch.cat([torch.arange(5, 10), torch.arange(5)])
+    assert torch.equal(nt_xent_rows(z, z, positive), nt_xent_rows(z, z, positive, 0.5, score=cosine))
+    # not memory-efficient by default: a score without inner-product factors is accepted
+    assert torch.isfinite(nt_xent_rows(z, z, positive, score=euclidean)).all()
+    loss = NTXentLoss(score=euclidean)
+    assert loss.temperature() == 0.5 and loss.memory_efficient is False and loss.block_size is None
+    assert loss(z1, z2).item() == pytest.approx(nt_xent(z1, z2, 0.5, score=euclidean).item(), rel=1e-12)
+
+
+def test_the_module_passes_every_setting_on(monkeypatch):
+    z1, z2 = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 0, 2, 1, 1])
+    calls = _spy_row_logsumexp(monkeypatch)
+    module = NTXentLoss(0.3, score=dot, memory_efficient=True, block_size=2)
+    got = module(z1, z2, labels)
+    assert calls == [2]  # blockwise, in blocks of 2 rows
+    assert got.item() == pytest.approx(reference_nt_xent(z1, z2, 0.3, labels, dot), rel=1e-10)
+    assert got.item() != pytest.approx(reference_nt_xent(z1, z2, 0.3, None, dot), rel=1e-3)  # labels matter
+    calls.clear()
+    NTXentLoss(0.3, score=dot, memory_efficient=True)(z1, z2)
+    nt_xent(z1, z2, 0.3, score=dot, memory_efficient=True, block_size=3)
+    NTXentLoss(0.3, score=dot)(z1, z2)
+    assert calls == [max(16, (1 << 25) // 12), 3, None]  # the default block; the given one; direct
+
+
+@pytest.mark.parametrize("world", [3, 4])
+@pytest.mark.parametrize("score", [cosine, euclidean], ids=lambda m: type(m).__name__)
+def test_row_blocks_at_every_offset_match_the_reference(world, score):
+    """``world`` 'processes' of 2 pairs each; every block's rows against the loop over the whole batch (offsets
+    that are not half the batch, so a slip in the own column's sign or the offset shows)."""
+    torch.manual_seed(5)
+    n = 2 * world
+    z1, z2 = torch.randn(n, 5, dtype=torch.float64), torch.randn(n, 5, dtype=torch.float64)
+    labels = torch.randint(0, 3, (n,))
+    blocks = [torch.cat([z1[2 * r:2 * r + 2], z2[2 * r:2 * r + 2]]) for r in range(world)]
+    gathered = torch.cat(blocks)
+    ids = torch.cat([torch.cat([labels[2 * r:2 * r + 2]] * 2) for r in range(world)])
+    for supervised in (False, True):
+        rows = [nt_xent_rows(block, gathered, 4 * r + torch.tensor([2, 3, 0, 1]), 0.3, offset=4 * r, score=score,
+                             labels=ids[4 * r:4 * r + 4] if supervised else None,
+                             candidate_labels=ids if supervised else None) for r, block in enumerate(blocks)]
+        expect = reference_nt_xent(z1, z2, 0.3, labels if supervised else None, score)
+        assert torch.cat(rows).mean().item() == pytest.approx(expect, rel=1e-10)
+
+
+def test_class_ids_are_consecutive_from_zero():
+    from contrastkit.losses.ntxent import _class_ids
+
+    ids, count = _class_ids(torch.tensor([7, -2, 7, 30]))
+    assert ids.tolist() == [1, 0, 1, 2] and count == 3
+    ids, count = _class_ids(torch.zeros(0, dtype=torch.long))
+    assert ids.tolist() == [] and count == 0
+
+
+def _message(call) -> str:
+    with pytest.raises((ValueError, TypeError)) as error:
+        call()
+    return str(error.value)
+
+
+def test_every_refusal_names_the_function_and_the_argument():
+    z = torch.randn(4, 3)
+    p = torch.arange(4)
+    assert _message(lambda: nt_xent(torch.randn(3), z)) == "nt_xent: `z1` must have 2 dimensions, got shape (3,)"
+    assert _message(lambda: nt_xent(z, torch.randn(4))) == "nt_xent: `z2` must have 2 dimensions, got shape (4,)"
+    assert _message(lambda: nt_xent(z, torch.randn(3, 3))) == \
+        "nt_xent: `z1` and `z2` must have the same shape, got (4, 3) and (3, 3)"
+    assert _message(lambda: nt_xent(z, z, labels=torch.zeros(3, dtype=torch.long))) == \
+        "nt_xent: `labels` must have shape (4,) to match the embeddings, got (3,)"
+    assert _message(lambda: nt_xent(z, z, 0.0)) == "nt_xent_rows: temperature must be a finite number > 0, got 0.0"
+    assert _message(lambda: nt_xent_rows(torch.randn(4), z, p)) == \
+        "nt_xent_rows: `anchors` must have 2 dimensions, got shape (4,)"
+    assert _message(lambda: nt_xent_rows(z, torch.randn(4), p)) == \
+        "nt_xent_rows: `candidates` must have 2 dimensions, got shape (4,)"
+    assert _message(lambda: nt_xent_rows(z, z, p, offset=1)) == \
+        "nt_xent_rows: `offset` 1 does not place 4 anchors inside 4 candidates"
+    assert _message(lambda: nt_xent(z, z, score=euclidean, memory_efficient=True)) == \
+        ("nt_xent: memory_efficient=True needs an inner-product score (cosine, dot, squared Euclidean, bilinear); "
+         "EuclideanDistance is not one")
+    assert _message(lambda: NTXentLoss(temperature=-1.0)) == \
+        "NTXentLoss: temperature must be a finite number > 0, got -1.0"

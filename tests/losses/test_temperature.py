@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -58,3 +59,34 @@ def test_gradient_of_log_temperature_is_tau_times_dloss_dtau() -> None:
     nt_xent(q, k, tau).backward()
     grad_theta = loss_fn.temperature.learned.log_temperature.grad
     assert float(grad_theta) == pytest.approx(0.2 * float(tau.grad), rel=1e-4)
+
+
+def test_defaults_limits_and_messages() -> None:
+    from contrastkit.losses.temperature import default_block_size
+
+    default = LearnableTemperature()
+    assert default().item() == pytest.approx(0.1, rel=1e-6) and (default.min_value, default.max_value) == (0.01, 10.0)
+    assert LearnableTemperature(0.05, min_value=0.05, max_value=0.05)().item() == pytest.approx(0.05, rel=1e-6)
+    cases = [(lambda: LearnableTemperature(0.1, min_value=0.0),
+              "LearnableTemperature: need 0 < min_value <= init <= max_value, got 0.0, 0.1, 10.0"),
+             (lambda: LearnableTemperature(0.1, min_value=0.2),
+              "LearnableTemperature: need 0 < min_value <= init <= max_value, got 0.2, 0.1, 10.0"),
+             (lambda: LearnableTemperature(11.0),
+              "LearnableTemperature: need 0 < min_value <= init <= max_value, got 0.01, 11.0, 10.0"),
+             (lambda: LearnableTemperature(-1.0),
+              "LearnableTemperature: temperature must be a finite number > 0, got -1.0"),
+             (lambda: Temperature(0.0), "temperature: temperature must be a finite number > 0, got 0.0"),
+             (lambda: Temperature(0.0, where="mine"), "mine: temperature must be a finite number > 0, got 0.0"),
+             (lambda: InfoNCELoss(temperature=0.0), "InfoNCELoss: temperature must be a finite number > 0, got 0.0")]
+    for make, message in cases:
+        with pytest.raises(ValueError) as error:
+            make()
+        assert str(error.value) == message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # printing a module with a learnable temperature warns about nothing
+        assert LearnableTemperature(0.2).extra_repr() == "value=0.2, min=0.01, max=10.0"
+    assert Temperature(0.3).extra_repr() == "value=0.3" and Temperature(0.3, True).extra_repr() == "learnable"
+    # rows per block: about 2^25 scores, at least 16 rows
+    assert default_block_size(1) == 1 << 25 and default_block_size(0) == 1 << 25
+    assert default_block_size(3) == (1 << 25) // 3 and isinstance(default_block_size(3), int)
+    assert default_block_size(1 << 30) == 16 and default_block_size(10, target_elements=100) == 16

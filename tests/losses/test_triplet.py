@@ -317,3 +317,62 @@ def test_band_losses_on_tied_distances(mining, expected):
     loss = TripletLoss(1.0, mining)(TIES_X, TIES_Y)
     assert abs(float(loss) - expected) < 1e-12
     assert abs(float(loss) - reference_batch_loss(TIES_X, TIES_Y, 1.0, mining)) < 1e-12
+
+
+# ------------------------------------------------------------ settings, defaults and messages, exactly
+def test_defaults_and_settings_reach_the_computation(monkeypatch):
+    x, y = batch(12, seed=4)
+    a, p, n = x[:4], x[4:8], x[8:]
+    assert triplet_loss(a, p, n).item() == triplet_loss(a, p, n, 0.2, "euclidean").item()
+    default = TripletLoss()
+    assert (default.margin, default.mining, default.chunk_size) == (0.2, "semi-hard", None)
+    assert default(x, y).item() == pytest.approx(reference_batch_loss(x, y, 0.2, "semi-hard"), rel=1e-10)
+    import contrastkit.losses.triplet as module
+
+    chunks = []
+    original = module.band_coefficients
+
+    def spy(d, labels, band, chunk_size=None):
+        chunks.append(chunk_size)
+        return original(d, labels, band, chunk_size)
+
+    monkeypatch.setattr(module, "band_coefficients", spy)
+    TripletLoss(mining="all", chunk_size=3)(x, y)
+    TripletLoss()(x, y)
+    assert chunks == [3, None]  # the setting is used, not dropped
+
+
+def test_no_triplets_is_a_zero_connected_to_every_input():
+    a, p, n = (torch.zeros(0, 3, requires_grad=True) for _ in range(3))
+    grads = torch.autograd.grad(triplet_loss(a, p, n), (a, p, n))
+    assert [g.shape for g in grads] == [(0, 3)] * 3
+
+
+def _message(call) -> str:
+    with pytest.raises((ValueError, TypeError)) as error:
+        call()
+    return str(error.value)
+
+
+def test_every_refusal_names_the_function_and_the_argument():
+    x, y = batch(4)
+    flat = torch.randn(4)
+    cases = [
+        (lambda: triplet_loss(flat, x, x), "triplet_loss: `anchor` must have 2 dimensions, got shape (4,)"),
+        (lambda: triplet_loss(x, flat, x), "triplet_loss: `positive` must have 2 dimensions, got shape (4,)"),
+        (lambda: triplet_loss(x, x, flat), "triplet_loss: `negative` must have 2 dimensions, got shape (4,)"),
+        (lambda: triplet_loss(x, x[:3], x),
+         "triplet_loss: `anchor` and `positive` must have the same shape, got (4, 5) and (3, 5)"),
+        (lambda: triplet_loss(x, x, x[:3]),
+         "triplet_loss: `anchor` and `negative` must have the same shape, got (4, 5) and (3, 5)"),
+        (lambda: triplet_loss(x, x, x, margin=0), "triplet_loss: `margin` must be > 0, got 0"),
+        (lambda: TripletLoss(margin=-0.5), "TripletLoss: `margin` must be > 0, got -0.5"),
+        (lambda: TripletLoss(mining="semihard"),
+         "TripletLoss: `mining` must be one of ['all', 'semi-hard', 'hard', 'easy'], got 'semihard'"),
+        (lambda: TripletLoss(chunk_size=0), "TripletLoss: `chunk_size` must be >= 1, got 0"),
+        (lambda: TripletLoss()(flat, y), "TripletLoss: `embeddings` must have 2 dimensions, got shape (4,)"),
+        (lambda: TripletLoss()(x, y[:3]),
+         "TripletLoss: `labels` must have shape (4,) to match the embeddings, got (3,)"),
+    ]
+    for call, message in cases:
+        assert _message(call) == message
