@@ -371,7 +371,8 @@ def _train_plugins(args: argparse.Namespace, given: list[dict[str, Any]] | None)
     """What ``train`` records as the run's plugins (``TrainConfig.plugins``): those --plugin imported; on
     ``--resume`` without --plugin, those the run recorded (imported here when its method is not known otherwise,
     so the resume works from any folder)."""
-    from contrastkit.plugins import check_records, import_recorded
+    from contrastkit.methods.registry import import_recorded_plugins
+    from contrastkit.plugins import check_records
     from contrastkit.runfolder import check_output_folder, read_saved_config
     from contrastkit.settings import SettingsError
 
@@ -389,7 +390,7 @@ def _train_plugins(args: argparse.Namespace, given: list[dict[str, Any]] | None)
     if saved is None:
         return []
     records = check_records(saved.get("plugins"), where=f"{out}'s saved settings")
-    import_recorded(records, str(saved.get("method")), out)
+    import_recorded_plugins(records, str(saved.get("method")), out)
     return records
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from contrastkit.settings import SettingsError
 
-__all__ = ["PluginError", "check_records", "code_location", "describe", "fault_error", "import_recorded",
+__all__ = ["PluginError", "check_records", "code_location", "describe", "fault_error", "import_records",
            "load_plugin", "load_plugins", "plugin_of", "shown_path"]
 
 #: one record per plugin: {"module": dotted name, "path": absolute file / package folder it came from, or None}
@@ -317,16 +317,13 @@ def _import_record(record: Record, run: str) -> None:
     _BY_MODULE[top] = label
 
 
-def import_recorded(records: Iterable[Mapping[str, Any]] | None, method: str, run: str | os.PathLike[str],
-                    note: Callable[[str], None] | None = None) -> list[Record]:
-    """Import the plugins a run recorded, when its ``method`` is not registered otherwise (by ``--plugin``, an
-    entry point or a built-in); returns those imported. ``note`` (default: a line on stderr) is told of each,
-    so that a run folder never runs code unseen."""
-    from contrastkit.methods.registry import find_method
-
-    records = check_records(list(records or []), where=str(run))
-    if not records or find_method(method) is not None:
-        return []
+def import_records(records: Iterable[Mapping[str, Any]], method: str, run: str | os.PathLike[str],
+                   note: Callable[[str], None] | None = None) -> list[Record]:
+    """Import the plugins a run recorded for its ``method`` (checked records); returns them. ``note`` (default: a
+    line on stderr) is told of each, so that a run folder never runs code unseen. Whether they are needed (the
+    method is not registered otherwise) is the caller's question:
+    :func:`contrastkit.methods.registry.import_recorded_plugins` asks it."""
+    records = check_records(list(records), where=str(run))
     say = note or (lambda text: print(text, file=sys.stderr))
     for record in records:
         _import_record(record, str(run))

@@ -30,7 +30,7 @@ from contrastkit.evaluate._text import readable
 from contrastkit.evaluate.degenerate import DegenerateFeaturesError
 from contrastkit.evaluate.method import evaluate_method, method_features, raw_baseline_name
 from contrastkit.evaluate.plots import read_training_log
-from contrastkit.plugins import import_recorded
+from contrastkit.methods.registry import import_recorded_plugins
 from contrastkit.run import Run, build_run
 from contrastkit.runfolder import CHECKPOINT_NAME
 
@@ -46,7 +46,7 @@ def _load_run(run_dir: Path, device: str, data: str | None = None) -> tuple[Run,
     path = run_dir / CHECKPOINT_NAME
     ckpt = load_checkpoint(path)
     config = TrainConfig.from_dict(dict(ckpt["config"]), where=str(path)).replace(device=device)
-    import_recorded(config.plugins, config.method, run_dir)  # a plugin's method: the module the run recorded
+    import_recorded_plugins(config.plugins, config.method, run_dir)  # a plugin's method: the module the run recorded
     if data is not None:
         config = config.replace(data=data)
     saved = ckpt.get("data") or {}

@@ -188,10 +188,10 @@ def test_a_built_in_methods_run_never_imports_what_it_recorded(loaded_here) -> N
     marker = loaded_here / "imported"
     (loaded_here / "never_xyz.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\n")
     record = [{"module": "never_xyz", "path": str(loaded_here / "never_xyz.py")}]
-    assert plugins.import_recorded(record, "simclr", "run") == []
+    assert registry.import_recorded_plugins(record, "simclr", "run") == []
     assert not marker.exists()
     notes: list[str] = []
-    assert plugins.import_recorded(record, "method_of_never_xyz", "run", note=notes.append) == record
+    assert registry.import_recorded_plugins(record, "method_of_never_xyz", "run", note=notes.append) == record
     assert marker.exists() and notes == ["note: imported plugin 'never_xyz' "
                                          f"({loaded_here / 'never_xyz.py'}), recorded by run for its method "
                                          f"'method_of_never_xyz'"]

@@ -175,6 +175,19 @@ def import_plugins(modules: list[str] | tuple[str, ...]) -> list[dict[str, Any]]
     return load_plugins(modules)
 
 
+def import_recorded_plugins(records: Any, method: str, run: str | os.PathLike[str],
+                            note: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Import the plugins a run recorded (``TrainConfig.plugins``) when its ``method`` is not registered otherwise
+    (by ``--plugin``, an entry point or a built-in); returns those imported (:func:`contrastkit.plugins.import_records`:
+    each is noted, and one that cannot be imported is a one-line error saying what to pass)."""
+    from contrastkit.plugins import check_records, import_records
+
+    records = check_records(list(records or []), where=str(run))
+    if not records or find_method(method) is not None:
+        return []
+    return import_records(records, method, run, note)
+
+
 def find_method(name: str) -> MethodEntry | None:
     """The registered method ``name``, or None (entry points are loaded first)."""
     if name not in _REGISTRY:
