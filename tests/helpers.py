@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -21,3 +25,15 @@ def train_in_two_sessions(make_trainer: Callable[[], Trainer], stop_after: int) 
     resumed = make_trainer()
     resumed.fit(resume=True)
     return resumed
+
+
+def start_training(args: list[str], cwd: Path, out: Path, log_lines: int) -> subprocess.Popen:
+    """``contrastkit train ARGS`` in a child process, returned once its ``out/train_log.csv`` has ``log_lines``
+    lines (header included), or after two minutes."""
+    process = subprocess.Popen([sys.executable, "-m", "contrastkit", "train", *args, "--out", str(out)], cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "train_log.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < log_lines):
+        time.sleep(0.05)
+    return process

@@ -8,12 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+
+from tests.helpers import start_training
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -319,13 +320,9 @@ def test_eval_prints_the_table_before_failing_to_write(tiny_npz, tmp_path, capsy
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_quietly(tiny_npz, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "contrastkit", "train", "--data", str(tiny_npz), "--out", str(out),
-                             "--batch-size", "16", "--epochs", "500", "--log-every", "1", "--no-progress"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "train_log.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 7):
-        time.sleep(0.05)
+    proc = start_training(["--data", str(tiny_npz), "--batch-size", "16", "--epochs", "500", "--log-every", "1",
+                           "--no-progress"], tmp_path, out, log_lines=7)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from contrastkit.config import TrainConfig
 from contrastkit.runfolder import clear_run
 from contrastkit.runlock import LOCK_NAME, RunFolderBusyError, RunLock, check_not_held
 from contrastkit.train import Trainer
+from tests.helpers import start_training
 
 #: a holder process: takes the lock of argv[1], says so, then keeps it until its stdin closes (or it is killed)
 HOLDER = ("import sys; from contrastkit.runlock import RunLock; lock = RunLock.acquire(sys.argv[1]); "
@@ -137,13 +137,9 @@ def test_the_command_line_refuses_a_second_training_in_the_same_folder(tiny_npz,
     """The issue's case: `train --out D --overwrite` while another training writes to D. The second command fails at
     once naming the first; the first trains on and keeps its run."""
     out = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, "-m", "contrastkit", "train", "--data", str(tiny_npz), "--out", str(out),
-                              "--batch-size", "8", "--epochs", "500", "--log-every", "1", "--no-progress"],
-                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "train_log.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
-        time.sleep(0.05)
+    first = start_training(["--data", str(tiny_npz), "--batch-size", "8", "--epochs", "500", "--log-every", "1",
+                            "--no-progress"], tmp_path, out, log_lines=3)
     second = subprocess.run([sys.executable, "-m", "contrastkit", "train", "--data", str(tiny_npz), "--out", str(out),
                              "--batch-size", "8", "--epochs", "1", "--no-progress", "--overwrite"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
