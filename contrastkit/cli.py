@@ -15,8 +15,10 @@ Examples::
 Settings come from (later wins) the method's defaults, ``--config FILE.yaml``, flags and ``--set KEY=VALUE``.
 Every value is checked before anything is written; an error names the setting, where it came from and what
 is accepted. A folder that holds a run is never reused silently: ``--resume`` continues it (with its saved
-settings; only epochs, max_minutes, log_every, checkpoint_every, keep_checkpoints, progress, device and
-num_threads may change), ``--overwrite`` replaces it. Ctrl-C stops after the current step with a checkpoint.
+settings; only those of ``contrastkit.config.RESUMABLE_CHANGES`` may change: epochs, max_minutes, log_every,
+checkpoint_every, keep_checkpoints, progress, device, num_threads, stream, workers, plugins), ``--overwrite``
+replaces it; one training at a time holds a folder (``run.lock``). Ctrl-C stops after the current step with a
+checkpoint. ``--debug`` (or ``CONTRASTKIT_DEBUG=1``) shows the traceback of an error.
 """
 
 from __future__ import annotations

@@ -390,3 +390,15 @@ def test_resume_of_a_binary_train_log_names_the_file(tiny_npz, tmp_path, capsys)
                                  f"contrastkit: it is not UTF-8 text (a binary file?); move it away to resume "
                                  f"without the earlier rows, or start over with --overwrite\n")
     assert (out / "checkpoint.pt").read_bytes() == checkpoint
+
+
+def test_the_help_and_the_readme_list_every_setting_a_resume_may_change():
+    """The list in `train --help` and the README's "Run folders" must follow config.RESUMABLE_CHANGES."""
+    import contrastkit.cli
+    from contrastkit.config import RESUMABLE_CHANGES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    run_folders = readme[readme.index("**Run folders.**"):readme.index("## Many processes")]
+    for name in set(RESUMABLE_CHANGES) - {"out"}:
+        assert f" {name}," in contrastkit.cli.__doc__ or f" {name})" in contrastkit.cli.__doc__, name
+        assert f"`{name}`" in run_folders, name
