@@ -400,5 +400,5 @@ def test_the_help_and_the_readme_list_every_setting_a_resume_may_change():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     run_folders = readme[readme.index("**Run folders.**"):readme.index("## Many processes")]
     for name in set(RESUMABLE_CHANGES) - {"out"}:
-        assert f" {name}," in contrastkit.cli.__doc__ or f" {name})" in contrastkit.cli.__doc__, name
+        assert re.search(rf"\b{name}\b", contrastkit.cli.__doc__), name
         assert f"`{name}`" in run_folders, name
