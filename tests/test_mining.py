@@ -334,3 +334,91 @@ def test_integer_grid_with_many_ties_matches_the_rule(seed, margin):
     assert triplet_categories(x, y, margin, chunk_size=5) == expected
     assert len(mine_triplets(x, y, "semi-hard", margin)[0]) == expected.semi_hard
     assert len(mine_triplets(x, y, "hard", margin)[0]) == expected.hard
+
+
+# ------------------------------------------------------------ limits, settings and messages, exactly
+def test_fractions_of_a_single_triplet_and_an_empty_batch():
+    assert TripletCounts(1, 0, 0, 1).fractions() == {"hard": 1.0, "semi_hard": 0.0, "easy": 0.0}
+    x, y = torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
+    for kind in TRIPLET_KINDS:
+        a, p, n = mine_triplets(x, y, kind, 0.2)
+        assert a.dtype == p.dtype == n.dtype == torch.long and a.numel() == p.numel() == n.numel() == 0
+    coefficients, count = band_coefficients(torch.zeros(0, 0, dtype=torch.float64), y, triplet_band("all", 0.2))
+    assert coefficients.shape == (0, 0) and coefficients.dtype == torch.float64 and count == 0
+
+
+@pytest.mark.parametrize("chunk_size", [None, 12, 13, 24])  # one block, two blocks, two uneven, one
+def test_band_coefficients_in_one_or_two_blocks(chunk_size):
+    x, y = batch(24, classes=3, seed=22)
+    d = euclidean.pairwise(x, x)
+    sets, _ = brute_force_sets(x, y, 0.5)
+    d_loop = loop_dissimilarity(x, "euclidean")
+    for kind in ("all", "semi-hard"):
+        coefficients, n_triplets = band_coefficients(d, y, triplet_band(kind, 0.5), chunk_size=chunk_size)
+        assert coefficients.shape == (24, 24) and n_triplets == len(sets[kind])
+        expected = sum(d_loop[a][p] - d_loop[a][q] for a, p, q in sets[kind])
+        assert abs(float((coefficients * d).sum()) - expected) < 1e-10
+
+
+def test_every_function_uses_the_chunk_size_it_is_given(monkeypatch):
+    import contrastkit.mining as mining
+
+    chunks = []
+    original = mining._sorted_chunks
+
+    def spy(rows, labels, chunk):
+        chunks.append(chunk)
+        return original(rows, labels, chunk)
+
+    monkeypatch.setattr(mining, "_sorted_chunks", spy)
+    x, y = batch(10, dim=3, seed=1)
+    triplet_categories(x, y, 0.2, chunk_size=3)
+    mine_triplets(x, y, "all", 0.2, chunk_size=4)
+    band_coefficients(euclidean.pairwise(x, x), y, triplet_band("all", 0.2), chunk_size=6)
+    triplet_categories(x, y, 0.2)
+    assert chunks == [3, 4, 6, 10]  # default: min(N, 2^18 / N) anchors
+
+
+def test_sort_rows_on_every_path():
+    from contrastkit.mining import sort_rows
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 9, generator=g, dtype=torch.float64)
+    expected_values, expected_order = torch.sort(x, dim=1)
+    for variant in (x, x.float(), x.clone().requires_grad_(True), x.to(torch.bfloat16)):
+        values, order = sort_rows(variant)  # NumPy for plain float CPU rows, torch.sort otherwise
+        assert torch.equal(order, expected_order) and order.dtype == torch.long
+        assert torch.equal(values.detach(), torch.sort(variant.detach(), dim=1).values)
+    ints = torch.randperm(12, generator=g).reshape(3, 4)
+    assert torch.equal(sort_rows(ints)[0], torch.sort(ints, dim=1).values)
+
+
+def _message(call) -> str:
+    with pytest.raises((ValueError, TypeError)) as error:
+        call()
+    return str(error.value)
+
+
+def test_every_refusal_names_the_function_and_the_argument():
+    x, y = batch(6)
+    flat = torch.randn(6)
+    cases = [
+        (lambda: triplet_categories(flat, y, 0.2), "triplet_categories: `embeddings` must have 2 dimensions, got "
+                                                   "shape (6,)"),
+        (lambda: triplet_categories(x, y[:5], 0.2), "triplet_categories: `labels` must have shape (6,) to match "
+                                                    "the embeddings, got (5,)"),
+        (lambda: triplet_categories(x, y, -0.1), "triplet_categories: `margin` must be >= 0, got -0.1"),
+        (lambda: triplet_categories(x, y, 0.2, chunk_size=0), "triplet_categories: `chunk_size` must be >= 1, got 0"),
+        (lambda: mine_triplets(flat, y, "all", 0.2), "mine_triplets: `embeddings` must have 2 dimensions, got shape "
+                                                     "(6,)"),
+        (lambda: mine_triplets(x, y, "all", -1), "mine_triplets: `margin` must be >= 0, got -1"),
+        (lambda: mine_triplets(x, y, "all", 0.2, chunk_size=0), "mine_triplets: `chunk_size` must be >= 1, got 0"),
+        (lambda: mine_triplets(x, y, "semihard", 0.2), "triplet_band: `kind` must be one of ['all', 'hard', "
+                                                       "'semi-hard', 'easy'], got 'semihard'"),
+        (lambda: band_coefficients(torch.zeros(5, 6), y, triplet_band("all", 0.2)),
+         "band_coefficients: `dissimilarities` must have shape (6, 6) to match the labels, got (5, 6)"),
+        (lambda: band_coefficients(torch.zeros(6, 6), y, triplet_band("all", 0.2), chunk_size=0),
+         "band_coefficients: `chunk_size` must be >= 1, got 0"),
+    ]
+    for call, message in cases:
+        assert _message(call) == message

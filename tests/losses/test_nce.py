@@ -267,3 +267,111 @@ def test_end_to_end_stochastic_training() -> None:
     assert mean.item() == pytest.approx(MU, abs=0.1)
     assert log_scale.exp().item() == pytest.approx(SIGMA, abs=0.1)
     assert log_c.item() == pytest.approx(NEG_LOG_Z, abs=0.1)
+
+
+# ----------------------------------------------------------------------------- every refusal, exactly
+
+
+def _message(call) -> str:
+    with pytest.raises((ValueError, TypeError)) as error:
+        call()
+    return str(error.value)
+
+
+def test_every_refusal_names_the_function_the_argument_and_the_shape() -> None:
+    md, mn, nd, nn_ = random_inputs(4, (4, 2), seed=0)
+    nan = mn.clone()
+    nan[1, 1] = float("nan")
+    cases = [
+        (lambda: nce_loss(md, mn, nd, nn_, reduction="none"),
+         "nce_loss: `reduction` must be one of ('mean', 'sum'), got 'none'"),
+        (lambda: nce_loss(md[:, None], mn, nd, nn_),
+         "nce_loss: `model_log_density_data` must have 1 dimensions, got shape (4, 1)"),
+        (lambda: nce_loss(md, mn, nd[:, None], nn_),
+         "nce_loss: `noise_log_density_data` must have 1 dimensions, got shape (4, 1)"),
+        (lambda: nce_loss(md, nan, nd, nn_),
+         "nce_loss: `model_log_density_noise` holds 1 NaN/Inf value(s); the loss would be NaN"),
+        (lambda: nce_loss(md, mn, nd, nan), "nce_loss: `noise_log_density_noise` holds 1 NaN/Inf value(s); the loss "
+                                           "would be NaN"),
+        (lambda: nce_loss(md, mn, nd[:3], nn_), "nce_loss: `model_log_density_data` and `noise_log_density_data` "
+                                               "must have the same shape, got (4,) and (3,)"),
+        (lambda: nce_loss(md, mn, nd, nn_[:, :1]), "nce_loss: `model_log_density_noise` and "
+                                                  "`noise_log_density_noise` must have the same shape, got (4, 2) and "
+                                                  "(4, 1)"),
+        (lambda: nce_loss(md[:0], mn.flatten(), nd[:0], nn_.flatten()),
+         "nce_loss: no data samples (`model_log_density_data` has shape (0,))"),
+        (lambda: nce_loss(md, mn[:3], nd, nn_[:3]), "nce_loss: noise log-densities of shape (N, K) must have N = 4 "
+                                                   "rows (one per data sample), got shape (3, 2)"),
+        (lambda: nce_loss(md, mn[..., None], nd, nn_[..., None]),
+         "nce_loss: noise log-densities must be (N, K) or (M,), got shape (4, 2, 1)"),
+        (lambda: nce_loss(md, mn[:, :0], nd, nn_[:, :0]),
+         "nce_loss: no noise samples (noise log-densities have shape (4, 0))"),
+    ]
+    for call, message in cases:
+        assert _message(call) == message
+
+
+def test_every_module_refusal_exactly() -> None:
+    criterion = NCELoss(Independent(Normal(torch.zeros(3), torch.ones(3)), 1), num_noise=2)
+
+    def log_model(u: torch.Tensor) -> torch.Tensor:
+        return -0.5 * u.pow(2).sum(-1)
+
+    cases = [
+        (lambda: NCELoss("normal", num_noise=2),
+         "NCELoss: `noise` must be a torch.distributions.Distribution, got str"),
+        (lambda: NCELoss(Normal(torch.zeros(3), torch.ones(3)), num_noise=2),
+         "NCELoss: `noise` must be a single distribution (empty batch_shape), got batch_shape (3,); for independent "
+         "coordinates use torch.distributions.Independent(noise, 1)"),
+        (lambda: NCELoss(Normal(0.0, 1.0), num_noise=0), "NCELoss: `num_noise` must be an integer >= 1, got 0"),
+        (lambda: NCELoss(Normal(0.0, 1.0), num_noise=True), "NCELoss: `num_noise` must be an integer >= 1, got True"),
+        (lambda: NCELoss(Normal(0.0, 1.0), 2, reduction="max"),
+         "NCELoss: `reduction` must be one of ('mean', 'sum'), got 'max'"),
+        (lambda: criterion.sample_noise(0), "NCELoss.sample_noise: `num_data` must be >= 1, got 0"),
+        (lambda: criterion(3, torch.randn(4, 3)),
+         "NCELoss: `log_model` must be callable (batch -> log-densities), got int"),
+        (lambda: criterion(log_model, torch.full((4, 3), float("nan"))),
+         "NCELoss: `data` holds 12 NaN/Inf value(s); the loss would be NaN"),
+        (lambda: criterion(log_model, torch.randn(4, 2)),
+         "NCELoss: `data` must have shape (N, *(3,)) to match the noise distribution's event shape, got (4, 2)"),
+        (lambda: criterion(log_model, torch.randn(0, 3)), "NCELoss: `data` has no samples (shape (0, 3))"),
+        (lambda: criterion(log_model, torch.randn(4, 3), torch.full((4, 2, 3), float("inf"))),
+         "NCELoss: `noise_samples` holds 24 NaN/Inf value(s); the loss would be NaN"),
+        (lambda: criterion(log_model, torch.randn(4, 3), torch.randn(4, 5, 3)),
+         "NCELoss: `noise_samples` must have shape (N, num_noise, *event_shape) = (4, 2, 3), got (4, 5, 3)"),
+        (lambda: criterion(lambda u: u, torch.randn(4, 3)),
+         "NCELoss: `log_model(data)` must return one log-density per sample, shape (4,), got (4, 3)"),
+        (lambda: criterion(lambda u: u.sum(-1) if u.shape[0] == 4 else 1.0, torch.randn(4, 3)),
+         "NCELoss: `log_model(noise)` must return one log-density per sample, shape (8,), got float"),
+    ]
+    for call, message in cases:
+        assert _message(call) == message
+    assert criterion.extra_repr().endswith("num_noise=2, reduction='mean'")
+    assert NCELoss(Normal(0.0, 1.0), 3).reduction == "mean"
+
+
+@pytest.mark.parametrize("wide", range(4))
+def test_one_float64_input_makes_the_whole_loss_float64(wide: int) -> None:
+    """Inputs of mixed precision reduce in the widest: with one float64 input (any of the four) the loss is
+    float64 and equals the float64 reference on the same (float32-representable) values."""
+    inputs = list(random_inputs(5, (5, 3), seed=wide, dtype=torch.float32))
+    inputs[wide] = inputs[wide].double() + 1e-9  # a value float32 cannot hold
+    loss = nce_loss(*inputs)
+    assert loss.dtype == F64
+    assert loss.item() == pytest.approx(reference_nce(*[t.double() for t in inputs]), rel=1e-12)
+
+
+def test_the_module_passes_its_reduction_on_and_samples_for_one_datum() -> None:
+    noise = Normal(torch.tensor(0.0, dtype=F64), torch.tensor(2.0, dtype=F64))
+    data = torch.randn(6, dtype=F64)
+    ys = NCELoss(noise, 4).sample_noise(6)
+    assert NCELoss(noise, 4).sample_noise(1).shape == (1, 4)
+
+    def log_model(u: torch.Tensor) -> torch.Tensor:
+        return -0.5 * u**2 - 0.9
+
+    mean = NCELoss(noise, 4)(log_model, data, ys)
+    total = NCELoss(noise, 4, reduction="sum")(log_model, data, ys)
+    assert total.item() == pytest.approx(6 * mean.item(), rel=1e-12)
+    args = (log_model(data), log_model(ys.reshape(-1)).reshape(6, 4), noise.log_prob(data), noise.log_prob(ys))
+    assert nce_loss(*args).item() == nce_loss(*args, reduction="mean").item() == mean.item()
