@@ -580,3 +580,110 @@ def test_trained_lower_bounds_are_near_zero_on_independent_data(estimator: str) 
         values = [module(*correlated_gaussians(512, 0.0, g)).item() for _ in range(5)]
     # nothing to find: a critic that overfits a batch still scores ~0 on fresh batches
     assert abs(sum(values) / len(values)) < 0.05
+
+
+# ----------------------------------------------------------------------------- settings, limits and messages
+
+
+def _message(call) -> str:
+    with pytest.raises((ValueError, TypeError)) as error:
+        call()
+    return str(error.value)
+
+
+def test_separable_critic_defaults_and_linear_shortcuts() -> None:
+    default = SeparableCritic(3)
+    assert default.dim_y == 3 and default.linear_skip is False and default.g_skip is None and default.h_skip is None
+    linears = [m for m in default.g if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(3, 256), (256, 256), (256, 32)]
+    assert default.extra_repr() == "dim_x=3, dim_y=3, linear_skip=False"
+    torch.manual_seed(1)
+    critic = SeparableCritic(3, 4, hidden=8, layers=1, embed_dim=5, linear_skip=True).double()
+    assert critic.extra_repr() == "dim_x=3, dim_y=4, linear_skip=True"
+    for skip, dim in ((critic.g_skip, 3), (critic.h_skip, 4)):
+        assert isinstance(skip, torch.nn.Linear) and skip.bias is None
+        assert (skip.in_features, skip.out_features) == (dim, 5)
+    x, y = torch.randn(6, 3, dtype=F64), torch.randn(7, 4, dtype=F64)
+    with torch.no_grad():
+        gx = critic.g(x) + x @ critic.g_skip.weight.T  # g(x) = MLP_g(x) + A x
+        hy = critic.h(y) + y @ critic.h_skip.weight.T
+    torch.testing.assert_close(critic(x, y), gx @ hy.T)
+    torch.testing.assert_close(critic.paired(x, y[:6]), (gx * hy[:6]).sum(1))
+    # float32 inputs are cast to the critic's dtype
+    assert critic(x.float(), y.float()).dtype == F64
+    torch.testing.assert_close(critic(x.float(), y.float()), critic(x.float().double(), y.float().double()))
+
+
+def test_make_critic_passes_every_setting_on() -> None:
+    separable = make_critic("separable", 4, 3, hidden=8, layers=1, embed_dim=6, linear_skip=True)
+    linears = [m for m in separable.g if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(4, 8), (8, 6)]
+    assert separable.linear_skip and separable.h_skip.in_features == 3
+    default = make_critic("separable", 4)
+    assert default.dim_y == 4 and not default.linear_skip
+    assert [m.out_features for m in default.g if isinstance(m, torch.nn.Linear)] == [256, 256, 32]
+    concat = make_critic("concat", 4, 3, hidden=8, layers=1)
+    assert concat.first_x.out_features == 8 and [type(m).__name__ for m in concat.rest] == ["ReLU", "Linear"]
+    assert make_critic("concat", 4).first_x.out_features == 256
+    assert len([m for m in make_critic("concat", 4).rest if isinstance(m, torch.nn.Linear)]) == 2  # layers=2
+
+
+def test_nwj_defaults_to_the_dot_critic() -> None:
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(6, 3, generator=g, dtype=F64), torch.randn(6, 3, generator=g, dtype=F64)
+    assert nwj_estimate(x, y).item() == nwj_estimate(x, y, "dot").item()
+    assert NWJEstimator().critic is NWJEstimator("dot").critic
+    assert NWJEstimator()(x, y).item() == nwj_estimate(x, y, "dot").item()
+
+
+def test_infonce_lower_bound_limits_and_types() -> None:
+    assert infonce_lower_bound(0.5, 2).item() == pytest.approx(math.log(2) - 0.5, rel=1e-15)
+    assert infonce_lower_bound(torch.tensor(0.5, dtype=torch.bfloat16), 3).dtype == torch.float32
+    assert infonce_lower_bound(torch.tensor([0.1, 0.2], dtype=F64), 4).dtype == F64
+    assert infonce_lower_bound(1, 2).dtype == F64  # a number becomes float64
+
+
+def test_every_refusal_names_the_function_and_the_argument() -> None:
+    x, y = torch.randn(4, 3), torch.randn(4, 2)
+    cases = [
+        (lambda: infonce_lower_bound(0.5, 1), "infonce_lower_bound: `num_candidates` must be an integer >= 2 (1 "
+                                              "positive + at least 1 negative), got 1"),
+        (lambda: infonce_lower_bound(0.5, True), "infonce_lower_bound: `num_candidates` must be an integer >= 2 (1 "
+                                                 "positive + at least 1 negative), got True"),
+        (lambda: infonce_lower_bound("0.5", 4), "infonce_lower_bound: `loss` must be a tensor or a number, got str"),
+        (lambda: infonce_lower_bound(torch.tensor(float("nan")), 4),
+         "infonce_lower_bound: `loss` holds 1 NaN/Inf value(s); the loss would be NaN"),
+        (lambda: SeparableCritic(0), "SeparableCritic: `dim_x` must be an integer >= 1, got 0"),
+        (lambda: SeparableCritic(3, 0), "SeparableCritic: `dim_y` must be an integer >= 1, got 0"),
+        (lambda: SeparableCritic(3, hidden=0), "SeparableCritic: `hidden` must be an integer >= 1, got 0"),
+        (lambda: SeparableCritic(3, layers=True), "SeparableCritic: `layers` must be an integer >= 1, got True"),
+        (lambda: SeparableCritic(3, embed_dim=2.5), "SeparableCritic: `embed_dim` must be an integer >= 1, got 2.5"),
+        (lambda: SeparableCritic(3, linear_skip=1), "SeparableCritic: `linear_skip` must be a bool, got 1"),
+        (lambda: SeparableCritic(3)(torch.randn(4), y), "SeparableCritic: expected (N, 3) and (M, 3), got (4,) and "
+                                                        "(4, 2)"),
+        (lambda: SeparableCritic(3).paired(x, torch.randn(2, 3)),
+         "paired form needs the same number of rows, got 4 and 2"),
+        (lambda: make_critic("separable", 0), "make_critic: `dim_x` must be an integer >= 1, got 0"),
+        (lambda: make_critic("separable", 3, 0), "make_critic: `dim_y` must be an integer >= 1, got 0"),
+        (lambda: make_critic("concat", 3, hidden=0), "make_critic: `hidden` must be an integer >= 1, got 0"),
+        (lambda: make_critic("concat", 3, layers=0), "make_critic: `layers` must be an integer >= 1, got 0"),
+        (lambda: make_critic("bilinear", 3), "make_critic: unknown critic 'bilinear'; expected one of ['separable', "
+                                             "'concat']"),
+        (lambda: nwj_estimate(x, torch.randn(3, 2)), "nwj_estimate: `x` and `y` must hold the same number of paired "
+                                                     "samples, got shapes (4, 3) and (3, 2)"),
+        (lambda: nwj_estimate(x[:1], y[:1]), "nwj_estimate: needs at least 2 paired sample(s), got 1"),
+        (lambda: infonce_estimate(torch.randn(4), y), "infonce_estimate: `x` must have 2 dimensions, got shape (4,)"),
+        (lambda: infonce_estimate(x, torch.randn(4)), "infonce_estimate: `y` must have 2 dimensions, got shape (4,)"),
+        (lambda: infonce_estimate(x, y[:, :1].expand(4, 3), temperature=0),
+         "infonce_estimate: `temperature` must be > 0, got 0"),
+        (lambda: InfoNCEEstimator(temperature=-1.0), "InfoNCEEstimator: `temperature` must be > 0, got -1.0"),
+        (lambda: CLUB(3, 2).log_likelihood(x, torch.randn(4, 3)),
+         "CLUB.log_likelihood: expected x (N, 3) and y (N, 2), got (4, 3) and (4, 3)"),
+        (lambda: CLUB(3, 2).upper_bound(x[:1], y[:1]), "CLUB.upper_bound: needs at least 2 paired sample(s), got 1"),
+        (lambda: CLUB(3, 2).sampled_upper_bound(x[:1], y[:1]),
+         "CLUB.sampled_upper_bound: needs at least 2 paired sample(s), got 1"),
+        (lambda: CLUB(0, 2), "CLUB: `dim_x` must be an integer >= 1, got 0"),
+        (lambda: CLUB(3, 2, log_var_bound=0.0), "CLUB: `log_var_bound` must be > 0, got 0.0"),
+    ]
+    for call, message in cases:
+        assert _message(call) == message
