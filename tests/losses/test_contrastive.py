@@ -275,3 +275,11 @@ def test_every_refusal_names_the_function_and_the_argument():
     ]
     for call, message in cases:
         assert _message(call) == message
+
+
+def test_a_batch_of_two_has_its_one_pair():
+    x = torch.tensor([[0.0, 0.0], [0.3, 0.4]], dtype=torch.float64)  # distance 0.5
+    same, other = torch.tensor([1, 1]), torch.tensor([1, 2])
+    assert contrastive_loss_from_labels(x, same).item() == pytest.approx(0.5 * 0.25, rel=1e-15)  # D^2 / 2
+    assert contrastive_loss_from_labels(x, other).item() == pytest.approx(0.5 * 0.25, rel=1e-15)  # (1 - D)^2 / 2
+    assert ContrastiveLoss(2.0)(x, other).item() == pytest.approx(0.5 * 1.5**2, rel=1e-15)

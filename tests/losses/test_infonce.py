@@ -266,9 +266,10 @@ def test_defaults_and_the_module_passes_every_setting_on(monkeypatch):
     assert module(q, p, labels=labels).item() == pytest.approx(reference_info_nce(q, p, None, 0.3, dot, labels),
                                                                rel=1e-10)
     calls.clear()
-    InfoNCELoss(0.3, memory_efficient=True)(q, p, neg)
-    InfoNCELoss(0.3)(q, p, neg)
-    assert calls == [max(16, (1 << 25) // 5), None]
+    seven = torch.randn(7, 5, dtype=torch.float64)  # 7 candidates of dimension 5: the block follows the 7
+    InfoNCELoss(0.3, memory_efficient=True)(q, p, seven)
+    InfoNCELoss(0.3)(q, p, seven)
+    assert calls == [max(16, (1 << 25) // 7), None]
 
 
 def _message(call) -> str:

@@ -110,3 +110,39 @@ def test_a_row_without_candidates_gets_no_gradient_whatever_flows_in(block_size)
     assert torch.isfinite(ga).all() and torch.isfinite(gc).all()
     assert torch.equal(ga[0], torch.zeros(2)) and torch.allclose(ga[1:], ea[1:], atol=1e-5)
     assert torch.allclose(gc, ec, atol=1e-5)
+
+
+def test_the_blockwise_mode_keeps_nothing_of_size_r_by_s():
+    """The memory-efficient mode saves only O(R) tensors for the backward (the direct mode keeps R x S)."""
+    a = torch.randn(8, 3, requires_grad=True)
+    c = torch.randn(20, 3, requires_grad=True)
+    direct = row_logsumexp(a, c)
+    blockwise = row_logsumexp(a, c, block_size=3)
+    assert max(t.numel() for t in direct.grad_fn.saved_tensors) == 8 * 20
+    assert all(t.numel() < 8 * 20 for t in blockwise.grad_fn.saved_tensors if t is not None)
+    assert torch.allclose(direct, blockwise)
+
+
+def test_argument_messages_exactly():
+    a, c = torch.randn(4, 3), torch.randn(5, 3)
+    cases = [
+        (lambda: row_logsumexp(torch.randn(2, 3, 3), c), "row_logsumexp: need (R, D) and (S, D), got (2, 3, 3) and "
+                                                         "(5, 3)"),
+        (lambda: row_logsumexp(torch.randn(4), c), "row_logsumexp: need (R, D) and (S, D), got (4,) and (5, 3)"),
+        (lambda: row_logsumexp(a, torch.randn(5, 2)), "row_logsumexp: need (R, D) and (S, D), got (4, 3) and (5, 2)"),
+        (lambda: row_logsumexp(a, c, row_labels=torch.arange(4)),
+         "row_logsumexp: give both row_labels and col_labels, or neither"),
+        (lambda: row_logsumexp(a, c, diagonal="skip"),
+         "row_logsumexp: diagonal must be 'plain', 'exclude' or 'positive', got 'skip'"),
+        (lambda: row_logsumexp(a, c, block_size=0), "row_logsumexp: block_size must be >= 1, got 0"),
+        (lambda: row_logsumexp(a, c, column_offset=1.5),
+         "row_logsumexp: column_offset must be an integer >= 0, got 1.5"),
+        (lambda: row_logsumexp(a, c, column_offset=True),
+         "row_logsumexp: column_offset must be an integer >= 0, got True"),
+        (lambda: row_logsumexp(a, c, column_offset=-1),
+         "row_logsumexp: column_offset must be an integer >= 0, got -1"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as error:
+            call()
+        assert str(error.value) == message

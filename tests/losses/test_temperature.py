@@ -90,3 +90,18 @@ def test_defaults_limits_and_messages() -> None:
     assert default_block_size(1) == 1 << 25 and default_block_size(0) == 1 << 25
     assert default_block_size(3) == (1 << 25) // 3 and isinstance(default_block_size(3), int)
     assert default_block_size(1 << 30) == 16 and default_block_size(10, target_elements=100) == 16
+
+
+def test_tensor_temperatures_are_checked() -> None:
+    from contrastkit.losses.temperature import check_temperature
+
+    t = torch.tensor(0.3)
+    assert check_temperature(t, "here") is t
+    for value, message in ((torch.tensor([0.1, 0.2]), "here: a tensor temperature must be 0-dimensional, got shape "
+                                                      "(2,)"),
+                           (torch.tensor(0.0), "here: temperature must be > 0, got 0.0"),
+                           (torch.tensor(-2.0), "here: temperature must be > 0, got -2.0"),
+                           (float("inf"), "here: temperature must be a finite number > 0, got inf")):
+        with pytest.raises(ValueError) as error:
+            check_temperature(value, "here")
+        assert str(error.value) == message
