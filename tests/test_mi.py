@@ -687,3 +687,14 @@ def test_every_refusal_names_the_function_and_the_argument() -> None:
     ]
     for call, message in cases:
         assert _message(call) == message
+
+
+def test_the_infonce_estimator_module_defaults_and_passes_its_temperature_on() -> None:
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(6, 3, generator=g, dtype=F64), torch.randn(6, 3, generator=g, dtype=F64)
+    default = InfoNCEEstimator()
+    assert default.temperature == 1.0 and default.critic is InfoNCEEstimator("dot").critic
+    assert default(x, y).item() == infonce_estimate(x, y, "dot", 1.0).item()
+    warm = InfoNCEEstimator(temperature=0.5)
+    assert warm(x, y).item() == infonce_estimate(x, y, "dot", 0.5).item() != default(x, y).item()
+    assert warm.loss(x, y).item() == -warm(x, y).item() and warm.extra_repr() == "temperature=0.5"
