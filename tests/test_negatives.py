@@ -232,3 +232,13 @@ def test_build_negatives_passes_every_setting():
         with pytest.raises(ValueError) as error:
             build_negatives(dim=4, **kwargs)
         assert str(error.value) == message
+
+
+def test_bank_update_normalises_half_precision_features_in_the_banks_dtype():
+    bank = MemoryBank(6, 5, momentum=0.3)
+    before = bank.bank.clone()
+    feats = torch.randn(3, 5).to(torch.bfloat16)
+    idx = torch.tensor([4, 0, 2])
+    bank.update(feats, idx)
+    expect = F.normalize(0.3 * before[idx] + 0.7 * F.normalize(feats.float(), dim=1), dim=1)
+    assert bank.bank.dtype == torch.float32 and torch.allclose(bank.bank[idx], expect, atol=1e-6)
