@@ -378,3 +378,11 @@ def test_every_shape_refusal_exactly():
     ]
     for call, message in cases:
         assert _message(call) == message
+
+
+def test_a_float32_critic_does_not_silently_downcast_float64_inputs():
+    critic = MLPCritic(3, hidden=4)  # float32 weights
+    x = torch.randn(2, 3, dtype=F64)
+    with pytest.raises(RuntimeError):  # a dtype clash from torch, not a quiet loss of precision
+        critic(x, x)
+    assert critic(x.float(), x.float()).dtype == torch.float32
