@@ -376,7 +376,10 @@ def test_every_function_uses_the_chunk_size_it_is_given(monkeypatch):
     mine_triplets(x, y, "all", 0.2, chunk_size=4)
     band_coefficients(euclidean.pairwise(x, x), y, triplet_band("all", 0.2), chunk_size=6)
     triplet_categories(x, y, 0.2)
-    assert chunks == [3, 4, 6, 10]  # default: min(N, 2^18 / N) anchors
+    mine_triplets(x, y, "hard", 0.2)
+    wide, labels = torch.randn(600, 2), torch.arange(600) % 3
+    triplet_categories(wide, labels, 0.2)
+    assert chunks == [3, 4, 6, 10, 10, 436]  # default: min(N, 2^18 // N) anchors (N = 10, 10, 600)
 
 
 def test_sort_rows_on_every_path():
