@@ -698,3 +698,69 @@ def test_the_infonce_estimator_module_defaults_and_passes_its_temperature_on() -
     warm = InfoNCEEstimator(temperature=0.5)
     assert warm(x, y).item() == infonce_estimate(x, y, "dot", 0.5).item() != default(x, y).item()
     assert warm.loss(x, y).item() == -warm(x, y).item() and warm.extra_repr() == "temperature=0.5"
+
+
+def test_club_defaults_architecture_and_sampled_forward() -> None:
+    club = CLUB(3, 2)
+    assert club.log_var_bound == 10.0 and club.sampled is False
+    assert club.extra_repr() == "dim_x=3, dim_y=2, sampled=False"
+    for net in (club.mean_net, club.log_var_net):
+        assert [type(m).__name__ for m in net] == ["Linear", "ReLU", "Linear"]
+        assert (net[0].in_features, net[0].out_features, net[2].out_features) == (3, 64, 2)
+    sampled = CLUB(3, 2, sampled=True)
+    assert sampled.sampled is True and sampled.extra_repr().endswith("sampled=True")
+    x, y = torch.randn(8, 3), torch.randn(8, 2)
+    torch.manual_seed(5)
+    forward = sampled(x, y)
+    torch.manual_seed(5)
+    assert forward.item() == sampled.sampled_upper_bound(x, y).item() != sampled.upper_bound(x, y).item()
+    assert club(x, y).item() == club.upper_bound(x, y).item()
+    for kwargs, message in (({"dim_x": 3, "dim_y": 0}, "CLUB: `dim_y` must be an integer >= 1, got 0"),
+                            ({"dim_x": 3, "dim_y": 2, "hidden": 0}, "CLUB: `hidden` must be an integer >= 1, got 0"),
+                            ({"dim_x": True, "dim_y": 2}, "CLUB: `dim_x` must be an integer >= 1, got True")):
+        with pytest.raises(ValueError) as error:
+            CLUB(**kwargs)
+        assert str(error.value) == message
+
+
+def test_club_dtypes_meet_in_the_wider_one() -> None:
+    torch.manual_seed(0)
+    club = CLUB(3, 2)  # float32 parameters
+    x = torch.randn(6, 3, dtype=F64)
+    mean, log_var = club.conditional(x)  # float64 x is cast to the parameters' dtype
+    assert mean.dtype == log_var.dtype == torch.float32
+    half = CLUB(3, 2).bfloat16()
+    hm, hv = half.conditional(x.float())
+    assert hm.dtype == hv.dtype == torch.float32  # half-precision parameters: results in float32
+    y = torch.randn(6, 2, dtype=F64)
+    ll = club.log_likelihood(x.float(), y)  # float32 q, float64 y: everything in float64
+    m, v = (t.double() for t in club.conditional(x.float()))
+    expected = -0.5 * ((y - m).pow(2) * torch.exp(-v) + v + math.log(2 * math.pi)).sum(1)
+    assert ll.dtype == F64 and torch.allclose(ll, expected, rtol=1e-13, atol=0)
+    double = CLUB(3, 2).double()
+    assert double.upper_bound(x, y.float()).dtype == F64  # float64 q, float32 y
+    assert double.log_likelihood(x, y.float()).dtype == F64
+
+
+class _HalfScores(Similarity):
+    """A measure whose scores come out in bf16 (e.g. a user's critic that casts)."""
+
+    def pairwise(self, x: Tensor, y: Tensor) -> Tensor:
+        return (x @ y.T).to(torch.bfloat16)
+
+    def paired(self, x: Tensor, y: Tensor) -> Tensor:
+        return (x * y).sum(1).to(torch.bfloat16)
+
+
+def test_half_precision_scores_are_reduced_in_float32() -> None:
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(8, 3, generator=g), torch.randn(8, 3, generator=g)
+    critic = _HalfScores()
+    scores = (x @ y.T).to(torch.bfloat16).float()
+    assert infonce_estimate(x, y, critic).dtype == torch.float32
+    expected = math.log(8) + torch.diagonal(F.log_softmax(scores, dim=1)).mean()
+    assert infonce_estimate(x, y, critic).item() == pytest.approx(expected.item(), rel=1e-6)
+    nwj = nwj_estimate(x, y, critic)
+    assert nwj.dtype == torch.float32
+    assert nwj.item() == pytest.approx(reference_nwj(x, y, lambda a, b: float((a @ b).to(torch.bfloat16))),
+                                       rel=1e-5)
