@@ -242,3 +242,10 @@ def test_bank_update_normalises_half_precision_features_in_the_banks_dtype():
     bank.update(feats, idx)
     expect = F.normalize(0.3 * before[idx] + 0.7 * F.normalize(feats.float(), dim=1), dim=1)
     assert bank.bank.dtype == torch.float32 and torch.allclose(bank.bank[idx], expect, atol=1e-6)
+
+
+def test_queue_stores_half_precision_keys_in_its_own_dtype():
+    queue = MoCoQueue(dim=2, size=4)
+    keys = torch.tensor([[0.5, -1.25], [3.0, 0.125]], dtype=torch.bfloat16)  # exact in both dtypes
+    queue.update(keys, torch.tensor([7, 8]))
+    assert queue.keys.dtype == torch.float32 and queue.ordered().tolist() == [[0.5, -1.25], [3.0, 0.125]]
