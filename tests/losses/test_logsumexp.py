@@ -146,3 +146,25 @@ def test_argument_messages_exactly():
         with pytest.raises(ValueError) as error:
             call()
         assert str(error.value) == message
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 8])
+def test_the_blockwise_mode_scores_block_size_rows_at_a_time(monkeypatch, block_size):
+    """Forward and backward each form ceil(R / b) score blocks of at most b rows (never the whole R x S)."""
+    import contrastkit.losses.logsumexp as module
+
+    rows = []
+    original = module._block_scores
+
+    def spy(a, c, start, stop, ctx_args):
+        block = original(a, c, start, stop, ctx_args)
+        rows.append(block.shape[0])
+        return block
+
+    monkeypatch.setattr(module, "_block_scores", spy)
+    a = torch.randn(10, 3, requires_grad=True)
+    c = torch.randn(12, 3, requires_grad=True)
+    row_logsumexp(a, c, block_size=block_size).sum().backward()
+    blocks = -(-10 // block_size)
+    expected = [min(block_size, 10 - start) for start in range(0, 10, block_size)]
+    assert rows == expected * 2 and len(rows) == 2 * blocks  # forward, then the recomputation in the backward
