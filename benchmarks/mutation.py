@@ -25,9 +25,10 @@ score is given twice: killed / all mutants and killed / non-equivalent mutants.
 mutmut 3 does not mutate functions with decorators other than ``@staticmethod`` / ``@classmethod``; the scratch
 copy therefore applies such decorators after the definition (``f = deco(f)``, the same function to every caller;
 see :func:`_undecorate`), so the losses under ``@full_precision`` and the ``@torch.no_grad()`` updates of
-``negatives.py`` are mutated too. Left outside the score: module-level constants, default arguments that are not
-plain literals, abstract methods and overloads (stubs), and lines no selected test runs ("no tests" mutants are
-counted as survivors). Line numbers in the report are the working tree's.
+``negatives.py`` are mutated too. Not mutated at all: module-level statements (constants, tables), default
+arguments that are not plain literals, abstract methods and overloads (stubs). A function that runs only at import
+(e.g. ``Measure.__init_subclass__`` for the library's own classes) is mutated but exercised only by a test that runs
+it again (a test defining its own subclass). Line numbers in the report are the working tree's.
 
 Needs ``pip install mutmut`` (``pip install -e .[mutation]``). On the project's 2-core machine, one worker:
 about N minutes for all groups (see the README's "Tests" section for the last measured score and time).
@@ -66,9 +67,496 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "negatives": (("contrastkit/negatives.py",), ("tests/test_negatives.py",)),
 }
 
+_DEVICE = "device: every tensor of these tests is on the CPU (a GPU run would tell them apart)"
+_INF = 'float() reads "-INF" / "INF" as the same infinities'
+
 #: Equivalent mutants: (file, source line before, line after) -> why no result can change. Lines are compared
-#: stripped of surrounding white space; an entry that matches no surviving mutant is reported as stale.
+#: stripped of surrounding white space; an entry that matches no surviving mutant is reported as stale. Reasons
+#: starting with "device:" are equivalent only on a machine without an accelerator (the tests run on the CPU).
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("contrastkit/losses/contrastive.py",
+     "return _pair_terms(d, similar.to(d.device), margin).mean()",
+     "return _pair_terms(d, similar.to(None), margin).mean()"):
+        _DEVICE,
+    ("contrastkit/losses/contrastive.py",
+     "upper = torch.ones(n, n, dtype=torch.bool, device=d.device).triu(1)  # pairs i < j",
+     "upper = torch.ones(n, n, dtype=torch.bool, device=None).triu(1)  # pairs i < j"):
+        _DEVICE,
+    ("contrastkit/losses/contrastive.py",
+     "upper = torch.ones(n, n, dtype=torch.bool, device=d.device).triu(1)  # pairs i < j",
+     "upper = torch.ones(n, n, dtype=torch.bool, ).triu(1)  # pairs i < j"):
+        _DEVICE,
+    ("contrastkit/losses/contrastive.py",
+     "terms = _pair_terms(d, similar.to(d.device), margin)  # (N, N)",
+     "terms = _pair_terms(d, similar.to(None), margin)  # (N, N)"):
+        _DEVICE,
+    ("contrastkit/losses/contrastive.py",
+     "return terms[upper].sum() / (n * (n - 1) // 2)",
+     "return terms[upper].sum() / (n * (n - 1) / 2)"):
+        "n (n - 1) is even: true and floor division give the same count",
+    ("contrastkit/losses/infonce.py",
+     "factors = score.score_factors(query, flat)",
+     "factors = None"):
+        "the generic paired-score path computes the same logits as the factorised one (a speed path)",
+    ("contrastkit/losses/infonce.py",
+     'logits = torch.einsum("nd,nmd->nm", a, c.view(n, m, -1))  # (N, M)',
+     'logits = torch.einsum("ND,NMD->NM", a, c.view(n, m, -1))  # (N, M)'):
+        "einsum subscripts only need to be consistent, not lower case",
+    ("contrastkit/losses/infonce.py",
+     "rows = torch.arange(n, device=logits.device)",
+     "rows = torch.arange(n, device=None)"):
+        _DEVICE,
+    ("contrastkit/losses/infonce.py",
+     "rows = torch.arange(n, device=logits.device)",
+     "rows = torch.arange(n, )"):
+        _DEVICE,
+    ("contrastkit/losses/infonce.py",
+     'logits = logits.masked_fill(same, float("-inf"))',
+     'logits = logits.masked_fill(same, float("-INF"))'):
+        _INF,
+    ("contrastkit/losses/logsumexp.py",
+     "column_offset: int = 0,",
+     "column_offset: int = 1,"):
+        "the default is never used: _block_scores always passes column_offset",
+    ("contrastkit/losses/logsumexp.py",
+     "cols = torch.arange(max(first, 0), max(first, min(first + b, s)), device=scores.device)  # diagonal "
+     "columns",
+     "cols = torch.arange(max(first, 0), max(first, min(first + b, s)), device=None)  # diagonal columns"):
+        _DEVICE,
+    ("contrastkit/losses/logsumexp.py",
+     "cols = torch.arange(max(first, 0), max(first, min(first + b, s)), device=scores.device)  # diagonal "
+     "columns",
+     "cols = torch.arange(max(first, 0), max(first, min(first + b, s)), )  # diagonal columns"):
+        _DEVICE,
+    ("contrastkit/losses/logsumexp.py",
+     "if row_labels is not None and col_labels is not None:",
+     "if row_labels is not None or col_labels is not None:"):
+        "row_logsumexp refuses one set of labels without the other, so both are None or both given",
+    ("contrastkit/losses/logsumexp.py",
+     'scores.masked_fill_(same, float("-inf"))',
+     'scores.masked_fill_(same, float("-INF"))'):
+        _INF,
+    ("contrastkit/losses/logsumexp.py",
+     'scores[local, cols] = float("-inf")',
+     'scores[local, cols] = float("-INF")'):
+        _INF,
+    ("contrastkit/losses/logsumexp.py",
+     "if block_size is None or block_size >= R:",
+     "if block_size is None or block_size > R:"):
+        "a block of all R rows: the blockwise path gives the same value and gradient in one block",
+    ("contrastkit/losses/logsumexp.py",
+     "unnormalised = _block_scores(a, c, 0, R, mask_args)  # (R, S) scores ...",
+     "unnormalised = _block_scores(a, c, 0, None, mask_args)  # (R, S) scores ..."):
+        "a[0:None] is a[0:R]: the same rows",
+    ("contrastkit/losses/logsumexp.py",
+     "grad_a = weight * (unnormalised @ c) if need_a else None",
+     "grad_a = weight * (unnormalised @ c) if (need_a) or True else None"):
+        "a gradient for an input that needs none is discarded by autograd (only slower)",
+    ("contrastkit/losses/logsumexp.py",
+     "grad_c = unnormalised.T @ (weight * a) if need_c else None",
+     "grad_c = unnormalised.T @ (weight * a) if (need_c) or True else None"):
+        "a gradient for an input that needs none is discarded by autograd (only slower)",
+    ("contrastkit/losses/logsumexp.py",
+     "grad_a = torch.empty_like(a) if need_a else None",
+     "grad_a = torch.empty_like(a) if (need_a) or True else None"):
+        "a gradient for an input that needs none is discarded by autograd (only slower)",
+    ("contrastkit/losses/logsumexp.py",
+     "grad_c = torch.zeros_like(c) if need_c else None",
+     "grad_c = torch.zeros_like(c) if (need_c) or True else None"):
+        "a gradient for an input that needs none is discarded by autograd (only slower)",
+    ("contrastkit/losses/nce.py",
+     "logit_data = upcast(model_data, dtype) - upcast(noise_data, dtype) - log_nu  # (N,)",
+     "logit_data = upcast(model_data, None) - upcast(noise_data, dtype) - log_nu  # (N,)"):
+        "type promotion turns a float32 operand into the same float64 value (bf16 / fp16 inputs are float32 "
+        "already under @full_precision)",
+    ("contrastkit/losses/nce.py",
+     "logit_data = upcast(model_data, dtype) - upcast(noise_data, dtype) - log_nu  # (N,)",
+     "logit_data = upcast(model_data, dtype) - upcast(noise_data, None) - log_nu  # (N,)"):
+        "type promotion turns a float32 operand into the same float64 value (bf16 / fp16 inputs are float32 "
+        "already under @full_precision)",
+    ("contrastkit/losses/nce.py",
+     "logit_noise = upcast(model_noise, dtype) - upcast(noise_noise, dtype) - log_nu  # (N, K) or (M,)",
+     "logit_noise = upcast(model_noise, None) - upcast(noise_noise, dtype) - log_nu  # (N, K) or (M,)"):
+        "type promotion turns a float32 operand into the same float64 value (bf16 / fp16 inputs are float32 "
+        "already under @full_precision)",
+    ("contrastkit/losses/nce.py",
+     "logit_noise = upcast(model_noise, dtype) - upcast(noise_noise, dtype) - log_nu  # (N, K) or (M,)",
+     "logit_noise = upcast(model_noise, dtype) - upcast(noise_noise, None) - log_nu  # (N, K) or (M,)"):
+        "type promotion turns a float32 operand into the same float64 value (bf16 / fp16 inputs are float32 "
+        "already under @full_precision)",
+    ("contrastkit/losses/ntxent.py",
+     "positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)  # (2N,) the other view's "
+     "row",
+     "positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(None)  # (2N,) the other view's row"):
+        _DEVICE,
+    ("contrastkit/losses/ntxent.py",
+     "rows = torch.arange(r, device=anchors.device)",
+     "rows = torch.arange(r, device=None)"):
+        _DEVICE,
+    ("contrastkit/losses/ntxent.py",
+     "rows = torch.arange(r, device=anchors.device)",
+     "rows = torch.arange(r, )"):
+        _DEVICE,
+    ("contrastkit/losses/ntxent.py",
+     "num_classes = int(inverse.max()) + 1",
+     "num_classes = int(inverse.max()) + 2"):
+        "one more, never indexed row of zeros in class_sum",
+    ("contrastkit/losses/ntxent.py",
+     "num_pos = torch.bincount(col_ids, minlength=num_classes)[row_ids] - 1  # (R,) |P(i)|",
+     "num_pos = torch.bincount(col_ids, )[row_ids] - 1  # (R,) |P(i)|"):
+        "the anchors are rows of the candidates (documented), so every row class occurs among the columns and "
+        "the count has that length anyway",
+    ("contrastkit/losses/ntxent.py",
+     "num_pos = torch.ones(r, dtype=torch.long, device=anchors.device)",
+     "num_pos = torch.ones(r, dtype=None, device=anchors.device)"):
+        "ones in float or int64 divide and multiply to the same values",
+    ("contrastkit/losses/ntxent.py",
+     "num_pos = torch.ones(r, dtype=torch.long, device=anchors.device)",
+     "num_pos = torch.ones(r, dtype=torch.long, device=None)"):
+        "ones in float or int64 divide and multiply to the same values",
+    ("contrastkit/losses/ntxent.py",
+     "num_pos = torch.ones(r, dtype=torch.long, device=anchors.device)",
+     "num_pos = torch.ones(r, device=anchors.device)"):
+        "ones in float or int64 divide and multiply to the same values",
+    ("contrastkit/losses/ntxent.py",
+     "num_pos = torch.ones(r, dtype=torch.long, device=anchors.device)",
+     "num_pos = torch.ones(r, dtype=torch.long, )"):
+        "ones in float or int64 divide and multiply to the same values",
+    ("contrastkit/losses/ntxent.py",
+     'lse = torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1)  # (R,)',
+     'lse = torch.logsumexp(logits.masked_fill(self_mask, float("-INF")), dim=1)  # (R,)'):
+        _INF,
+    ("contrastkit/losses/triplet.py",
+     "if embeddings.shape[0] < 2:",
+     "if embeddings.shape[0] <= 2:"):
+        "two samples hold no valid triplet (it needs three distinct samples), so the mining also returns a "
+        "connected zero",
+    ("contrastkit/losses/triplet.py",
+     "if embeddings.shape[0] < 2:",
+     "if embeddings.shape[0] < 3:"):
+        "two samples hold no valid triplet (it needs three distinct samples), so the mining also returns a "
+        "connected zero",
+    ("contrastkit/losses/triplet.py",
+     "eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)",
+     "eye = torch.eye(labels.shape[0], dtype=torch.bool, device=None)"):
+        _DEVICE,
+    ("contrastkit/losses/triplet.py",
+     "eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)",
+     "eye = torch.eye(labels.shape[0], dtype=torch.bool, )"):
+        _DEVICE,
+    ("contrastkit/losses/triplet.py",
+     "has_both = positive.any(1) & negative.any(1)  # (N,)",
+     "has_both = positive.any(1) & negative.any(None)  # (N,)"):
+        "an anchor has no negative only when the batch holds a single class, and then no anchor has one",
+    ("contrastkit/losses/triplet.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("inf"), dtype=None, device=d.device)'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/losses/triplet.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=None)'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/losses/triplet.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("inf"), device=d.device)'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/losses/triplet.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, )'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/losses/triplet.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("INF"), dtype=d.dtype, device=d.device)'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/mi.py",
+     "def _check_pairs(x: object, y: object, where: str, min_rows: int = 1) -> tuple[Tensor, Tensor]:",
+     "def _check_pairs(x: object, y: object, where: str, min_rows: int = 2) -> tuple[Tensor, Tensor]:"):
+        "the default is never used: every caller passes min_rows",
+    ("contrastkit/mi.py",
+     "log_prob_positive = torch.diagonal(F.log_softmax(logits, dim=1))  # (N,)",
+     "log_prob_positive = torch.diagonal(F.log_softmax(logits, dim=None))  # (N,)"):
+        "for a 2-D input log_softmax's implicit dim is 1 (torch warns but computes the same)",
+    ("contrastkit/mi.py",
+     "log_prob_positive = torch.diagonal(F.log_softmax(logits, dim=1))  # (N,)",
+     "log_prob_positive = torch.diagonal(F.log_softmax(logits, ))  # (N,)"):
+        "for a 2-D input log_softmax's implicit dim is 1 (torch warns but computes the same)",
+    ("contrastkit/mi.py",
+     "self.g_skip = nn.Linear(dim_x, embed_dim, bias=False) if linear_skip else None",
+     "self.g_skip = nn.Linear(dim_x, embed_dim, bias=None) if linear_skip else None"):
+        "nn.Linear reads bias=None as no bias",
+    ("contrastkit/mi.py",
+     "self.h_skip = nn.Linear(dim_y, embed_dim, bias=False) if linear_skip else None",
+     "self.h_skip = nn.Linear(dim_y, embed_dim, bias=None) if linear_skip else None"):
+        "nn.Linear reads bias=None as no bias",
+    ("contrastkit/mi.py",
+     "if self.g_skip is not None and self.h_skip is not None:",
+     "if self.g_skip is not None or self.h_skip is not None:"):
+        "the two shortcuts are created together, so both exist or neither",
+    ("contrastkit/mi.py",
+     "off_diagonal = ~torch.eye(n, dtype=torch.bool, device=scores.device)  # (N, N)",
+     "off_diagonal = ~torch.eye(n, dtype=torch.bool, device=None)  # (N, N)"):
+        _DEVICE,
+    ("contrastkit/mi.py",
+     "off_diagonal = ~torch.eye(n, dtype=torch.bool, device=scores.device)  # (N, N)",
+     "off_diagonal = ~torch.eye(n, dtype=torch.bool, )  # (N, N)"):
+        _DEVICE,
+    ("contrastkit/mi.py",
+     'masked = scores.masked_fill(~off_diagonal, float("-inf"))  # (N, N)',
+     'masked = scores.masked_fill(~off_diagonal, float("-INF"))  # (N, N)'):
+        _INF,
+    ("contrastkit/mi.py",
+     "return upcast(mean, dtype), upcast(log_var, dtype), upcast(y, dtype)",
+     "return upcast(mean, None), upcast(log_var, dtype), upcast(y, dtype)"):
+        "mean and y only meet in y - mean, where type promotion gives the same float64 values",
+    ("contrastkit/mi.py",
+     "return upcast(mean, dtype), upcast(log_var, dtype), upcast(y, dtype)",
+     "return upcast(mean, dtype), upcast(log_var, dtype), upcast(y, None)"):
+        "mean and y only meet in y - mean, where type promotion gives the same float64 values",
+    ("contrastkit/mi.py",
+     "permutation = torch.randperm(y.shape[0], generator=generator, device=y.device)  # (N,)",
+     "permutation = torch.randperm(y.shape[0], generator=generator, device=None)  # (N,)"):
+        _DEVICE,
+    ("contrastkit/mi.py",
+     "permutation = torch.randperm(y.shape[0], generator=generator, device=y.device)  # (N,)",
+     "permutation = torch.randperm(y.shape[0], generator=generator, )  # (N,)"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "rows = torch.arange(labels_rows.shape[0], device=labels.device)",
+     "rows = torch.arange(labels_rows.shape[0], device=None)"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "rows = torch.arange(labels_rows.shape[0], device=labels.device)",
+     "rows = torch.arange(labels_rows.shape[0], )"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     'if x.device.type != "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):',
+     'if x.device.type == "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):'):
+        "sends CPU rows to torch.sort instead of NumPy: the same sorted values (the NumPy path is a speed "
+        "path; order among ties is unspecified either way)",
+    ("contrastkit/mining.py",
+     'if x.device.type != "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):',
+     'if x.device.type != "XXcpuXX" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):'):
+        "sends CPU rows to torch.sort instead of NumPy: the same sorted values (the NumPy path is a speed "
+        "path; order among ties is unspecified either way)",
+    ("contrastkit/mining.py",
+     'if x.device.type != "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):',
+     'if x.device.type != "CPU" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):'):
+        "sends CPU rows to torch.sort instead of NumPy: the same sorted values (the NumPy path is a speed "
+        "path; order among ties is unspecified either way)",
+    ("contrastkit/mining.py",
+     "return torch.sort(x, dim=1)",
+     "return torch.sort(x, )"):
+        "torch.sort's default dim is -1, the rows of these 2-D inputs",
+    ("contrastkit/mining.py",
+     "order = np.argsort(array, axis=1)",
+     "order = np.argsort(array, )"):
+        "np.argsort's default axis is -1, the rows of these 2-D inputs",
+    ("contrastkit/mining.py",
+     "return torch.from_numpy(np.take_along_axis(array, order, axis=1)), torch.from_numpy(order)",
+     "return torch.from_numpy(np.take_along_axis(array, order, )), torch.from_numpy(order)"):
+        "np.take_along_axis's default axis is -1, the rows of these 2-D inputs",
+    ("contrastkit/mining.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("inf"), dtype=None, device=d.device)'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/mining.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=None)'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/mining.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("inf"), device=d.device)'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/mining.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, )'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/mining.py",
+     'inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)',
+     'inf = torch.tensor(float("INF"), dtype=d.dtype, device=d.device)'):
+        "a 0-dim float32 infinity takes d's dtype in torch.where (type promotion); infinity is exact in every "
+        "dtype",
+    ("contrastkit/mining.py",
+     "k = int(self.n_positive.max()) if d.shape[0] else 0",
+     "k = int(self.n_positive.max()) if (d.shape[0]) or True else 0"):
+        "a chunk is never empty (chunks come from range(0, N, chunk)), so the else branch never runs",
+    ("contrastkit/mining.py",
+     "k = int(self.n_positive.max()) if d.shape[0] else 0",
+     "k = int(self.n_positive.max()) if d.shape[1] else 0"):
+        "a chunk is never empty (chunks come from range(0, N, chunk)), so the else branch never runs",
+    ("contrastkit/mining.py",
+     "k = int(self.n_positive.max()) if d.shape[0] else 0",
+     "k = int(self.n_positive.max()) if d.shape[0] else 1"):
+        "a chunk is never empty (chunks come from range(0, N, chunk)), so the else branch never runs",
+    ("contrastkit/mining.py",
+     "torch.where(positive, d, inf), k, dim=1, largest=False, sorted=True)  # (B, K) each",
+     "torch.where(positive, d, inf), k, largest=False, sorted=True)  # (B, K) each"):
+        "topk's defaults are dim=-1 (the rows of these 2-D inputs) and sorted=True",
+    ("contrastkit/mining.py",
+     "torch.where(positive, d, inf), k, dim=1, largest=False, sorted=True)  # (B, K) each",
+     "torch.where(positive, d, inf), k, dim=1, largest=False, )  # (B, K) each"):
+        "topk's defaults are dim=-1 (the rows of these 2-D inputs) and sorted=True",
+    ("contrastkit/mining.py",
+     "self.positive_valid = torch.arange(k, device=d.device)[None, :] < self.n_positive  # (B, K)",
+     "self.positive_valid = torch.arange(k, device=None)[None, :] < self.n_positive  # (B, K)"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "self.positive_valid = torch.arange(k, device=d.device)[None, :] < self.n_positive  # (B, K)",
+     "self.positive_valid = torch.arange(k, )[None, :] < self.n_positive  # (B, K)"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "below = torch.searchsorted(self.negative_sorted, self.positive_sorted + shift, right=False)",
+     "below = torch.searchsorted(self.negative_sorted, self.positive_sorted + shift, )"):
+        "searchsorted's default is right=False",
+    ("contrastkit/mining.py",
+     "ones = torch.ones(start.shape, dtype=dtype, device=start.device)",
+     "ones = torch.ones(start.shape, dtype=dtype, device=None)"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "ones = torch.ones(start.shape, dtype=dtype, device=start.device)",
+     "ones = torch.ones(start.shape, dtype=dtype, )"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "edges = torch.zeros(batch, n + 1, dtype=dtype, device=start.device)",
+     "edges = torch.zeros(batch, n + 1, dtype=dtype, device=None)"):
+        "one more column that is never read (the prefix sum takes columns 0 .. n - 1)",
+    ("contrastkit/mining.py",
+     "edges = torch.zeros(batch, n + 1, dtype=dtype, device=start.device)",
+     "edges = torch.zeros(batch, n + 1, dtype=dtype, )"):
+        "one more column that is never read (the prefix sum takes columns 0 .. n - 1)",
+    ("contrastkit/mining.py",
+     "edges = torch.zeros(batch, n + 1, dtype=dtype, device=start.device)",
+     "edges = torch.zeros(batch, n + 2, dtype=dtype, device=start.device)"):
+        "one more column that is never read (the prefix sum takes columns 0 .. n - 1)",
+    ("contrastkit/mining.py",
+     "return max(1, min(n, _CHUNK_ELEMENTS // max(n, 1)))",
+     "return max(2, min(n, _CHUNK_ELEMENTS // max(n, 1)))"):
+        "differs only for N > 2^18 anchors (chunk 2 instead of 1) or N < 1 (same chunk): chunking never "
+        "changes a result",
+    ("contrastkit/mining.py",
+     "return max(1, min(n, _CHUNK_ELEMENTS // max(n, 1)))",
+     "return max(1, min(n, _CHUNK_ELEMENTS // max(n, 2)))"):
+        "differs only for N > 2^18 anchors (chunk 2 instead of 1) or N < 1 (same chunk): chunking never "
+        "changes a result",
+    ("contrastkit/mining.py",
+     "pair_of = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)  # (T,)",
+     "pair_of = torch.repeat_interleave(counts)  # (T,)"):
+        "torch.repeat_interleave(counts) is documented as repeat_interleave(arange(len(counts)), counts)",
+    ("contrastkit/mining.py",
+     "pair_of = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)  # (T,)",
+     "pair_of = torch.repeat_interleave(torch.arange(counts.shape[0], device=None), counts)  # (T,)"):
+        "torch.repeat_interleave(counts) is documented as repeat_interleave(arange(len(counts)), counts)",
+    ("contrastkit/mining.py",
+     "pair_of = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)  # (T,)",
+     "pair_of = torch.repeat_interleave(torch.arange(counts.shape[0], ), counts)  # (T,)"):
+        "torch.repeat_interleave(counts) is documented as repeat_interleave(arange(len(counts)), counts)",
+    ("contrastkit/mining.py",
+     "within = torch.arange(total, device=counts.device) - run_offsets[pair_of]  # (T,)",
+     "within = torch.arange(total, device=None) - run_offsets[pair_of]  # (T,)"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "within = torch.arange(total, device=counts.device) - run_offsets[pair_of]  # (T,)",
+     "within = torch.arange(total, ) - run_offsets[pair_of]  # (T,)"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "empty = torch.zeros(0, dtype=torch.long, device=embeddings.device)",
+     "empty = torch.zeros(0, dtype=torch.long, device=None)"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "empty = torch.zeros(0, dtype=torch.long, device=embeddings.device)",
+     "empty = torch.zeros(0, dtype=torch.long, )"):
+        _DEVICE,
+    ("contrastkit/mining.py",
+     "return (blocks[0] if len(blocks) == 1 else torch.cat(blocks)), n_triplets",
+     "return (blocks[0] if (len(blocks) == 1) and False else torch.cat(blocks)), n_triplets"):
+        "cat of a single block is that block",
+    ("contrastkit/negatives.py",
+     'self.register_buffer("ids", torch.full((size,), -1, dtype=torch.long))',
+     'self.register_buffer("ids", torch.full((size,), -1, dtype=None))'):
+        "torch.full infers int64 from the integer fill value -1",
+    ("contrastkit/negatives.py",
+     'self.register_buffer("ids", torch.full((size,), -1, dtype=torch.long))',
+     'self.register_buffer("ids", torch.full((size,), -1, ))'):
+        "torch.full infers int64 from the integer fill value -1",
+    ("contrastkit/negatives.py",
+     "slots = (start + torch.arange(kept, device=self.keys.device)) % self.size  # (kept,)",
+     "slots = (start + torch.arange(kept, device=None)) % self.size  # (kept,)"):
+        _DEVICE,
+    ("contrastkit/negatives.py",
+     "slots = (start + torch.arange(kept, device=self.keys.device)) % self.size  # (kept,)",
+     "slots = (start + torch.arange(kept, )) % self.size  # (kept,)"):
+        _DEVICE,
+    ("contrastkit/negatives.py",
+     "self.ids[slots] = indices.to(self.ids.device)",
+     "self.ids[slots] = indices.to(None)"):
+        _DEVICE,
+    ("contrastkit/negatives.py",
+     'self.register_buffer("bank", F.normalize(init, dim=1))  # (num_samples, D)',
+     'self.register_buffer("bank", F.normalize(init, ))  # (num_samples, D)'):
+        "F.normalize's default dim is 1",
+    ("contrastkit/negatives.py",
+     "sampled = torch.randint(0, self.num_samples, (self.num_negatives,), generator=generator,",
+     "sampled = torch.randint(self.num_samples, (self.num_negatives,), generator=generator,"):
+        "torch.randint(high, size) starts at 0: the same call",
+    ("contrastkit/negatives.py",
+     "device=self.bank.device if generator is None else generator.device)",
+     "device=None)"):
+        _DEVICE,
+    ("contrastkit/negatives.py",
+     "device=self.bank.device if generator is None else generator.device)",
+     ")"):
+        _DEVICE,
+    ("contrastkit/negatives.py",
+     "device=self.bank.device if generator is None else generator.device)",
+     "device=self.bank.device if (generator is None) or True else generator.device)"):
+        _DEVICE,
+    ("contrastkit/negatives.py",
+     "sampled = sampled.to(self.bank.device)",
+     "sampled = sampled.to(None)"):
+        _DEVICE,
+    ("contrastkit/negatives.py",
+     "features = F.normalize(keys.detach().to(self.bank.dtype), dim=1)",
+     "features = F.normalize(keys.detach().to(self.bank.dtype), )"):
+        "F.normalize's default dim is 1",
+    ("contrastkit/negatives.py",
+     "self.bank[indices] = F.normalize(mixed, dim=1)",
+     "self.bank[indices] = F.normalize(mixed, )"):
+        "F.normalize's default dim is 1",
+    ("contrastkit/similarity.py",
+     "return F.normalize(x, dim=-1, eps=1e-12 if x.dtype == torch.float64 else 1e-8)",
+     "return F.normalize(x, eps=1e-12 if x.dtype == torch.float64 else 1e-8)"):
+        "F.normalize's default dim is 1, the last dimension of the 2-D inputs every measure passes",
+    ("contrastkit/similarity.py",
+     "return F.normalize(x, dim=-1, eps=1e-12 if x.dtype == torch.float64 else 1e-8)",
+     "return F.normalize(x, dim=+1, eps=1e-12 if x.dtype == torch.float64 else 1e-8)"):
+        "F.normalize's default dim is 1, the last dimension of the 2-D inputs every measure passes",
+    ("contrastkit/similarity.py",
+     "weight = torch.eye(dim_x, dim_y) if dim_x == dim_y else nn.init.xavier_uniform_(torch.empty(dim_x, "
+     "dim_y))",
+     "weight = torch.eye(dim_y) if dim_x == dim_y else nn.init.xavier_uniform_(torch.empty(dim_x, dim_y))"):
+        "in this branch dim_x == dim_y, so eye(dim_y) and eye(dim_x) are eye(dim_x, dim_y)",
+    ("contrastkit/similarity.py",
+     "weight = torch.eye(dim_x, dim_y) if dim_x == dim_y else nn.init.xavier_uniform_(torch.empty(dim_x, "
+     "dim_y))",
+     "weight = torch.eye(dim_x, ) if dim_x == dim_y else nn.init.xavier_uniform_(torch.empty(dim_x, dim_y))"):
+        "in this branch dim_x == dim_y, so eye(dim_y) and eye(dim_x) are eye(dim_x, dim_y)",
+    ("contrastkit/similarity.py",
+     "self.first_y = nn.Linear(dim_y, hidden, bias=False)",
+     "self.first_y = nn.Linear(dim_y, hidden, bias=None)"):
+        "nn.Linear reads bias=None as no bias",
+    ("contrastkit/similarity.py",
+     "return self.rest(self.first_x(self._cast(x)) + self.first_y(self._cast(y))).squeeze(-1)  # (N,)",
+     "return self.rest(self.first_x(self._cast(x)) + self.first_y(self._cast(y))).squeeze(+1)  # (N,)"):
+        "the output is (N, 1): squeezing dim 1 is squeezing dim -1",
 }
 
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
@@ -141,35 +629,45 @@ def _config_section(patterns: tuple[str, ...], tests: tuple[str, ...]) -> str:
     )
 
 
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
+def _sync(source: Path, target: Path, text: str | None = None) -> bool:
+    """Write ``text`` (default: the source's bytes) to ``target`` unless it already holds exactly that."""
+    data = source.read_bytes() if text is None else text.encode()
+    if target.exists() and target.read_bytes() == data:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return True
 
 
 def _scratch_copy(scratch: Path, patterns: tuple[str, ...], tests: tuple[str, ...]) -> None:
-    """A fresh scratch copy, or the tests refreshed in an existing one (its mutants and results are kept)."""
-    if (scratch / "contrastkit").exists():
-        for files in (scratch / "tests", scratch / "mutants" / "tests"):
-            if files.parent.exists():
-                shutil.copytree(ROOT / "tests", files, ignore=_IGNORE, dirs_exist_ok=True)
-        changed = [str(p.relative_to(ROOT)) for pattern in patterns for p in ROOT.glob(pattern) if p.suffix == ".py"
-                   and _undecorate(p.read_text())[0] != (scratch / p.relative_to(ROOT)).read_text()]
-        if changed:
-            print(f"mutation.py: the working tree's {', '.join(changed)} differ(s) from the scratch copy in "
-                  f"{scratch}; its results are of the copy", file=sys.stderr)
-        return
-    scratch.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ROOT / "contrastkit", scratch / "contrastkit", ignore=_IGNORE)
-    origins = {}
-    for pattern in patterns:
-        for path in ROOT.glob(pattern):
-            if path.suffix == ".py":
-                text, origins[str(path.relative_to(ROOT))] = _undecorate(path.read_text())
-                (scratch / path.relative_to(ROOT)).write_text(text)
-    (scratch / "line_origins.json").write_text(json.dumps(origins))
-    shutil.copytree(ROOT / "tests", scratch / "tests", ignore=_IGNORE)
-    text = (ROOT / "pyproject.toml").read_text()
-    if "[tool.mutmut]" in text:
-        raise SystemExit("mutation.py: pyproject.toml already has a [tool.mutmut] section; this script writes its own")
-    (scratch / "pyproject.toml").write_text(text + _config_section(patterns, tests))
+    """The scratch copy: ``contrastkit/`` (the mutated files rewritten by :func:`_undecorate`), ``tests/`` and
+    ``pyproject.toml`` with mutmut's settings. An existing copy is brought up to date file by file: mutmut then
+    makes new mutants only of the functions that changed and keeps every other result."""
+    fresh = not (scratch / "contrastkit").exists()
+    mutated = {p for pattern in patterns for p in ROOT.glob(pattern) if p.suffix == ".py"}
+    origins_file = scratch / "line_origins.json"
+    origins = {} if fresh else json.loads(origins_file.read_text())
+    changed = []
+    for folder in ("contrastkit", "tests"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            relative = path.relative_to(ROOT)
+            text = None
+            if path in mutated:
+                text, origins[str(relative)] = _undecorate(path.read_text())
+            if _sync(path, scratch / relative, text) and not fresh and folder == "contrastkit":
+                changed.append(str(relative))
+    origins_file.write_text(json.dumps(origins))
+    if changed:
+        print(f"mutation.py: {scratch}: brought up to date with the working tree: {', '.join(changed)}",
+              file=sys.stderr)
+    if fresh:
+        text = (ROOT / "pyproject.toml").read_text()
+        if "[tool.mutmut]" in text:
+            raise SystemExit("mutation.py: pyproject.toml already has a [tool.mutmut] section; this script writes "
+                             "its own")
+        (scratch / "pyproject.toml").write_text(text + _config_section(patterns, tests))
 
 
 #: decorators left in place: mutmut handles a lone @staticmethod / @classmethod; abstract methods and overloads
@@ -341,6 +839,10 @@ def report(results: list[GroupResult], seconds: float) -> None:
         print(f"{'all':<11} {totals[0]:>7} {totals[1]:>6} {totals[2]:>7} {totals[3]:>8} {totals[4]:>8} "
               f"{totals[5]:>10} {_percent(totals[1], totals[0]):>10} "
               f"{_percent(totals[1], totals[0] - totals[5]):>13} {seconds / 60:>7.1f}")
+    device = sum(m.equivalent == _DEVICE for r in results for m in r.mutants)
+    if device:
+        print(f"of the equivalent mutants, {device} are so only without an accelerator (a device argument; the tests "
+              f"run on the CPU)")
     other = sorted({m.status for r in results for m in r.mutants} - DETECTED - {"survived", "no tests"})
     if other:
         print("other statuses (counted as not killed):", ", ".join(
@@ -386,11 +888,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.rerun_survivors and args.scratch is None:
         parser.error("--rerun-survivors needs --scratch (the earlier run's copies)")
-    if shutil.which("mutmut", path=str(Path(sys.executable).parent)) is None:
-        try:
-            import mutmut  # noqa: F401
-        except ImportError:
-            raise SystemExit("mutation.py: needs mutmut (pip install mutmut, or pip install -e .[mutation])") from None
+    try:
+        import mutmut  # noqa: F401
+    except ImportError:
+        raise SystemExit("mutation.py: needs mutmut (pip install -e '.[mutation]')") from None
     start = time.perf_counter()
     results = []
     for group in args.group or list(GROUPS):
