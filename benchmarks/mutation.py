@@ -30,8 +30,9 @@ arguments that are not plain literals, abstract methods and overloads (stubs). A
 (e.g. ``Measure.__init_subclass__`` for the library's own classes) is mutated but exercised only by a test that runs
 it again (a test defining its own subclass). Line numbers in the report are the working tree's.
 
-Needs ``pip install mutmut`` (``pip install -e .[mutation]``). On the project's 2-core machine, one worker:
-about N minutes for all groups (see the README's "Tests" section for the last measured score and time).
+Needs mutmut (``pip install -e '.[mutation]'``). On the project's 2-core machine, otherwise idle, ``--workers 2``
+took 22 minutes for all groups (3,968 mutants; losses 11, mi 5, mining 3, similarity 2, negatives 1); the README
+("Measured") gives the last score.
 
 Usage: python benchmarks/mutation.py [--group losses --group mi ...] [--workers 1] [--keep | --scratch DIR
        [--rerun-survivors]] [--json FILE]
