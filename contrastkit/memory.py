@@ -80,7 +80,7 @@ def _stat_value(path: Path, key: str) -> int:
             if name == key and value.strip().isdigit():
                 return int(value)
     except (OSError, UnicodeDecodeError):
-        pass
+        return 0  # no such file (cgroup v1 without memory.stat): nothing reclaimable counted
     return 0
 
 

@@ -171,6 +171,6 @@ def check_not_held(folder: str | Path) -> None:
     except BlockingIOError:
         raise _busy(Path(folder), fd) from None
     except OSError:
-        pass
+        return  # a file system without locks: RunLock.acquire says so with a note
     finally:
         os.close(fd)
