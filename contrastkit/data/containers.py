@@ -9,14 +9,11 @@ sample of an unlabelled dataset.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
-
-if TYPE_CHECKING:
-    from contrastkit.data.stream import ImageFiles
 
 UNLABELLED = -1
 MODALITIES = ("images", "vectors", "sequences")
@@ -132,6 +129,34 @@ class ArrayDataset:
         return len(self) > 0 and int(self.labels[0]) != UNLABELLED
 
 
+class SampleSet(Protocol):
+    """What a train or test part answers, held in memory (:class:`ArrayDataset`) or read from disk on demand
+    (:class:`~contrastkit.data.stream.ImageFiles`): its size, labels (N,) int64 (-1 = none), modality and the
+    shape of one sample; ``inputs`` is what evaluation embeds (a tensor, or the files themselves)."""
+
+    labels: Tensor  # (N,) int64
+
+    def __len__(self) -> int: ...
+
+    @property
+    def modality(self) -> str: ...
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def image_size(self) -> tuple[int, int]: ...
+
+    @property
+    def has_labels(self) -> bool: ...
+
+    @property
+    def inputs(self) -> object: ...
+
+
 @dataclass(frozen=True, eq=False)
 class DatasetSplits:
     """A train and a test :class:`ArrayDataset` with what a trainer or an evaluator needs to know.
@@ -146,8 +171,8 @@ class DatasetSplits:
     """
 
     name: str
-    train: ArrayDataset | ImageFiles
-    test: ArrayDataset | ImageFiles
+    train: SampleSet  # an ArrayDataset, or ImageFiles when streamed
+    test: SampleSet
     num_classes: int
     class_names: tuple[str, ...] = ()
     frame_class_names: tuple[str, ...] = ()  # names of the frame classes (e.g. phones), when frames are labelled

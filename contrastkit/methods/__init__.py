@@ -2,12 +2,20 @@
 under the trainer's bf16 autocast), the registry of builders open to users
 (:mod:`~contrastkit.methods.registry`) and the built-in contrastive family (SimCLR, MoCo, memory bank)."""
 
-from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput, check_method, full_precision
+from contrastkit.methods.base import (
+    Batch,
+    BatchSpec,
+    BuildContext,
+    Method,
+    StepOutput,
+    check_method,
+    check_step_output,
+    full_precision,
+)
 from contrastkit.methods.contrastive import ContrastiveMethod
 from contrastkit.methods.registry import (
     METHODS,
     TRAINING_DEFAULTS,
-    BuildContext,
     MethodEntry,
     available_methods,
     build_method,
@@ -33,6 +41,7 @@ __all__ = [
     "available_methods",
     "build_method",
     "check_method",
+    "check_step_output",
     "full_precision",
     "get_method",
     "import_plugins",

@@ -45,7 +45,8 @@ from torch import Tensor, nn
 
 from contrastkit.precision import full_precision
 
-__all__ = ["Batch", "BatchSpec", "Method", "StepOutput", "check_method", "check_step_output", "full_precision"]
+__all__ = ["Batch", "BatchSpec", "BuildContext", "Method", "StepOutput", "check_method", "check_step_output",
+           "full_precision"]
 
 SAMPLERS = ("shuffle", "pk")
 
@@ -105,6 +106,21 @@ class StepOutput:
     keys: Tensor | None = None  # (N, D) normalised keys / features to store (queue or bank)
     indices: Tensor | None = None  # (N,) their sample ids
     logs: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a registered builder (:func:`~contrastkit.methods.registry.register_method`) gets besides its
+    settings: the encoder (any ``nn.Module`` mapping inputs to (N, F)), its feature size, and facts about the
+    training data."""
+
+    encoder: nn.Module
+    feature_dim: int
+    num_samples: int | None = None  # training-set size (a memory bank has one row per sample)
+    num_classes: int = 0  # 0: unlabelled
+    modality: str = "images"  # images | vectors | sequences
+    seed: int = 0
+    train_inputs: Tensor | None = None  # (N, ...) the training inputs, stored form (DrLIM's neighbour graph)
 
 
 class Method(nn.Module, ABC):

@@ -37,20 +37,16 @@ latent step and :meth:`CPC.features` its mean over time (one vector per utteranc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from contrastkit.losses.logsumexp import row_logsumexp
 from contrastkit.losses.temperature import default_block_size
-from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
+from contrastkit.methods.base import Batch, BatchSpec, BuildContext, Method, StepOutput
 from contrastkit.precision import full_precision
 from contrastkit.settings import SettingsError, setting
 from contrastkit.similarity import BilinearSimilarity
-
-if TYPE_CHECKING:  # the registry imports this module
-    from contrastkit.methods.registry import BuildContext
 
 __all__ = ["CPC", "CPC_PAPER_SIZES", "FULL_SCORES_LIMIT", "CPCSettings", "build_cpc", "cpc_loss"]
 

@@ -34,18 +34,14 @@ PCA (:mod:`contrastkit.evaluate.maps`) because the method sets ``is_map``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from contrastkit.data.batches import uint8_to_float
 from contrastkit.losses.contrastive import contrastive_loss
-from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
+from contrastkit.methods.base import Batch, BatchSpec, BuildContext, Method, StepOutput
 from contrastkit.settings import setting
-
-if TYPE_CHECKING:  # the registry imports this module
-    from contrastkit.methods.registry import BuildContext
 
 __all__ = ["DrLIM", "DrLIMSettings", "build_drlim", "dissimilar_pairs", "pixel_neighbours"]
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from contrastkit.methods.base import check_method
+from contrastkit.methods.base import BuildContext, check_method
 from contrastkit.methods.contrastive import ContrastiveMethod
 from contrastkit.methods.cpc import CPC_PAPER_SIZES, CPCSettings, build_cpc
 from contrastkit.methods.drlim import DrLIMSettings, build_drlim
@@ -57,20 +57,6 @@ __all__ = ["METHODS", "TRAINING_DEFAULTS", "BuildContext", "MethodEntry", "avail
 ENTRY_POINT_GROUP = "contrastkit.methods"
 #: the attribute :func:`build_method` sets on a method it builds: the registered name it was built under
 BUILT_AS = "_contrastkit_built_as"
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What a builder gets besides its settings: the encoder (any ``nn.Module`` mapping inputs to (N, F)), its
-    feature size, and facts about the training data."""
-
-    encoder: nn.Module
-    feature_dim: int
-    num_samples: int | None = None  # training-set size (a memory bank has one row per sample)
-    num_classes: int = 0  # 0: unlabelled
-    modality: str = "images"  # images | vectors | sequences
-    seed: int = 0
-    train_inputs: Tensor | None = None  # (N, ...) the training inputs, stored form (DrLIM's neighbour graph)
 
 
 Builder = Callable[[BuildContext, Any], nn.Module]

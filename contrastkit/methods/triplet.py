@@ -28,19 +28,15 @@ features measure the learned metric.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from contrastkit.losses.triplet import MINING_STRATEGIES, TripletLoss
-from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
+from contrastkit.methods.base import Batch, BatchSpec, BuildContext, Method, StepOutput
 from contrastkit.mining import triplet_categories
 from contrastkit.settings import setting
 from contrastkit.similarity import MahalanobisDistance, Measure, get_measure, normalize
-
-if TYPE_CHECKING:  # the registry imports this module
-    from contrastkit.methods.registry import BuildContext
 
 __all__ = ["TRIPLET_MEASURES", "TripletEmbedding", "TripletSettings", "build_triplet"]
 
