@@ -37,3 +37,17 @@ def start_training(args: list[str], cwd: Path, out: Path, log_lines: int) -> sub
     while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < log_lines):
         time.sleep(0.05)
     return process
+
+
+def spy_block_sizes(monkeypatch, module: object) -> list[int | None]:
+    """Record the ``block_size`` every call of ``module.row_logsumexp`` (the log-sum-exp kernel as a loss module
+    imported it) gets: None is the direct mode. Returns the list the calls append to."""
+    calls: list[int | None] = []
+    original = module.row_logsumexp
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["block_size"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "row_logsumexp", spy)
+    return calls

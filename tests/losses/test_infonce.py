@@ -7,8 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import contrastkit.losses.infonce as infonce_module
 from contrastkit.losses.infonce import InfoNCELoss, info_nce
 from contrastkit.similarity import BilinearSimilarity, MLPCritic, cosine, dot, euclidean, squared_euclidean
+from tests.helpers import spy_block_sizes
 
 
 def reference_info_nce(q, p, negatives, temperature, score=cosine, labels=None, negative_labels=None):
@@ -235,20 +237,6 @@ def test_the_bound_counts_every_candidate():
     assert loss.item() == pytest.approx(reference_info_nce(q, p, per_query, 0.5), rel=1e-10)
 
 
-def _spy_block_sizes(monkeypatch):
-    import contrastkit.losses.infonce as module
-
-    calls = []
-    original = module.row_logsumexp
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs["block_size"])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, "row_logsumexp", spy)
-    return calls
-
-
 def test_defaults_and_the_module_passes_every_setting_on(monkeypatch):
     q, p, neg = _inputs(6, 5)
     assert info_nce(q, p).item() == info_nce(q, p, None, 0.1).item()  # tau = 0.1, cosine
@@ -258,7 +246,7 @@ def test_defaults_and_the_module_passes_every_setting_on(monkeypatch):
     assert InfoNCELoss(score=euclidean)(q, p).item() == pytest.approx(info_nce(q, p, None, 0.1, score=euclidean)
                                                                       .item(), rel=1e-12)  # direct: accepted
     labels, neg_labels = torch.tensor([0, 1, 0, 1, 2, 2]), torch.tensor([0, 2, 1, 1, 0])
-    calls = _spy_block_sizes(monkeypatch)
+    calls = spy_block_sizes(monkeypatch, infonce_module)
     module = InfoNCELoss(0.3, score=dot, memory_efficient=True, block_size=2)
     got = module(q, p, neg, labels=labels, negative_labels=neg_labels)
     assert calls == [2]

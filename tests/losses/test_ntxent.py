@@ -7,8 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import contrastkit.losses.ntxent as ntxent_module
 from contrastkit.losses.ntxent import NTXentLoss, nt_xent, nt_xent_rows
 from contrastkit.similarity import BilinearSimilarity, MLPCritic, cosine, dot, euclidean, squared_euclidean
+from tests.helpers import spy_block_sizes
 
 
 def reference_nt_xent(z1, z2, temperature, labels=None, score=cosine):
@@ -210,21 +212,6 @@ def test_row_block_arguments_are_checked():
 
 
 # ------------------------------------------------------------ settings, defaults and messages, exactly
-def _spy_row_logsumexp(monkeypatch):
-    """Record the block size every call of the log-sum-exp kernel gets (None = the direct mode)."""
-    import contrastkit.losses.ntxent as module
-
-    calls = []
-    original = module.row_logsumexp
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs["block_size"])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, "row_logsumexp", spy)
-    return calls
-
-
 def test_defaults_are_the_documented_ones():
     z1, z2 = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
     assert nt_xent(z1, z2).item() == nt_xent(z1, z2, 0.5).item()  # tau = 0.5, cosine
@@ -241,7 +228,7 @@ def test_defaults_are_the_documented_ones():
 def test_the_module_passes_every_setting_on(monkeypatch):
     z1, z2 = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
     labels = torch.tensor([0, 1, 0, 2, 1, 1])
-    calls = _spy_row_logsumexp(monkeypatch)
+    calls = spy_block_sizes(monkeypatch, ntxent_module)
     module = NTXentLoss(0.3, score=dot, memory_efficient=True, block_size=2)
     got = module(z1, z2, labels)
     assert calls == [2]  # blockwise, in blocks of 2 rows
