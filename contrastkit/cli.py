@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -320,6 +321,7 @@ def cmd_mi_bench(args: argparse.Namespace) -> int:
         results_json,
         run_estimator,
     )
+    from contrastkit.stopping import SignalStop
 
     seed = int_from_text(args.seed, "--seed", 0, MAX_SEED, "2**63 - 1")
     steps = int_from_text(args.steps_per_level, "--steps-per-level", 1)
@@ -329,17 +331,18 @@ def cmd_mi_bench(args: argparse.Namespace) -> int:
                          steps_per_level=steps, batch_size=batch, seed=seed)
     check_memory(config, batch_name="--batch-size", steps_name="--steps-per-level")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    print(f"mi-bench: {', '.join(config.estimators)} ({config.critic} critic), true MI "
-          f"{', '.join(f'{v:g}' for v in config.levels)} nats, {config.steps_per_level} steps each, "
-          f"batch {config.batch_size}, seed {config.seed}", flush=True)
     runs = {}
-    for k, name in enumerate(config.estimators):
-        try:
-            runs[name] = run_estimator(name, config)
-        except KeyboardInterrupt:
-            print(f"contrastkit mi-bench: interrupted while training {name} (estimator {k + 1} of "
-                  f"{len(config.estimators)}); nothing written", file=sys.stderr)
-            return EXIT_INTERRUPTED
+    with SignalStop((signal.SIGINT,)) as stop:  # Ctrl-C ends the current estimator after its step
+        print(f"mi-bench: {', '.join(config.estimators)} ({config.critic} critic), true MI "
+              f"{', '.join(f'{v:g}' for v in config.levels)} nats, {config.steps_per_level} steps each, "
+              f"batch {config.batch_size}, seed {config.seed}", flush=True)
+        for k, name in enumerate(config.estimators):
+            try:
+                runs[name] = run_estimator(name, config, stop)
+            except KeyboardInterrupt:
+                print(f"contrastkit mi-bench: interrupted while training {name} (estimator {k + 1} of "
+                      f"{len(config.estimators)}); nothing written", file=sys.stderr)
+                return EXIT_INTERRUPTED
     print(format_table(runs))
     args.json.write_text(json.dumps(results_json(runs), indent=2) + "\n")
     print(f"wrote {args.json}")

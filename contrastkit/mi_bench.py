@@ -63,6 +63,7 @@ from torch import Tensor, nn
 from contrastkit import memory
 from contrastkit.memory import MEMORY_FRACTION, check_fits
 from contrastkit.mi import CLUB, CRITICS, InfoNCEEstimator, NWJEstimator, make_critic
+from contrastkit.stopping import SignalStop
 
 __all__ = [
     "ESTIMATORS",
@@ -334,22 +335,23 @@ def check_memory(config: BenchConfig, batch_name: str = "mi-bench: `batch_size`"
                    hint="choose fewer steps per level", setting="steps_per_level", available=available)
 
 
-def run_estimator(name: str, config: BenchConfig) -> EstimatorRun:
+def run_estimator(name: str, config: BenchConfig, stop: SignalStop | None = None) -> EstimatorRun:
     """Train one estimator through the staircase; the same seed gives the same batches to every estimator.
 
-    Refused first, in one line, when the settings would not fit in memory (:func:`check_memory`)."""
+    Refused first, in one line, when the settings would not fit in memory (:func:`check_memory`). With ``stop``
+    (entered), a signal it records ends the training after the current step with ``KeyboardInterrupt``."""
     if name not in ESTIMATORS:
         raise ValueError(f"mi-bench: unknown estimator {name!r}; expected one of {list(ESTIMATORS)}")
     check_memory(config)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
     try:
-        return _train(name, config)
+        return _train(name, config, stop)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(name: str, config: BenchConfig) -> EstimatorRun:
+def _train(name: str, config: BenchConfig, stop: SignalStop | None) -> EstimatorRun:
     torch.manual_seed(config.seed)
     model = _build(name, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr_for(name))
@@ -359,6 +361,8 @@ def _train(name: str, config: BenchConfig) -> EstimatorRun:
     for mi in config.levels:
         rho = rho_for_mi(mi, config.dim)
         for step in range(config.steps_per_level):
+            if stop is not None and stop.requested:
+                raise KeyboardInterrupt(stop.reason)
             for group in optimizer.param_groups:
                 group["lr"] = level_lr(config, name, step)
             x, y = sample_correlated_gaussians(config.batch_size, rho, config.dim, generator)  # (B, d) each

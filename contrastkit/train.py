@@ -46,8 +46,6 @@ import copy
 import inspect
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +93,7 @@ from contrastkit.runfolder import (
 from contrastkit.runlock import RunLock
 from contrastkit.runlog import RunLog, read_log
 from contrastkit.settings import SettingsError
+from contrastkit.stopping import SignalStop
 
 __all__ = ["CHECKPOINT_NAME", "Run", "Trainer", "build_run", "resolve_config", "resolve_device"]
 
@@ -248,7 +247,8 @@ class Trainer:
         self.initial_state = {k: v.detach().clone() for k, v in self.method.state_dict().items()}
         self.step = 0  # optimizer steps done
         self.train_seconds = 0.0  # time spent in training steps, over all resumed sessions
-        self._stop_reason: str | None = None
+        #: Ctrl-C (SIGINT) or SIGTERM during fit() stop the loop after the current step, which is checkpointed
+        self._stop = SignalStop()
         self._load_notes: list[str] = []
         #: the step of ``out/checkpoint.pt`` as this trainer last wrote or read it (None: none yet)
         self.checkpoint_step: int | None = None
@@ -479,26 +479,6 @@ class Trainer:
                                  f"(nothing of it was applied); {on_disk}")
 
     @contextlib.contextmanager
-    def _stop_on_signals(self) -> Iterator[None]:
-        """Ctrl-C (SIGINT) or SIGTERM ask the loop to stop after the current step and checkpoint; a second
-        signal interrupts at once (the last checkpoint stays intact)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum: int, frame: object) -> None:
-            if self._stop_reason is not None:
-                raise KeyboardInterrupt
-            self._stop_reason = signal.Signals(signum).name
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
         """``num_threads`` for the duration of :meth:`fit` only (torch's setting is process-wide).
 
@@ -578,8 +558,8 @@ class Trainer:
             self._on_rank0(lambda: write_text_atomic(self.out / CONFIG_NAME,
                                                      yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
                            "write config.yaml")
-            self._stop_reason = None
-            with self._threads(), self._stop_on_signals():
+            self._stop.clear()
+            with self._threads(), self._stop:
                 return self._loop(max_steps, notes)
         except RuntimeError as exc:
             if self.world == 1 or not _collective_failure(exc):
@@ -648,8 +628,8 @@ class Trainer:
                     out_of_time = cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes
                     if self.world > 1:
                         out_of_time = self._agree_on_stop(out_of_time)
-                    if self._stop_reason is not None:
-                        stop = f"interrupted ({self._stop_reason})"
+                    if self._stop.requested:
+                        stop = f"interrupted ({self._stop.reason})"
                     elif out_of_time:
                         stop = f"max_minutes={cfg.max_minutes:g}"
                     elif max_steps is not None and self.step >= max_steps:
@@ -672,7 +652,7 @@ class Trainer:
         return {"steps": self.step, "train_seconds": self.train_seconds, "images": images_done,
                 "images_per_s": images_done / max(session_seconds, 1e-9),
                 "final_loss": last_loss, "stopped_early": stop is not None,
-                "interrupted": self._stop_reason}
+                "interrupted": self._stop.reason}
 
     # ------------------------------------------------------------------ agreement across processes
     def _collective_device(self) -> torch.device:
@@ -684,12 +664,12 @@ class Trainer:
         process stops every process after this step (each decides alone only ``max_steps`` and the epochs,
         which are the same everywhere). Returns the agreed out-of-time flag; a signal seen elsewhere sets this
         process's stop reason."""
-        flags = torch.tensor([self._stop_reason is not None, out_of_time], dtype=torch.int32,
+        flags = torch.tensor([self._stop.requested, out_of_time], dtype=torch.int32,
                              device=self._collective_device())
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         signalled, out_of_time = (bool(v) for v in flags.tolist())
-        if signalled and self._stop_reason is None:
-            self._stop_reason = "a signal to another process"
+        if signalled:
+            self._stop.request("a signal to another process")
         return out_of_time
 
     def _mean_over_processes(self, logs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
