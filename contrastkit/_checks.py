@@ -11,18 +11,25 @@ named groups, on by default, that can be switched off by name -- never more than
 :func:`checks_disabled` (a context manager) and :func:`set_checks` take the group names; with no names they
 apply to every group. Shape and dtype checks never synchronise and are always on. The trainer switches the
 three groups off inside a step on an accelerator (the loss is checked for NaN / Inf once per step instead).
+
+Scope: the switch is a :class:`contextvars.ContextVar`, not a process-wide flag. ``checks_disabled`` holds for the
+code inside its block on this thread (or asyncio task) only; another thread -- an evaluation, a data loader, a
+second trainer -- keeps its checks while a training step runs without them. ``set_checks`` changes the current
+context until changed again (a new thread starts with every group on).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor
 
 CHECKS = ("values", "index_range", "temperature")
-_ENABLED = dict.fromkeys(CHECKS, True)
+#: the groups switched off in the current context (thread / task): empty by default
+_DISABLED: ContextVar[frozenset[str]] = ContextVar("contrastkit_checks_disabled", default=frozenset())
 
 
 def _names(names: tuple[str, ...], where: str) -> tuple[str, ...]:
@@ -33,26 +40,27 @@ def _names(names: tuple[str, ...], where: str) -> tuple[str, ...]:
 
 
 def set_checks(enabled: bool, *names: str) -> None:
-    """Turn the named (synchronising) check groups on or off; no names: every group."""
-    for name in _names(names, "set_checks"):
-        _ENABLED[name] = bool(enabled)
+    """Turn the named (synchronising) check groups on or off in the current context (thread / task) until changed
+    again; no names: every group."""
+    chosen = frozenset(_names(names, "set_checks"))
+    disabled = _DISABLED.get()
+    _DISABLED.set(disabled - chosen if enabled else disabled | chosen)
 
 
 def checks_enabled(name: str = "values") -> bool:
-    return _ENABLED[name]
+    return name not in _DISABLED.get()
 
 
 @contextlib.contextmanager
 def checks_disabled(*names: str) -> Iterator[None]:
-    """Skip the named check groups inside the block (no names: every group); shape checks stay."""
-    chosen = _names(names, "checks_disabled")
-    previous = {name: _ENABLED[name] for name in chosen}
-    for name in chosen:
-        _ENABLED[name] = False
+    """Skip the named check groups inside the block (no names: every group), in this context only; shape checks
+    stay. What was disabled before the block is restored after it, also after an error."""
+    chosen = frozenset(_names(names, "checks_disabled"))
+    token = _DISABLED.set(_DISABLED.get() | chosen)
     try:
         yield
     finally:
-        _ENABLED.update(previous)
+        _DISABLED.reset(token)
 
 
 def check_tensor(x: object, name: str, where: str, ndim: int | None = None) -> Tensor:
@@ -63,7 +71,7 @@ def check_tensor(x: object, name: str, where: str, ndim: int | None = None) -> T
         raise ValueError(f"{where}: `{name}` must have {ndim} dimensions, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{where}: `{name}` must be a floating-point tensor, got dtype {x.dtype}")
-    if _ENABLED["values"] and x.numel() and not bool(torch.isfinite(x).all()):
+    if checks_enabled("values") and x.numel() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{where}: `{name}` holds {bad} NaN/Inf value(s); the loss would be NaN")
     return x

@@ -20,10 +20,9 @@ from contrastkit.negatives import MemoryBank
 
 @pytest.fixture(autouse=True)
 def _restore_checks():
-    saved = dict(_checks._ENABLED)
+    token = _checks._DISABLED.set(_checks._DISABLED.get())  # what set_checks does in a test stays in the test
     yield
-    _checks._ENABLED.clear()
-    _checks._ENABLED.update(saved)
+    _checks._DISABLED.reset(token)
 
 
 def _values_check_runs() -> bool:
@@ -168,3 +167,27 @@ def test_shape_checks_stay_on() -> None:
             MemoryBank(num_samples=4, dim=3).candidates(None, torch.zeros(2, 2, dtype=torch.int64))
         with pytest.raises(ValueError, match="0-dimensional"):
             check_temperature(torch.ones(2), "test")
+
+
+def test_disabling_is_scoped_to_the_thread_that_asked() -> None:
+    """Not a process-wide switch: while one thread runs a block without checks (a training step on an
+    accelerator), another thread's checks stay on."""
+    import threading
+
+    inside, seen = threading.Event(), {}
+    done = threading.Event()
+
+    def other_thread() -> None:
+        inside.wait(timeout=30)
+        seen["state"] = _state()
+        seen["raises"] = _values_check_runs()
+        done.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    with checks_disabled():
+        inside.set()
+        done.wait(timeout=30)
+        assert not any(checks_enabled(n) for n in CHECKS)
+    thread.join()
+    assert seen == {"state": ALL_ON, "raises": True}
