@@ -1,12 +1,12 @@
 """Memory and disk use of a long CPU training run: the resident set stays flat, the run folder stays bounded.
 
 For each method (SimCLR, MoCo v2, memory bank) a fresh process trains ``--steps`` optimizer steps (default
-1,000) with ``Trainer(TrainConfig(...)).fit(max_steps=...)`` on the built-in ``digits`` (1,438 training images,
-8 x 8 px), as ``contrastkit train`` would: CSV log, a checkpoint every epoch (and every ``--checkpoint-every``
-steps if given). The resident set size (VmRSS from ``/proc/self/status``) is sampled every ``--every`` steps
-(default 50) from a wrapped ``Trainer.train_step``. The table gives the RSS after warm-up (``--warm-up``,
-default step 100), at the last step, its growth in per cent, and the largest sample after warm-up. A
-run that kept something per step alive (log rows, queue copies, loss graphs) grows here.
+1,000) with ``Trainer.from_config(TrainConfig(...)).fit(max_steps=...)`` on the built-in ``digits`` (1,438
+training images, 8 x 8 px), as ``contrastkit train`` would: CSV log, a checkpoint every epoch (and every
+``--checkpoint-every`` steps if given). The resident set size (VmRSS from ``/proc/self/status``) is sampled
+every ``--every`` steps (default 50) from a wrapped ``Trainer.train_step``. The table gives the RSS after
+warm-up (``--warm-up``, default step 100), at the last step, its growth in per cent, and the largest sample
+after warm-up. A run that kept something per step alive (log rows, queue copies, loss graphs) grows here.
 
 Disk: "written" is what the process passed to ``write()`` while training (``wchar`` of ``/proc/self/io``:
 checkpoints, log, config -- a superset of the folder's writes, nothing else is written then), "saves" the
@@ -89,7 +89,7 @@ def _child(case: dict[str, Any]) -> dict[str, Any]:
                              batch_size=batch, progress=False, seed=0, num_threads=case["threads"],
                              checkpoint_every=case["checkpoint_every"], keep_checkpoints=case["keep_checkpoints"],
                              method_options=options)
-        trainer = SampledTrainer(config)
+        trainer = SampledTrainer.from_config(config)
         trainer.samples, trainer.saves = {}, 0
         written = bytes_written()
         start = time.perf_counter()

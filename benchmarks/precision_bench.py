@@ -45,9 +45,9 @@ def _child(case: dict) -> dict:
         torch.set_num_threads(case["threads"])
     batch = case["batch"]
     with tempfile.TemporaryDirectory() as out:
-        trainers = [Trainer(TrainConfig(method="simclr", data="mnist5k", encoder=case["encoder"], batch_size=batch,
-                                        epochs=1, precision=precision, channels_last=channels_last, out=out,
-                                        progress=False))
+        trainers = [Trainer.from_config(TrainConfig(method="simclr", data="mnist5k", encoder=case["encoder"],
+                                                    batch_size=batch, epochs=1, precision=precision,
+                                                    channels_last=channels_last, out=out, progress=False))
                     for precision, channels_last in SETTINGS]
         n = len(trainers[0].images)
         times: list[list[float]] = [[] for _ in SETTINGS]

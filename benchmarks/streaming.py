@@ -168,7 +168,7 @@ def train_case(case: dict) -> dict:
                              workers=case["workers"], batch_size=case["batch"], epochs=1, out=out, progress=False,
                              encoder="small_cnn", seed=0)
         start = time.perf_counter()
-        trainer = Trainer(config)
+        trainer = Trainer.from_config(config)
         built = time.perf_counter()
         summary = trainer.fit(max_steps=case["steps"])
     return {"build_s": built - start, "images_per_s": summary["images_per_s"], "steps": summary["steps"],

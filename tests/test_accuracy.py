@@ -75,8 +75,8 @@ def test_method_beats_its_baselines_on_mnist5k(method: str, tmp_path: Path, mnis
     """Guards learning itself: after 40 epochs the encoder's linear and kNN accuracies exceed raw pixels and the
     untrained encoder by ``MARGINS`` (a broken pairing or loss leaves it near or below them)."""
     out = tmp_path / method
-    trainer = Trainer(TrainConfig(method=method, data="mnist5k", epochs=EPOCHS, out=str(out), progress=False,
-                                  log_every=50))
+    trainer = Trainer.from_config(TrainConfig(method=method, data="mnist5k", epochs=EPOCHS, out=str(out),
+                                              progress=False, log_every=50))
     # before fit: the run's encoder at its seeded initialisation (extract_features leaves BN statistics alone)
     baselines = {"raw_pixels": raw_pixels, "random_init": _encoder_scores(trainer.method.encoder, mnist5k)}
     trainer.fit()

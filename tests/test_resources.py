@@ -103,7 +103,7 @@ def test_memory_stays_flat_over_1000_steps(small_npz: Path, tmp_path: Path, meth
     ~400 MiB a torch process holds -- the RSS bound catches large leaks (activations, queue or bank copies),
     the count catches any per-step tensor kept alive."""
     epochs = math.ceil(STEPS / (TRAIN_IMAGES // BATCH))
-    trainer = _SampledTrainer(_config(small_npz, tmp_path / "run", method, epochs=epochs))
+    trainer = _SampledTrainer.from_config(_config(small_npz, tmp_path / "run", method, epochs=epochs))
     trainer.rss, trainer.tensors = {}, {}
     summary = trainer.fit(max_steps=STEPS)
     assert summary["steps"] == STEPS
@@ -117,7 +117,7 @@ def test_run_folder_holds_one_checkpoint_config_and_log(small_npz: Path, tmp_pat
     """Checkpointing every 5 steps without keeping copies leaves exactly checkpoint.pt, config.yaml and
     train_log.csv: each save replaces the last, and no temporary is left."""
     out = tmp_path / "run"
-    Trainer(_config(small_npz, out, "moco", checkpoint_every=5, keep_checkpoints=0)).fit()
+    Trainer.from_config(_config(small_npz, out, "moco", checkpoint_every=5, keep_checkpoints=0)).fit()
     assert {p.name for p in out.iterdir()} == _expected_files()
     assert load_checkpoint(out / "checkpoint.pt")["progress"]["step"] == TRAIN_IMAGES // BATCH
 
@@ -127,7 +127,7 @@ def test_kept_checkpoints_are_the_newest_two(small_npz: Path, tmp_path: Path) ->
     the two newest periodic saves, each holding its own step; nothing else is added to the folder."""
     out = tmp_path / "run"
     steps = TRAIN_IMAGES // BATCH  # 40: periodic saves at 5, 10, ..., 40
-    Trainer(_config(small_npz, out, "membank", checkpoint_every=5, keep_checkpoints=2)).fit()
+    Trainer.from_config(_config(small_npz, out, "membank", checkpoint_every=5, keep_checkpoints=2)).fit()
     copies = sorted(p.name for p in out.glob("checkpoint_step*.pt"))
     assert copies == [f"checkpoint_step{steps - 5:08d}.pt", f"checkpoint_step{steps:08d}.pt"]
     assert {p.name for p in out.iterdir()} == _expected_files() | set(copies)

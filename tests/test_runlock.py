@@ -34,8 +34,8 @@ def tiny_npz(tmp_path_factory) -> Path:
 
 
 def _trainer(data: Path, out: Path, **kw) -> Trainer:
-    return Trainer(TrainConfig(method="simclr", data=str(data), out=str(out), epochs=1, batch_size=16,
-                               progress=False, seed=1, **kw))
+    return Trainer.from_config(TrainConfig(method="simclr", data=str(data), out=str(out), epochs=1, batch_size=16,
+                                           progress=False, seed=1, **kw))
 
 
 def _start_holder(folder: Path, tag: str) -> subprocess.Popen:

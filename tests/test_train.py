@@ -41,28 +41,28 @@ def _losses(out: Path) -> list[float]:
 
 @pytest.mark.parametrize("method", ["simclr", "moco", "membank"])
 def test_resumed_run_repeats_the_same_losses(tiny_npz, tmp_path, method):
-    straight = Trainer(_config(tiny_npz, tmp_path / "a", method))
+    straight = Trainer.from_config(_config(tiny_npz, tmp_path / "a", method))
     straight.fit()
     expected = _losses(tmp_path / "a")
     assert len(expected) == straight.total_steps == 9  # 51 train images // 16 = 3 steps x 3 epochs
 
-    first = Trainer(_config(tiny_npz, tmp_path / "b", method, checkpoint_every=2))
+    first = Trainer.from_config(_config(tiny_npz, tmp_path / "b", method, checkpoint_every=2))
     first.fit(max_steps=5)  # stops mid-epoch 1, after a step-5 checkpoint
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["progress"]["step"] == 5
-    second = Trainer(_config(tiny_npz, tmp_path / "b", method, checkpoint_every=2))
+    second = Trainer.from_config(_config(tiny_npz, tmp_path / "b", method, checkpoint_every=2))
     second.fit(resume=True)
     assert _losses(tmp_path / "b") == expected  # bit-identical on the CPU
     assert_same_state(straight.method, second.method)
 
 
 def test_checkpoint_round_trip_restores_every_state(tiny_npz, tmp_path):
-    trainer = Trainer(_config(tiny_npz, tmp_path / "run", "moco", epochs=2))
+    trainer = Trainer.from_config(_config(tiny_npz, tmp_path / "run", "moco", epochs=2))
     trainer.fit()
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert {"method", "optimizer", "scheduler", "rng", "progress", "config"} <= set(ckpt)
     assert "negatives.keys" in ckpt["method"] and "negatives.ids" in ckpt["method"]
     assert any(k.startswith("key_net.target.") for k in ckpt["method"])  # the momentum encoder
-    restored = Trainer(_config(tiny_npz, tmp_path / "run", "moco", epochs=2))
+    restored = Trainer.from_config(_config(tiny_npz, tmp_path / "run", "moco", epochs=2))
     restored.load()
     assert_same_state(trainer.method, restored.method)
     assert int(restored.method.negatives.filled) == int(trainer.method.negatives.filled) > 0
@@ -72,8 +72,8 @@ def test_checkpoint_round_trip_restores_every_state(tiny_npz, tmp_path):
 
 
 def test_resume_refuses_a_different_configuration(tiny_npz, tmp_path):
-    Trainer(_config(tiny_npz, tmp_path / "run", epochs=1)).fit()
-    other = Trainer(_config(tiny_npz, tmp_path / "run", epochs=1, lr=5e-3))
+    Trainer.from_config(_config(tiny_npz, tmp_path / "run", epochs=1)).fit()
+    other = Trainer.from_config(_config(tiny_npz, tmp_path / "run", epochs=1, lr=5e-3))
     with pytest.raises(ValueError, match=r"settings differ from the run's \(lr: 0.001 in the run, 0.005 now\)"):
         other.fit(resume=True)
 
@@ -116,37 +116,37 @@ def test_config_defaults_and_validation():
 
 def test_resume_of_a_folder_without_a_checkpoint_is_refused_and_an_empty_one_starts(tiny_npz, tmp_path):
     out = tmp_path / "run"
-    Trainer(_config(tiny_npz, out, epochs=1)).fit()
+    Trainer.from_config(_config(tiny_npz, out, epochs=1)).fit()
     (out / "checkpoint.pt").unlink()  # as a run killed before its first checkpoint leaves it
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(FileNotFoundError) as refused:
-        Trainer(_config(tiny_npz, out, epochs=1)).fit(resume=True)
+        Trainer.from_config(_config(tiny_npz, out, epochs=1)).fit(resume=True)
     assert str(refused.value) == (f"cannot resume {out}: it has config.yaml and train_log.csv but no checkpoint.pt "
                                   f"-- the run stopped before its first checkpoint, so there is nothing to continue; "
                                   f"start it over with --overwrite (fit(overwrite=True))")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the log was not replaced
     (out / "train_log.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"it has config\.yaml but no checkpoint\.pt"):
-        Trainer(_config(tiny_npz, out, epochs=1)).fit(resume=True)
+        Trainer.from_config(_config(tiny_npz, out, epochs=1)).fit(resume=True)
     (tmp_path / "empty").mkdir()
     for fresh in (tmp_path / "empty", tmp_path / "missing"):  # an empty or missing folder: resume starts the run
-        assert Trainer(_config(tiny_npz, fresh, epochs=1)).fit(resume=True)["steps"] == 3
+        assert Trainer.from_config(_config(tiny_npz, fresh, epochs=1)).fit(resume=True)["steps"] == 3
 
 
 def test_resume_refuses_a_config_yaml_that_contradicts_the_checkpoint(tiny_npz, tmp_path):
     import yaml
 
     out = tmp_path / "run"
-    Trainer(_config(tiny_npz, out, epochs=1)).fit()
+    Trainer.from_config(_config(tiny_npz, out, epochs=1)).fit()
     written = yaml.safe_load((out / "config.yaml").read_text())
     (out / "config.yaml").write_text(yaml.safe_dump({**written, "epochs": 5}))  # resumable: may differ
-    assert Trainer(_config(tiny_npz, out, epochs=2)).fit(resume=True)["steps"] == 6
+    assert Trainer.from_config(_config(tiny_npz, out, epochs=2)).fit(resume=True)["steps"] == 6
     (out / "config.yaml").write_text(yaml.safe_dump({**written, "method": "moco", "lr": 0.5}))
     edited = (out / "config.yaml").read_bytes()
     with pytest.raises(ValueError, match=r"cannot resume .*: config.yaml and checkpoint.pt disagree \(method: "
                                          r"'moco' in config.yaml, 'simclr' in checkpoint.pt; lr: 0.5 in config.yaml, "
                                          r"0.001 in checkpoint.pt\)"):
-        Trainer(_config(tiny_npz, out, epochs=3)).fit(resume=True)
+        Trainer.from_config(_config(tiny_npz, out, epochs=3)).fit(resume=True)
     assert (out / "config.yaml").read_bytes() == edited  # not rewritten
 
 

@@ -99,7 +99,7 @@ def test_vectors_train_through_the_same_trainer_and_are_evaluated(tmp_path):
     np.savez(path, x_train=x[:500].astype(np.float32), y_train=y[:500], x_test=x[500:], y_test=y[500:])
     config = TrainConfig(method="simclr", data=str(path), out=str(tmp_path / "run"), epochs=3, batch_size=100,
                          progress=False)
-    trainer = Trainer(config)
+    trainer = Trainer.from_config(config)
     assert trainer.data.modality == "vectors" and trainer.config.encoder == "mlp" and trainer.config.augment == "scarf"
     trainer.fit()
     metrics = trainer.evaluate()

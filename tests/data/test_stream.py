@@ -182,12 +182,12 @@ def _config(folder: Path, out: Path, stream: bool, **changes) -> TrainConfig:
 def test_a_streamed_run_trains_resumes_and_evaluates_like_the_in_memory_run(folder, tmp_path) -> None:
     from contrastkit.train import Trainer
 
-    memory = Trainer(_config(folder, tmp_path / "memory", False))
+    memory = Trainer.from_config(_config(folder, tmp_path / "memory", False))
     memory.fit()
-    first = Trainer(_config(folder, tmp_path / "streamed", True))
+    first = Trainer.from_config(_config(folder, tmp_path / "streamed", True))
     assert first.data.streamed and first.stream_workers == 1
     first.fit(max_steps=5)  # stops mid-epoch 1 (3 steps per epoch)
-    resumed = Trainer(_config(folder, tmp_path / "streamed", True))
+    resumed = Trainer.from_config(_config(folder, tmp_path / "streamed", True))
     summary = resumed.fit(resume=True)
     assert summary["steps"] == 6
     assert_same_state(memory.method, resumed.method)
@@ -202,7 +202,7 @@ def test_drlim_needs_the_images_in_memory(folder, tmp_path) -> None:
     from contrastkit.train import Trainer
 
     with pytest.raises(ValueError, match=r"drlim: .*in memory.*--no-stream"):
-        Trainer(_config(folder, tmp_path / "drlim", True, method="drlim", encoder=None))
+        Trainer.from_config(_config(folder, tmp_path / "drlim", True, method="drlim", encoder=None))
 
 
 # ---------------------------------------------------------------- files that change while a streamed run reads them
@@ -252,7 +252,7 @@ def test_a_file_changed_between_steps_stops_the_run_in_one_line_and_keeps_the_ch
 
     root = _folder(tmp_path / "images", classes=2, per_class=6)
     out = tmp_path / "run"
-    trainer = Trainer(_config(root, out, True, workers=workers, epochs=3, batch_size=4))
+    trainer = Trainer.from_config(_config(root, out, True, workers=workers, epochs=3, batch_size=4))
     trainer.fit(max_steps=trainer.steps_per_epoch)  # one whole epoch, then a checkpoint
     saved = (out / "checkpoint.pt").read_bytes()
     target = Path(trainer.data.train.path(1))

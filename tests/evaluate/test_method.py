@@ -30,8 +30,8 @@ def _contexts(method: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
 
 def test_cpc_evaluation_reports_both_probes_against_mfcc_and_random_init(tmp_path):
     out = tmp_path / "run"
-    trainer = Trainer(TrainConfig(method="cpc", data="toyspeech", out=str(out), epochs=1, batch_size=32,
-                                  progress=False, method_options=SMALL_CPC))
+    trainer = Trainer.from_config(TrainConfig(method="cpc", data="toyspeech", out=str(out), epochs=1, batch_size=32,
+                                              progress=False, method_options=SMALL_CPC))
     trainer.fit()
     metrics = evaluate_run(out, quiet=True)
     saved = json.loads((out / "metrics.json").read_text())
@@ -59,8 +59,8 @@ def test_cpc_evaluation_reports_both_probes_against_mfcc_and_random_init(tmp_pat
 
 
 def test_the_generic_path_scores_any_method_and_skips_raw_audio(tmp_path):
-    trainer = Trainer(TrainConfig(method="cpc", data="toyspeech", out=str(tmp_path / "r"), epochs=1, batch_size=32,
-                                  progress=False, method_options=SMALL_CPC))
+    trainer = Trainer.from_config(TrainConfig(method="cpc", data="toyspeech", out=str(tmp_path / "r"), epochs=1,
+                                              batch_size=32, progress=False, method_options=SMALL_CPC))
     metrics, test_features = evaluate_method(trainer.method, trainer.data, baselines=True)
     assert test_features.shape == (64, 16)  # mean-pooled c_t per utterance
     data = trainer.data

@@ -161,10 +161,10 @@ def test_a_cpc_run_learns_logs_per_k_accuracy_and_resumes_exactly(tmp_path):
                            log_every=1, progress=False, method_options={"channels": 16, "context": 16,
                                                                           "steps_ahead": 4, "crop": 3200}, **kw)
 
-    straight = Trainer(config("a"))
+    straight = Trainer.from_config(config("a"))
     assert straight.config.encoder == "cpc" and straight.steps_per_epoch == 6
     straight.fit()
-    second = train_in_two_sessions(lambda: Trainer(config("b", checkpoint_every=4)), stop_after=7)
+    second = train_in_two_sessions(lambda: Trainer.from_config(config("b", checkpoint_every=4)), stop_after=7)
     assert _losses(tmp_path / "b") == _losses(tmp_path / "a")
     assert_same_state(straight.method, second.method)
     header = (tmp_path / "a" / "train_log.csv").read_text().splitlines()[0]

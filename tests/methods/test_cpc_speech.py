@@ -31,8 +31,8 @@ MEASURED = {"cpc": (0.575, 0.355), "mfcc": (0.379, 0.329), "random_init": (0.321
 @pytest.mark.slow
 def test_cpc_beats_mfcc_and_random_init_on_speech(tmp_path: Path) -> None:
     out = tmp_path / "cpc"
-    trainer = Trainer(TrainConfig(method="cpc", data="speech", epochs=EPOCHS, out=str(out), progress=False,
-                                  log_every=50))
+    trainer = Trainer.from_config(TrainConfig(method="cpc", data="speech", epochs=EPOCHS, out=str(out), progress=False,
+                                              log_every=50))
     trainer.fit()
     metrics = evaluate_run(out, plots=False, quiet=True)
     trained = (metrics["speaker_acc"], metrics["phone_acc"])

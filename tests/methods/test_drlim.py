@@ -131,10 +131,10 @@ def test_a_drlim_run_resumes_exactly_and_its_evaluation_scores_the_map(tmp_path)
         return TrainConfig(method="drlim", data="digits", classes="4,9", out=str(tmp_path / out), epochs=2,
                            batch_size=64, log_every=1, progress=False, **kw)
 
-    straight = Trainer(config("a"))
+    straight = Trainer.from_config(config("a"))
     assert straight.steps_per_epoch == len(straight.data.train) // 64
     straight.fit()
-    second = train_in_two_sessions(lambda: Trainer(config("b", checkpoint_every=3)), stop_after=5)
+    second = train_in_two_sessions(lambda: Trainer.from_config(config("b", checkpoint_every=3)), stop_after=5)
     assert _log(tmp_path / "b") == _log(tmp_path / "a")
     assert_same_state(straight.method, second.method)
 
@@ -165,8 +165,8 @@ def test_the_4_vs_9_demo_beats_pca(tmp_path):
     """A short run on mnist5k's 4s and 9s (the paper's figure): its map of the held-out points keeps their
     pixel-space neighbourhoods better than PCA fitted on the same training images."""
     start = time.perf_counter()
-    Trainer(TrainConfig(method="drlim", data="mnist5k", classes="4,9", out=str(tmp_path / "run"), epochs=8,
-                        batch_size=128, progress=False)).fit()
+    Trainer.from_config(TrainConfig(method="drlim", data="mnist5k", classes="4,9", out=str(tmp_path / "run"), epochs=8,
+                                    batch_size=128, progress=False)).fit()
     metrics = evaluate_run(tmp_path / "run", quiet=True, baselines=False)
     print(f"4 vs 9: trustworthiness {metrics['trustworthiness']} vs PCA {metrics['pca_trustworthiness']} "
           f"({time.perf_counter() - start:.0f} s)")

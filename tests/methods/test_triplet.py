@@ -33,7 +33,7 @@ def _config(out: Path, **kw) -> TrainConfig:
 
 
 def test_a_triplet_run_draws_p_classes_of_k_samples(tmp_path):
-    trainer = Trainer(_config(tmp_path / "run"))
+    trainer = Trainer.from_config(_config(tmp_path / "run"))
     assert isinstance(trainer.sampler, PKSampler) and (trainer.sampler.p, trainer.sampler.k) == (8, 4)
     labels = trainer.data.train.labels
     for index in list(trainer.sampler.batches(0))[:10]:
@@ -92,7 +92,7 @@ def test_settings_measures_and_refusals():
     with pytest.raises(SettingsError, match="margin"):
         build_method("triplet", encoder, 8, margin=0.0)
     with pytest.raises(ValueError, match="multiple of the samples per class"):
-        Trainer(_config(Path("unused"), batch_size=30))
+        Trainer.from_config(_config(Path("unused"), batch_size=30))
     with pytest.raises(ValueError, match="needs the labels"):
         method(Batch([x], torch.arange(6)))
 
@@ -104,7 +104,7 @@ def _log(out: Path) -> list[dict[str, str]]:
 
 def test_a_triplet_run_logs_the_states_and_resumes_exactly(tmp_path):
     options = {"samples_per_class": 4, "embedding_dim": 16, "measure": "mahalanobis"}
-    straight = Trainer(_config(tmp_path / "a", method_options=options))
+    straight = Trainer.from_config(_config(tmp_path / "a", method_options=options))
     seeded_init = copy.deepcopy(straight.method)  # what the evaluation rebuilds as its random-init baseline
     straight.fit()
     rows = _log(tmp_path / "a")
@@ -114,7 +114,8 @@ def test_a_triplet_run_logs_the_states_and_resumes_exactly(tmp_path):
         fractions = [float(row[k]) for k in STATE_KEYS]
         assert all(0 <= f <= 1 for f in fractions) and sum(fractions) == pytest.approx(1.0, abs=1e-6)
     second = train_in_two_sessions(
-        lambda: Trainer(_config(tmp_path / "b", method_options=options, checkpoint_every=10)), stop_after=25)
+        lambda: Trainer.from_config(_config(tmp_path / "b", method_options=options, checkpoint_every=10)),
+        stop_after=25)
     columns = ("step", "loss", *STATE_KEYS)
     assert [[r[c] for c in columns] for r in _log(tmp_path / "b")] == [[r[c] for c in columns] for r in rows]
     assert_same_state(straight.method, second.method)
@@ -150,7 +151,7 @@ def test_training_lifts_recall_at_1_well_above_the_random_encoder(tmp_path):
     encoder at its seeded initialisation (0.77 for the defaults' seed); the easy triplets' share grows."""
     config = TrainConfig(method="triplet", data="mnist5k", out=str(tmp_path / "run"), epochs=3, log_every=5,
                          progress=False)
-    trainer = Trainer(config)
+    trainer = Trainer.from_config(config)
     random_init = copy.deepcopy(trainer.method)
     trainer.fit()
     test = trainer.data.test
