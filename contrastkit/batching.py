@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from contrastkit.augment import get_augment
+from contrastkit.augment import AUGMENTS, get_augment
 from contrastkit.augment.sequence import RandomCrop1d
 from contrastkit.augment.tabular import ScarfAugment
 from contrastkit.data.batches import uint8_to_float
@@ -28,9 +28,6 @@ from contrastkit.data.containers import ArrayDataset
 from contrastkit.methods.base import Batch, BatchSpec
 
 __all__ = ["AUGMENTS", "BatchMaker", "default_augment", "make_augment", "model_input"]
-
-#: augmentation presets by modality (the first is the default; images: by channel count)
-AUGMENTS = {"images": ("mnist", "cifar", "simclr"), "vectors": ("scarf",), "sequences": ("crop",)}
 
 
 def model_input(x: Tensor) -> Tensor:

@@ -62,9 +62,18 @@ from contrastkit.augment.color import (
     rgb_to_grayscale,
 )
 from contrastkit.augment.geometry import CropParams, RandomResizedCrop, crop_theta
+from contrastkit.augment.pipeline import _PRESETS as _IMAGE_PRESETS
 from contrastkit.augment.pipeline import ViewAugment, ViewParams, cifar_preset, get_augment, mnist_preset, simclr_preset
 
+#: the view augmentations by name, per modality (the first is the modality's default; gray images take mnist,
+#: colour images cifar): images through the presets above, vectors through SCARF corruption
+#: (:mod:`~contrastkit.augment.tabular`), sequences through random crops (:mod:`~contrastkit.augment.sequence`).
+#: The one list that the `augment` setting, ``contrastkit train --help`` and :func:`contrastkit.batching.make_augment`
+#: read.
+AUGMENTS: dict[str, tuple[str, ...]] = {"images": tuple(_IMAGE_PRESETS), "vectors": ("scarf",), "sequences": ("crop",)}
+
 __all__ = [
+    "AUGMENTS",
     "BlurParams",
     "ColorJitter",
     "ColorJitterParams",
