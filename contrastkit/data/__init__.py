@@ -1,7 +1,8 @@
 """Datasets for contrastkit: built-in sets that need no download, user image folders and arrays.
 
-``load_dataset(name_or_path)`` is the entry point; batches come from :func:`epoch_batches` /
-:func:`iterate_batches` as uint8 and become float on the device via :func:`uint8_to_float`.
+``load_dataset(name_or_path)`` is the entry point (``fields=`` for samples with several named inputs, e.g. an
+image and its caption: :mod:`contrastkit.data.fields`, text in :mod:`contrastkit.data.text`); batches come from
+:func:`epoch_batches` / :func:`iterate_batches` as uint8 and become float on the device via :func:`uint8_to_float`.
 """
 
 from contrastkit.data.batches import (
@@ -16,6 +17,7 @@ from contrastkit.data.builtin import BUILTIN_DATASETS
 from contrastkit.data.containers import UNLABELLED, ArrayDataset, DatasetSplits
 from contrastkit.data.load import DatasetNotFoundError, load_dataset
 from contrastkit.data.split import stratified_split
+from contrastkit.data.text import decode_texts, encode_texts, text_lengths
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -23,6 +25,8 @@ __all__ = [
     "ArrayDataset",
     "DatasetNotFoundError",
     "DatasetSplits",
+    "decode_texts",
+    "encode_texts",
     "epoch_batches",
     "epoch_permutation",
     "iterate_batches",
@@ -30,5 +34,6 @@ __all__ = [
     "num_batches",
     "stratified_split",
     "take_batch",
+    "text_lengths",
     "uint8_to_float",
 ]

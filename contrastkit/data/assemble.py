@@ -86,9 +86,17 @@ def num_classes_of(*label_arrays: np.ndarray) -> int:
     return max(tops) + 1 if tops and max(tops) >= 0 else 0
 
 
-def array_dataset(images: np.ndarray, labels: np.ndarray) -> ArrayDataset:
-    return ArrayDataset(torch.from_numpy(np.ascontiguousarray(images)),
-                        torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)))
+Fields = dict[str, np.ndarray]  # field name -> (N, ...) canonical array, the default field first
+
+
+def _as_fields(inputs: np.ndarray | Fields) -> Fields:
+    return inputs if isinstance(inputs, dict) else {"x": inputs}
+
+
+def array_dataset(inputs: np.ndarray | Fields, labels: np.ndarray) -> ArrayDataset:
+    """An :class:`ArrayDataset` of one input array (the field ``x``) or of named fields (the first is the default)."""
+    tensors = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in _as_fields(inputs).items()}
+    return ArrayDataset.from_fields(tensors, torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)))
 
 
 def default_class_names(num_classes: int) -> tuple[str, ...]:
@@ -103,15 +111,17 @@ def _names_for(num_classes: int, class_names: tuple[str, ...], where: str) -> tu
     return tuple(class_names)
 
 
-def split_arrays(name: str, images: np.ndarray, labels: np.ndarray, *, test_fraction: float, seed: int,
+def split_arrays(name: str, images: np.ndarray | Fields, labels: np.ndarray, *, test_fraction: float, seed: int,
                  class_names: tuple[str, ...] = (), where: str = "load_dataset") -> DatasetSplits:
-    """Stratified seeded split of uint8 (N, C, H, W) ``images`` and int64 (N,) ``labels`` (0..C-1 or -1)."""
+    """Stratified seeded split of uint8 (N, C, H, W) ``images`` (or of named fields, every one alike) and int64
+    (N,) ``labels`` (0..C-1 or -1)."""
     train_idx, test_idx = stratified_split(labels, test_fraction, seed, where=where)
     num_classes = num_classes_of(labels)
+    fields = _as_fields(images)
     return DatasetSplits(
         name=name,
-        train=array_dataset(images[train_idx], labels[train_idx]),
-        test=array_dataset(images[test_idx], labels[test_idx]),
+        train=array_dataset({k: a[train_idx] for k, a in fields.items()}, labels[train_idx]),
+        test=array_dataset({k: a[test_idx] for k, a in fields.items()}, labels[test_idx]),
         num_classes=num_classes,
         class_names=_names_for(num_classes, class_names, where),
         train_indices=train_idx,
@@ -130,13 +140,17 @@ def split_files(name: str, files: ImageFiles, *, test_fraction: float, seed: int
                          train_indices=train_idx, test_indices=test_idx)
 
 
-def presplit_arrays(name: str, train_images: np.ndarray, train_labels: np.ndarray,
-                    test_images: np.ndarray, test_labels: np.ndarray, where: str = "load_dataset",
+def presplit_arrays(name: str, train_images: np.ndarray | Fields, train_labels: np.ndarray,
+                    test_images: np.ndarray | Fields, test_labels: np.ndarray, where: str = "load_dataset",
                     class_names: tuple[str, ...] = ()) -> DatasetSplits:
-    """Keep a split the source already made; both parts must agree in (C, H, W) and in having labels."""
-    if train_images.shape[1:] != test_images.shape[1:]:
-        raise ValueError(f"{where}: train and test images differ in (C, H, W): "
-                         f"{train_images.shape[1:]} vs {test_images.shape[1:]}")
+    """Keep a split the source already made (one input array, or named fields); both parts must agree in the
+    shape of each field ((C, H, W) for images) and in having labels."""
+    for field_name, train_array in _as_fields(train_images).items():
+        test_array = _as_fields(test_images)[field_name]
+        if train_array.shape[1:] != test_array.shape[1:]:
+            what = "images differ in (C, H, W)" if field_name == "x" else f"field {field_name!r} differs in shape"
+            raise ValueError(f"{where}: train and test {what}: "
+                             f"{train_array.shape[1:]} vs {test_array.shape[1:]}")
     train_has = bool(train_labels.size) and int(train_labels[0]) != UNLABELLED
     test_has = bool(test_labels.size) and int(test_labels[0]) != UNLABELLED
     if train_has != test_has:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +12,10 @@ from contrastkit.data.arrays import channels_for_mode, convert_channels, parse_s
 from contrastkit.data.assemble import presplit_arrays, split_arrays, split_files
 from contrastkit.data.builtin import BUILTIN_DATASETS
 from contrastkit.data.containers import DatasetSplits
+from contrastkit.data.fields import parse_fields
 from contrastkit.data.folder import scan_image_folder
 from contrastkit.data.modality import check_modality
-from contrastkit.data.npfiles import load_npy, load_npz
+from contrastkit.data.npfiles import ArraySource, load_npy, load_npz
 from contrastkit.data.select import select_classes
 from contrastkit.data.split import check_seed
 from contrastkit.data.stream import ImageFiles, should_stream
@@ -73,7 +74,8 @@ def _check_shape_memory(parts: list[np.ndarray], channels: int | None, size: tup
 def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None = None,
                  test_fraction: float = 0.2, seed: int = 0, mode: str | None = None,
                  modality: str = "auto", classes: str | Sequence[str] | None = None,
-                 stream: bool | None = None, workers: int | None = None) -> DatasetSplits:
+                 stream: bool | None = None, workers: int | None = None,
+                 fields: str | Sequence[str] | Mapping[str, str] | None = None) -> DatasetSplits:
     """Load a built-in dataset by name, or an image folder / ``.npy`` / ``.npz`` file by path.
 
     Args:
@@ -107,6 +109,11 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
             are always in memory (True is an error for them).
         workers: decoding worker processes for streamed files (None: one per core, at most 4; 0: decode in the
             calling process).
+        fields: the named fields of each sample in an ``.npz`` (:mod:`contrastkit.data.fields`): None reads the
+            one field ``x``; ``"image,caption"`` reads ``image`` / ``caption`` (or ``image_train``,
+            ``image_test``, ...), the first being the default field; ``"x=images,caption=text"`` gives each its
+            modality. A key of the file that no field takes is an error naming it. ``size`` and ``mode`` apply
+            to every image field; ``modality`` to the default field.
 
     Returns:
         :class:`DatasetSplits` with uint8 (N, C, H, W) images and int64 labels ``0 .. C-1`` (-1 and
@@ -134,9 +141,10 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         raise ValueError(f"{where}: `workers` must be an int >= 0 or None, got {workers!r}")
     if classes is not None:
         whole = load_dataset(name_or_path, size=size, test_fraction=test_fraction, seed=seed, mode=mode,
-                             modality=modality, stream=stream, workers=workers)
+                             modality=modality, stream=stream, workers=workers, fields=fields)
         return select_classes(whole, classes, where)
     check_modality(modality, where)
+    field_modalities = parse_fields(fields, modality, where)
     size_hw = parse_size(size, where)
     channels = channels_for_mode(mode, where)
     seed = check_seed(seed, where)
@@ -149,6 +157,9 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     path = Path(key).expanduser()
     is_folder = not (isinstance(name_or_path, str) and key.lower() in (*SEQUENCE_DATASETS, *BUILTIN_DATASETS)) \
         and path.is_dir() and not _holds_wav_files(path)
+    is_array_file = not is_folder and path.suffix.lower() in (".npy", ".npz") and path.is_file()
+    if fields is not None and list(field_modalities) != ["x"] and not is_array_file:
+        raise ValueError(f"{where}: `fields` names the fields of an .npy / .npz file; {key!r} holds one input (x)")
     if stream and not is_folder:
         raise ValueError(f"{where}: `stream` applies to image folders; {key!r} is loaded into memory (leave "
                          f"`stream` unset)")
@@ -194,16 +205,29 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     if suffix not in (".npy", ".npz"):
         raise ValueError(f"{where}: cannot load '{path}': expected a folder of images or of speakers' WAV files, "
                          f"an .npy or an .npz file, or a built-in name ({builtin_names})")
-    source = load_npy(path, where, modality) if suffix == ".npy" else load_npz(path, where, modality)
-    if source.inputs.dtype != np.uint8 and (size_hw is not None or channels is not None):
-        raise ValueError(f"{where}: `size` and `mode` apply to images; '{path}' holds "
-                         f"{'vectors' if source.inputs.ndim == 2 else 'sequences'}")
-    presplit = source.test_inputs is not None and source.test_labels is not None
-    _check_shape_memory([source.inputs] + ([source.test_inputs] if presplit else []), channels, size_hw,
-                        path.name, where, split=not presplit)
-    images = _shape_arrays(source.inputs, channels, size_hw)
-    if source.test_inputs is None or source.test_labels is None:
-        return split_arrays(path.name, images, source.labels, test_fraction=test_fraction, seed=seed,
+    source = load_npy(path, where, modality, field_modalities) if suffix == ".npy" \
+        else load_npz(path, where, modality, field_modalities)
+    return _array_splits(source, path, size_hw, channels, test_fraction, seed, where)
+
+
+def _array_splits(source: ArraySource, path: Path, size_hw: tuple[int, int] | None, channels: int | None,
+                  test_fraction: float, seed: int, where: str) -> DatasetSplits:
+    """The fields of an array file, their images shaped to ``size`` / ``mode``, split (or kept as split)."""
+    image_fields = [name for name, a in source.fields.items() if a.dtype == np.uint8 and a.ndim == 4]
+    if not image_fields and (size_hw is not None or channels is not None):
+        kind = "vectors" if source.inputs.ndim == 2 and source.inputs.dtype == np.float32 else \
+            "text" if source.inputs.ndim == 2 else "sequences"
+        raise ValueError(f"{where}: `size` and `mode` apply to images; '{path}' holds {kind}")
+    presplit = source.test_fields is not None and source.test_labels is not None
+    for name in image_fields:
+        _check_shape_memory([source.fields[name]] + ([source.test_fields[name]] if presplit else []),
+                            channels, size_hw, path.name, where, split=not presplit)
+
+    def shaped(fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: _shape_arrays(a, channels, size_hw) if name in image_fields else a for name, a in fields.items()}
+
+    if source.test_fields is None or source.test_labels is None:
+        return split_arrays(path.name, shaped(source.fields), source.labels, test_fraction=test_fraction, seed=seed,
                             class_names=source.class_names, where=where)
-    return presplit_arrays(path.name, images, source.labels, _shape_arrays(source.test_inputs, channels, size_hw),
+    return presplit_arrays(path.name, shaped(source.fields), source.labels, shaped(source.test_fields),
                            source.test_labels, where, class_names=source.class_names)

@@ -7,12 +7,14 @@ modality       stored as                            read from an array file (``.
                                                     integers in [0, 255] with D = s * s (flat images)
 ``vectors``    float32 (N, D)                       (N, D) numbers (a table: one row per sample)
 ``sequences``  float32 (N, C, T)                    (N, T) or (N, C, T) numbers (only when asked for)
+``text``       uint8 (N, L) UTF-8 bytes, or int32   strings (N,); uint8 (N, L) bytes or integer token ids
+               (N, L) token ids, padded             (N, L) only when asked for (:mod:`contrastkit.data.text`)
 =============  ===================================  =================================================
 
 ``modality="auto"`` (the default of :func:`contrastkit.data.load_dataset`) picks ``images`` for 3-D and 4-D
 arrays and for flat integer arrays whose width is a perfect square with values in [0, 255] (MNIST stored as
-(N, 784)), and ``vectors`` for every other 2-D array (a float table). Sequences are never guessed: pass
-``modality="sequences"``.
+(N, 784)), ``vectors`` for every other 2-D array (a float table) and ``text`` for a 1-D array of strings.
+Sequences and text held as integers are never guessed: pass ``modality="sequences"`` / ``"text"``.
 
 Values: vectors and sequences must be finite real numbers (integers are converted to float32); images follow
 :mod:`contrastkit.data.arrays`. Everything else is a one-line ValueError naming the file and key.
@@ -26,7 +28,8 @@ from collections.abc import Callable
 import numpy as np
 
 from contrastkit.data.arrays import describe_dtype, to_uint8_nchw
-from contrastkit.data.containers import MODALITIES
+from contrastkit.data.containers import FIELD_MODALITIES, MODALITIES
+from contrastkit.data.text import to_text
 
 __all__ = ["MODALITIES", "check_modality", "converter_for", "infer_modality", "to_float_sequences",
            "to_float_vectors"]
@@ -35,14 +38,16 @@ Converter = Callable[[np.ndarray, str, str], np.ndarray]
 
 
 def check_modality(modality: str, where: str) -> str:
-    if modality != "auto" and modality not in MODALITIES:
-        raise ValueError(f"{where}: `modality` must be 'auto' or one of {MODALITIES}, got {modality!r}")
+    if modality != "auto" and modality not in FIELD_MODALITIES:
+        raise ValueError(f"{where}: `modality` must be 'auto' or one of {FIELD_MODALITIES}, got {modality!r}")
     return modality
 
 
 def infer_modality(array: np.ndarray) -> str:
-    """``images`` or ``vectors`` for an array of a file, by the rule of the module docstring."""
+    """``images``, ``vectors`` or ``text`` for an array of a file, by the rule of the module docstring."""
     array = np.asarray(array)
+    if array.ndim == 1 and array.dtype.kind in "US":
+        return "text"
     if array.ndim != 2:
         return "images"
     side = math.isqrt(array.shape[1]) if array.shape[1] else 0
@@ -86,4 +91,5 @@ def to_float_sequences(array: np.ndarray, what: str, where: str) -> np.ndarray:
 
 def converter_for(modality: str) -> Converter:
     """The function that brings a file's array to the canonical form of ``modality``."""
-    return {"images": to_uint8_nchw, "vectors": to_float_vectors, "sequences": to_float_sequences}[modality]
+    return {"images": to_uint8_nchw, "vectors": to_float_vectors, "sequences": to_float_sequences,
+            "text": to_text}[modality]

@@ -9,6 +9,7 @@ the data's own class order (not the order written), and ``class_names`` keeps th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -41,8 +42,7 @@ def parse_classes(classes: str | Sequence[str], where: str = "classes") -> tuple
 def _subset(part: ArrayDataset | ImageFiles, keep: Tensor, new_label: Tensor) -> ArrayDataset | ImageFiles:
     if isinstance(part, ImageFiles):
         return part.subset(keep).with_labels(new_label[part.labels[keep]])
-    frames = None if part.frame_labels is None else part.frame_labels[keep]
-    return ArrayDataset(part.x[keep], new_label[part.labels[keep]], frames)
+    return dataclasses.replace(part.take(keep), labels=new_label[part.labels[keep]])  # every field kept alike
 
 
 def select_classes(data: DatasetSplits, classes: str | Sequence[str], where: str = "load_dataset") -> DatasetSplits:

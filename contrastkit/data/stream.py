@@ -178,6 +178,18 @@ class ImageFiles:
     modality = "images"
     frame_labels = None
     frame_hop = None
+    x_field = "x"  # one field: the images
+    field_names = ("x",)
+
+    def field_inputs(self, name: str) -> ImageFiles:
+        """The files themselves for field ``x`` (image files have no other field)."""
+        if name != "x":
+            raise ValueError(f"these image files have no field {name!r}; their one field is 'x'")
+        return self
+
+    def field_modality(self, name: str) -> str:
+        self.field_inputs(name)
+        return "images"
 
     @property
     def channels(self) -> int:

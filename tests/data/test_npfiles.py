@@ -282,11 +282,13 @@ def test_a_pickle_never_runs(tmp_path, suffix) -> None:
     assert not marker.exists()
 
 
-def test_object_array_under_an_ignored_key_is_never_read(tmp_path) -> None:
+def test_object_array_under_an_extra_key_is_refused_by_name_and_never_read(tmp_path) -> None:
+    """Issue 15: a key no field takes is an error naming it (it used to be ignored); it is still never read."""
     marker = tmp_path / "ran"
     np.savez(tmp_path / "m.npz", x=_images(n=4, c=1), y=np.arange(4) % 2,
              meta=np.array([_Payload(str(marker))], dtype=object))
-    assert load_dataset(tmp_path / "m.npz", test_fraction=0.5).num_classes == 2
+    with pytest.raises(ValueError, match=r"'meta' in '.*m\.npz' is taken by no field"):
+        load_dataset(tmp_path / "m.npz", test_fraction=0.5)
     assert not marker.exists()
 
 
