@@ -9,12 +9,41 @@ A method is an ``nn.Module`` with
   distributed wrapper (DDP) can call it;
 * ``after_step(output, gather=None)`` -- the updates after the optimizer step (momentum encoder, enqueue keys,
   memory-bank rows); ``gather`` (an all-gather across processes, or ``None``) is applied to what is stored;
-* ``encoder`` -- the network whose features are evaluated, and ``features(x) -> (N, F)`` for evaluation
-  (default: ``encoder(x)``; a sequence method may pool over time).
+* ``encoder`` -- the network whose features are evaluated.
 
 Everything the method keeps must live in parameters or registered buffers: the trainer checkpoints
-``state_dict()`` and a resumed run continues exactly. :class:`Method` gives the defaults; any ``nn.Module``
-with these members works (:func:`check_method` says what is missing).
+``state_dict()`` and a resumed run continues exactly.
+
+What a method offers beyond these four is a **declared capability**: a member of :class:`Method` with a default,
+which a subclass overrides (:data:`CAPABILITIES` lists them; nothing is looked up by guesswork)::
+
+    features(x) -> (N, F)          frozen features for evaluation; default encoder(x), flattened
+    frame_features(x) -> (N, T', D) features per time step of sequences (CPC's c_t), or None (default): with frame
+                                   labels in the data, the evaluation adds the speaker and phone probes
+    prediction_accuracy(x) -> (K,) accuracy of predicting k = 1..K steps ahead (CPC), or None (default): the
+                                   evaluation adds it and its plot
+    is_map: bool                   the features are a learned low-dimensional map (DrLIM); default False. True
+                                   adds trustworthiness against PCA and a scatter of the map (if 2-D)
+    split_bn: int >= 0             split-BatchNorm groups per batch (0 or 1: none; default 0); the batch size must
+                                   split into them
+    batchnorm: str | None          what BatchNorm normalises over: 'split', 'shuffle', 'sync', 'local', or None
+                                   (default: the method says nothing; each process's own batch)
+    check_sequence_length(length)  refuse settings that sequences of ``length`` steps make meaningless (CPC's K
+                                   steps ahead within a crop); default: no limit
+    evaluation_extras(context) -> EvalExtras
+                                   the method's own extra metrics, plots and notes in ``contrastkit eval`` /
+                                   ``plot`` (the triplet states); default none. It gets an :class:`EvalContext`
+                                   (the data, the device, the seed, where plots go, the run's train_log.csv, ...)
+
+:func:`check_method` checks the declared members' types, and refuses a member whose name is close to a capability
+but is not one (``is_maps``, ``frame_feature``): a misspelt capability would otherwise be silently off.
+
+A plain ``nn.Module`` with ``batch_spec``, ``encoder``, ``after_step`` and ``forward`` (not a :class:`Method`
+subclass) is a method too, with every capability at its default: :func:`as_method` gives it the declared members by
+wrapping it (the module itself, its parameters and checkpoints, are untouched). Such a module may not carry a
+capability's name (or one close to it) itself, since nothing would read it: :func:`check_method` says so and
+asks for a :class:`Method` subclass. Callers (the trainer, the evaluation, the report) read capabilities from
+``as_method(method)`` and never from the module by ``getattr``.
 
 Data flow of one step::
 
@@ -36,18 +65,23 @@ arguments cast to float32)::
 
 from __future__ import annotations
 
+import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from contrastkit.data.containers import DatasetSplits
 from contrastkit.methods.batch import Batch, BatchSpec
+from contrastkit.methods.settings import BATCHNORM_MODES
 from contrastkit.precision import full_precision
 
-__all__ = ["Batch", "BatchSpec", "BuildContext", "Method", "StepOutput", "check_method", "check_step_output",
-           "full_precision"]
+__all__ = ["CAPABILITIES", "Batch", "BatchSpec", "BuildContext", "EvalContext", "EvalExtras", "Method", "PlainMethod",
+           "StepOutput", "as_method", "check_method", "check_step_output", "full_precision"]
 
 @dataclass
 class StepOutput:
@@ -75,9 +109,51 @@ class BuildContext:
     train_inputs: Tensor | None = None  # (N, ...) the training inputs, stored form (DrLIM's neighbour graph)
 
 
+@dataclass(frozen=True)
+class EvalContext:
+    """What :meth:`Method.evaluation_extras` gets: the run's data and where it computes, and what is asked of it.
+
+    ``contrastkit eval`` asks twice: first for metrics (``scores=True``, no ``plot_dir``), then for plots
+    (``scores=False``, ``plot_dir`` the run folder); ``contrastkit plot`` asks only for plots. Read what you need;
+    ignore the rest."""
+
+    data: DatasetSplits  # the train / test splits (inputs, labels, frame labels, modality)
+    device: torch.device  # where the method's parameters are
+    seed: int = 0  # the run's seed: seed any randomness of the extras with it
+    scores: bool = True  # compute the extra metrics (False: plots only, metrics were computed before)
+    plot_dir: Path | None = None  # the folder to draw the extra plots in; None: draw none
+    random_method: Method | None = None  # the method at its seeded initialisation (a baseline), or None
+    test_features: Tensor | None = None  # (N_test, F) the trained method's features of the test split, if computed
+    train_log: Path | None = None  # the run's train_log.csv (one row per logged step), None when it has none
+    name: str = "method"  # the method's registered name (file names, e.g. ``<name>_map.png``)
+    title: str = ""  # the start of plot titles, e.g. "drlim on digits"
+
+
+@dataclass
+class EvalExtras:
+    """What :meth:`Method.evaluation_extras` returns: metrics to add to ``metrics.json`` (JSON values, under keys the
+    evaluation does not use itself), the plot files written, and notes (a sentence each: what was skipped, and
+    why)."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    plots: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, other: EvalExtras, where: str) -> None:
+        """Append ``other``'s metrics, plots and notes; a metric key both hold is a ValueError naming ``where``
+        (the extras that brought it second): one would silently replace the other."""
+        clash = sorted(set(self.metrics) & set(other.metrics))
+        if clash:
+            raise ValueError(f"{where} returned the metric(s) {clash}, which another part of the evaluation gave "
+                             f"already; use other names")
+        self.metrics.update(other.metrics)
+        self.plots.extend(other.plots)
+        self.notes.extend(note for note in other.notes if note not in self.notes)
+
+
 class Method(nn.Module, ABC):
     """Base class with the protocol's defaults; subclasses set ``encoder`` and ``batch_spec`` and implement
-    :meth:`forward`.
+    :meth:`forward`, and override the capabilities they offer (module docstring, :data:`CAPABILITIES`).
 
     The trainer runs :meth:`forward` under bf16 autocast when its precision is bf16 (see "Precision" in the module
     docstring): compute the loss in a function decorated with :func:`full_precision` to have it in float32.
@@ -85,6 +161,13 @@ class Method(nn.Module, ABC):
 
     batch_spec: BatchSpec = BatchSpec()
     encoder: nn.Module
+
+    # declared capabilities (module docstring): a subclass overrides what it offers
+    split_bn: int = 0  # split-BatchNorm groups per batch (0 or 1: none)
+    batchnorm: str | None = None  # 'split' | 'shuffle' | 'sync' | 'local'; None: the method says nothing
+    is_map: bool = False  # the features are a learned low-dimensional map (DrLIM)
+    frame_features: Callable[[Tensor], Tensor] | None = None  # x (N, C, T) -> (N, T', D); None: no frames
+    prediction_accuracy: Callable[[Tensor], Tensor] | None = None  # x -> (K,) accuracy per step ahead; None: none
 
     @abstractmethod
     def forward(self, batch: Batch) -> StepOutput:
@@ -99,9 +182,77 @@ class Method(nn.Module, ABC):
         """Frozen features (N, F) of inputs ``x`` for evaluation: ``encoder(x)``, flattened."""
         return self.encoder(x).flatten(1)
 
+    def check_sequence_length(self, length: int) -> None:
+        """Raise a ValueError (e.g. a :class:`~contrastkit.settings.SettingsError`) when training on sequences of
+        ``length`` steps makes a setting meaningless; the trainer calls it before training on sequences. No limit
+        by default."""
+
+    def evaluation_extras(self, context: EvalContext) -> EvalExtras:
+        """The method's own metrics, plots and notes in an evaluation (:class:`EvalContext` says what is asked);
+        none by default. The extras of the declared capabilities (``is_map``, ``frame_features``,
+        ``prediction_accuracy``) are added by the evaluation itself, whatever this returns."""
+        return EvalExtras()
+
+
+Problem = tuple[type[Exception], str]  # the error type and what is wrong, in words
+
+
+def _integer_at_least_zero(value: object) -> Problem | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return TypeError, f"must be an integer >= 0, got {type(value).__name__} {value!r}"
+    return None if value >= 0 else (ValueError, f"must be an integer >= 0, got {value!r}")
+
+
+def _batchnorm_mode(value: object) -> Problem | None:
+    if value is None or (isinstance(value, str) and value in BATCHNORM_MODES):
+        return None
+    kind = ValueError if isinstance(value, str) else TypeError
+    return kind, f"must be None or one of {BATCHNORM_MODES}, got {value!r}"
+
+
+def _boolean(value: object) -> Problem | None:
+    return None if isinstance(value, bool) else (TypeError, f"must be True or False, got {type(value).__name__} "
+                                                            f"{value!r}")
+
+
+def _callable(value: object) -> Problem | None:
+    return None if callable(value) else (TypeError, f"must be a method (callable), got {type(value).__name__} "
+                                                    f"{value!r}")
+
+
+def _callable_or_none(value: object) -> Problem | None:
+    return None if value is None or callable(value) else (TypeError, f"must be a method (callable) or None, got "
+                                                                      f"{type(value).__name__} {value!r}")
+
+
+#: the declared capabilities of :class:`Method` (module docstring): name -> the rule its value follows
+CAPABILITIES: dict[str, Callable[[object], Problem | None]] = {
+    "features": _callable,
+    "frame_features": _callable_or_none,
+    "prediction_accuracy": _callable_or_none,
+    "is_map": _boolean,
+    "split_bn": _integer_at_least_zero,
+    "batchnorm": _batchnorm_mode,
+    "check_sequence_length": _callable,
+    "evaluation_extras": _callable,
+}
+#: a member whose name is at least this similar (difflib's ratio) to a capability's, and not equal, is a misspelling
+MISSPELLING_CUTOFF = 0.8
+
+
+def _declared(method: Method) -> dict[str, object]:
+    """The values of ``method``'s declared capabilities, by name (the keys of :data:`CAPABILITIES`)."""
+    return {"features": method.features, "frame_features": method.frame_features,
+            "prediction_accuracy": method.prediction_accuracy, "is_map": method.is_map, "split_bn": method.split_bn,
+            "batchnorm": method.batchnorm, "check_sequence_length": method.check_sequence_length,
+            "evaluation_extras": method.evaluation_extras}
+
 
 def check_method(method: object) -> None:
-    """Raise a TypeError naming what ``method`` lacks of the protocol (see the module docstring)."""
+    """Raise a TypeError (a ValueError for a value out of range) naming what ``method`` lacks of the protocol or
+    gets wrong in a declared capability (see the module docstring): a missing member, a member of the wrong type,
+    a misspelt capability (a member named close to one), or a capability named on a plain ``nn.Module``, which
+    nothing would read."""
     if not isinstance(method, nn.Module):
         raise TypeError(f"a method must be an nn.Module, got {type(method).__name__}")
     missing = [name for name in ("batch_spec", "encoder", "after_step") if not hasattr(method, name)]
@@ -113,6 +264,72 @@ def check_method(method: object) -> None:
                         f"{type(method.batch_spec).__name__}")
     if not isinstance(method.encoder, nn.Module):
         raise TypeError(f"{type(method).__name__}.encoder must be an nn.Module")
+    _check_member_names(method)
+    if isinstance(method, Method):
+        for name, value in _declared(method).items():
+            problem = CAPABILITIES[name](value)
+            if problem is not None:
+                kind, text = problem
+                raise kind(f"{type(method).__name__}.{name} {text} (a declared capability of "
+                           f"contrastkit.methods.Method)")
+
+
+def _own_member_names(method: nn.Module) -> set[str]:
+    """Public names ``method`` adds to its base (Method, or nn.Module for a plain module): members of its class,
+    instance attributes, submodules, parameters and buffers."""
+    base = Method if isinstance(method, Method) else nn.Module
+    names = set(dir(type(method))) | set(vars(method)) | set(method._modules) | set(method._parameters) \
+        | set(method._buffers)
+    return {name for name in names - set(dir(base)) if not name.startswith("_")}
+
+
+def _check_member_names(method: nn.Module) -> None:
+    """A member named close to a capability (``is_maps``, ``frame_feature``: difflib's ratio at least
+    :data:`MISSPELLING_CUTOFF`) is a TypeError naming both; a name that holds a capability's name as whole
+    ``_``-separated words (``in_features``, ``is_map_2``) extends it and is left alone. On a plain ``nn.Module`` a
+    capability's own name is an error too (nothing reads it there: subclass Method)."""
+    cls = type(method).__name__
+    for name in sorted(_own_member_names(method)):
+        if name in CAPABILITIES:  # only a plain module gets here: on a Method it is not its own name
+            raise TypeError(f"{cls}.{name} is a capability of contrastkit.methods.Method, but {cls} is a plain "
+                            f"nn.Module, whose capabilities are the defaults and never read from it: subclass "
+                            f"Method to declare {name}")
+        others = [c for c in CAPABILITIES if f"_{c}_" not in f"_{name}_"]  # `in_features` extends, not misspells
+        close = difflib.get_close_matches(name, others, n=1, cutoff=MISSPELLING_CUTOFF)
+        if close:
+            raise TypeError(f"{cls}.{name} looks like a misspelling of the capability `{close[0]}` "
+                            f"(contrastkit.methods.Method): rename it to {close[0]}, or to a name not so close to a "
+                            f"capability's")
+
+
+def as_method(method: nn.Module) -> Method:
+    """``method`` with every declared capability: itself when it is a :class:`Method`, else a :class:`PlainMethod`
+    wrapping the plain ``nn.Module`` (capabilities at their defaults). Checked first (:func:`check_method`)."""
+    check_method(method)
+    return method if isinstance(method, Method) else PlainMethod(method)
+
+
+class PlainMethod(Method):
+    """A plain ``nn.Module`` method (``batch_spec``, ``encoder``, ``forward``, ``after_step``, no :class:`Method`
+    base) seen through the protocol: it delegates those four to ``module`` and has every capability at its default.
+    The callers that read capabilities wrap a plain module in it (:func:`as_method`); the trainer trains and
+    checkpoints the module itself (its ``state_dict`` keys are unchanged)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        self.encoder = module.encoder
+
+    @property
+    def batch_spec(self) -> BatchSpec:  # type: ignore[override]
+        return self.module.batch_spec
+
+    def forward(self, batch: Batch) -> StepOutput:
+        return self.module(batch)
+
+    @torch.no_grad()
+    def after_step(self, output: StepOutput, gather: Callable[[Tensor], Tensor] | None = None) -> None:
+        self.module.after_step(output, gather)
 
 
 def check_step_output(output: object, method: nn.Module) -> None:

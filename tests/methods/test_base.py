@@ -4,7 +4,9 @@ Rules checked: ``views`` is an int >= 0 (not a bool); ``sampler`` is 'shuffle' o
 ``samples_per_class`` >= 2 and ``labels=True``; ``crop`` is None or an int >= 1; Method's defaults are a
 no-op ``after_step`` and ``features(x) = encoder(x).flatten(1)``; check_method names what a module lacks;
 the trainer runs ``forward`` (only) under bf16 autocast with precision='bf16', and ``full_precision`` gives a
-loss in float32 there (the float32 computation on the same bf16 inputs).
+loss in float32 there (the float32 computation on the same bf16 inputs). The declared capabilities: each one's
+default, check_method's type errors and misspelling errors (a name close to a capability's), and plain nn.Modules
+(every default through as_method; a capability named on one is refused).
 """
 
 from __future__ import annotations
@@ -17,9 +19,22 @@ from torch import nn
 
 from contrastkit.config import TrainConfig
 from contrastkit.data import load_dataset
+from contrastkit.data.containers import ArrayDataset, DatasetSplits
 from contrastkit.losses import TripletLoss, contrastive_loss, nt_xent
 from contrastkit.methods import build_method
-from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput, check_method, full_precision
+from contrastkit.methods.base import (
+    CAPABILITIES,
+    Batch,
+    BatchSpec,
+    EvalContext,
+    EvalExtras,
+    Method,
+    PlainMethod,
+    StepOutput,
+    as_method,
+    check_method,
+    full_precision,
+)
 from contrastkit.similarity import normalize
 from contrastkit.train import Trainer
 
@@ -301,3 +316,140 @@ def test_the_built_in_methods_compute_their_loss_in_float32_under_autocast(case)
     assert heads and all(h.dtype == torch.bfloat16 for h in heads)
     assert out.loss.dtype == torch.float32
     assert float(out.loss.detach()) == pytest.approx(float(expected()), rel=1e-5)
+
+
+# --- declared capabilities (issue 15 item 2): defaults, types, misspellings, plain modules -----------------------
+
+def _tiny_splits() -> DatasetSplits:
+    g = torch.Generator().manual_seed(0)
+    return DatasetSplits("vectors", ArrayDataset(torch.randn(8, 4, generator=g), torch.arange(8) % 2),
+                         ArrayDataset(torch.randn(4, 4, generator=g), torch.arange(4) % 2), 2)
+
+
+def test_each_capability_has_its_default() -> None:
+    method = _Tiny()
+    assert set(CAPABILITIES) == {"features", "frame_features", "prediction_accuracy", "is_map", "split_bn",
+                                 "batchnorm", "check_sequence_length", "evaluation_extras"}
+    assert (method.split_bn, method.batchnorm, method.is_map) == (0, None, False)
+    assert method.frame_features is None and method.prediction_accuracy is None
+    assert method.check_sequence_length(1) is None and method.check_sequence_length(10 ** 9) is None  # no limit
+    context = EvalContext(_tiny_splits(), torch.device("cpu"), scores=True, plot_dir=None)
+    assert method.evaluation_extras(context) == EvalExtras(metrics={}, plots=[], notes=[])
+
+
+def _with(**members) -> Method:
+    """A _Tiny whose class sets ``members`` (capabilities, or names close to them)."""
+    return type("Custom", (_Tiny,), members)()
+
+
+@pytest.mark.parametrize(("members", "error", "match"), [
+    ({"split_bn": -1}, ValueError, r"Custom\.split_bn must be an integer >= 0, got -1 \(a declared capability"),
+    ({"split_bn": True}, TypeError, r"Custom\.split_bn must be an integer >= 0, got bool True"),
+    ({"split_bn": 2.0}, TypeError, r"Custom\.split_bn must be an integer >= 0, got float 2\.0"),
+    ({"batchnorm": "group"}, ValueError, r"Custom\.batchnorm must be None or one of \('split', 'shuffle', 'sync', "
+                                         r"'local'\), got 'group'"),
+    ({"batchnorm": 1}, TypeError, r"Custom\.batchnorm must be None or one of .*, got 1"),
+    ({"is_map": 1}, TypeError, r"Custom\.is_map must be True or False, got int 1"),
+    ({"is_map": "yes"}, TypeError, r"Custom\.is_map must be True or False, got str 'yes'"),
+    ({"frame_features": 3}, TypeError, r"Custom\.frame_features must be a method \(callable\) or None, got int 3"),
+    ({"prediction_accuracy": "acc"}, TypeError, r"Custom\.prediction_accuracy must be a method \(callable\) or None"),
+    ({"features": None}, TypeError, r"Custom\.features must be a method \(callable\), got NoneType None"),
+    ({"check_sequence_length": 12}, TypeError, r"Custom\.check_sequence_length must be a method \(callable\)"),
+    ({"evaluation_extras": {}}, TypeError, r"Custom\.evaluation_extras must be a method \(callable\), got dict"),
+])
+def test_check_method_refuses_a_capability_of_the_wrong_type(members, error, match) -> None:
+    with pytest.raises(error, match=match):
+        check_method(_with(**members))
+
+
+@pytest.mark.parametrize(("members", "wrong", "meant"), [
+    ({"is_maps": True}, "is_maps", "is_map"),
+    ({"ismap": True}, "ismap", "is_map"),
+    ({"frame_feature": lambda self, x: x}, "frame_feature", "frame_features"),
+    ({"prediction_acc": lambda self, x: x}, "prediction_acc", "prediction_accuracy"),
+    ({"split_bns": 2}, "split_bns", "split_bn"),
+    ({"batch_norm": "sync"}, "batch_norm", "batchnorm"),
+    ({"check_seq_length": lambda self, n: None}, "check_seq_length", "check_sequence_length"),
+    ({"evaluation_extra": lambda self, c: None}, "evaluation_extra", "evaluation_extras"),
+    ({"feature": lambda self, x: x}, "feature", "features"),
+])
+def test_check_method_names_a_misspelt_capability_and_the_one_meant(members, wrong, meant) -> None:
+    with pytest.raises(TypeError, match=rf"Custom\.{wrong} looks like a misspelling of the capability `{meant}`"):
+        check_method(_with(**members))
+
+
+def test_a_misspelt_capability_set_in_init_or_as_a_submodule_is_found_too() -> None:
+    method = _Tiny()
+    method.is_maps = True  # an instance attribute
+    with pytest.raises(TypeError, match=r"_Tiny\.is_maps looks like a misspelling of the capability `is_map`"):
+        check_method(method)
+    method = _Tiny()
+    method.frame_feature = nn.Linear(2, 2)  # a submodule
+    with pytest.raises(TypeError, match=r"_Tiny\.frame_feature looks like .* `frame_features`"):
+        check_method(method)
+
+
+def test_names_that_extend_a_capability_or_are_private_are_not_misspellings() -> None:
+    method = _with(in_features=64, num_features=3, is_map_2=False, features_dim=8, _is_maps=True)
+    method.out_features = 8
+    check_method(method)
+
+
+def test_the_built_in_methods_declare_valid_capabilities() -> None:
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(36, 8))
+    for name in ("simclr", "moco", "membank", "triplet"):
+        check_method(build_method(name, encoder, 8, num_samples=20, num_classes=2))
+    check_method(build_method("drlim", nn.Flatten(), 36, train_inputs=torch.randint(0, 255, (20, 1, 6, 6),
+                                                                                      dtype=torch.uint8)))
+    # ContrastiveMethod sets split_bn and batchnorm as attributes: that is declaring them
+    moco = build_method("moco", nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.BatchNorm1d(8)), 8, split_bn=2)
+    check_method(moco)
+    assert (as_method(moco).split_bn, as_method(moco).batchnorm) == (2, "split")
+
+
+def test_a_plain_module_gets_every_default_through_as_method() -> None:
+    duck = _Duck()
+    keys = list(duck.state_dict())
+    method = as_method(duck)
+    assert isinstance(method, PlainMethod) and isinstance(method, Method)
+    assert method.module is duck and method.encoder is duck.encoder and method.batch_spec is duck.batch_spec
+    assert (method.split_bn, method.batchnorm, method.is_map) == (0, None, False)
+    assert method.frame_features is None and method.prediction_accuracy is None
+    x = torch.randn(3, 2)
+    assert torch.equal(method.features(x), duck.encoder(x))
+    assert list(duck.state_dict()) == keys  # the module itself is untouched
+    tiny = _Tiny()
+    assert as_method(tiny) is tiny
+
+
+def test_a_plain_module_forward_and_after_step_are_delegated() -> None:
+    calls = []
+
+    class Counting(_Duck):
+        def forward(self, batch):
+            calls.append("forward")
+            return StepOutput(self.encoder(batch.views[0]).sum())
+
+        def after_step(self, output, gather=None) -> None:
+            calls.append(("after_step", gather))
+
+    method = as_method(Counting())
+    output = method(Batch([torch.randn(2, 2)], torch.arange(2)))
+    method.after_step(output, gather=len)
+    assert calls == ["forward", ("after_step", len)]
+
+
+@pytest.mark.parametrize(("name", "value"), [("is_map", True), ("split_bn", 2), ("frame_features", lambda x: x)])
+def test_a_plain_module_naming_a_capability_is_told_to_subclass_method(name, value) -> None:
+    duck = _Duck()
+    setattr(duck, name, value)
+    with pytest.raises(TypeError, match=rf"_Duck\.{name} is a capability of contrastkit\.methods\.Method, but _Duck "
+                                        rf"is a plain nn\.Module, .* subclass Method to declare {name}"):
+        as_method(duck)
+
+
+def test_a_plain_module_with_a_misspelt_capability_is_refused() -> None:
+    duck = _Duck()
+    duck.is_maps = True
+    with pytest.raises(TypeError, match=r"_Duck\.is_maps looks like a misspelling of the capability `is_map`"):
+        check_method(duck)
