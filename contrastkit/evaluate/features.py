@@ -18,12 +18,13 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.data.batches import uint8_to_float
+from contrastkit.data.containers import SampleSet
 from contrastkit.data.stream import ImageFiles, iterate_inputs
 from contrastkit.evaluate.degenerate import probe_notes
 from contrastkit.evaluate.knn import DEFAULT_KNN_K, as_feature_tensor, as_label_tensor, knn_accuracy
 from contrastkit.evaluate.linear_probe import class_label, linear_probe_accuracy
 
-__all__ = ["ImagePreprocess", "embed_inputs", "evaluate_features", "extract_features", "pixel_features",
+__all__ = ["ImagePreprocess", "embed_field", "embed_inputs", "evaluate_features", "extract_features", "pixel_features",
            "raw_features"]
 
 Preprocess = Callable[[Tensor], Tensor]
@@ -180,8 +181,21 @@ def embed_inputs(module: nn.Module, x: Tensor | ImageFiles, *, features: Callabl
     return result
 
 
+def embed_field(module: nn.Module, part: SampleSet, field: str, *, features: Callable[[Tensor], Tensor] | None = None,
+                batch_size: int = 512, device: torch.device | str | None = None) -> Tensor:
+    """Frozen features (N, F) of the named ``field`` of ``part`` (a train or test split, e.g. ``data.test``):
+    :func:`embed_inputs` of ``part.field_inputs(field)``; ``"x"`` is the default field. ``features`` is the tower
+    for that field (e.g. a two-tower method's text encoder); text reaches it as stored (uint8 bytes or int32 token
+    ids (B, L), :mod:`contrastkit.data.text`)."""
+    if field not in part.field_names and field != "x":
+        raise ValueError(f"embed_field: the data has no field {field!r}; its fields: {', '.join(part.field_names)}")
+    inputs = part.field_inputs(part.x_field if field == "x" else field)
+    return embed_inputs(module, inputs, features=features, batch_size=batch_size, device=device)  # type: ignore[arg-type]
+
+
 def raw_features(x: Tensor) -> Tensor:
-    """The raw-input baseline of any modality: the encoder inputs themselves, flattened to float32 (N, -1)."""
+    """The raw-input baseline of any modality: the encoder inputs themselves, flattened to float32 (N, -1) (for
+    text: its bytes or token ids as numbers, padding included -- a weak baseline, but a defined one)."""
     from contrastkit.batching import model_input
 
     return model_input(x).reshape(x.shape[0], -1).float().cpu()
