@@ -25,11 +25,11 @@ from torch import nn
 from contrastkit.checkpoint import CheckpointError, load_checkpoint
 from contrastkit.config import TrainConfig
 from contrastkit.data.fingerprint import describe_change
-from contrastkit.evaluate import plot_embedding_2d, plot_prediction_accuracy, plot_training_curves
 from contrastkit.evaluate._text import readable
-from contrastkit.evaluate.degenerate import DegenerateFeaturesError
+from contrastkit.evaluate.extras import draw_map, evaluation_extras
 from contrastkit.evaluate.method import evaluate_method, method_features, raw_baseline_name
-from contrastkit.evaluate.plots import read_training_log
+from contrastkit.evaluate.plots import plot_training_curves, read_training_log
+from contrastkit.methods.base import EvalContext, as_method
 from contrastkit.methods.registry import import_recorded_plugins
 from contrastkit.run import Run, build_run
 from contrastkit.runfolder import CHECKPOINT_NAME
@@ -121,8 +121,9 @@ def _write_metrics(run_dir: Path, metrics: dict[str, Any], errors: list[str]) ->
 
 def plot_run(run_dir: str | Path, run: Run | None = None, test_features: torch.Tensor | None = None,
              device: str = "auto", data: str | None = None, notes: list[str] | None = None) -> list[Path]:
-    """t-SNE map of the test embeddings coloured by label, and the training curves, as PNGs in ``run_dir``; a
-    method that learns a 2-D map (DrLIM) also gets the map itself, ``<method>_map.png``. Returns the files written.
+    """t-SNE map of the test embeddings coloured by label, and the training curves, as PNGs in ``run_dir``, then the
+    plots of the method's evaluation extras (:func:`~contrastkit.evaluate.extras.evaluation_extras`: a learned 2-D
+    map, ``<method>_map.png``; CPC's ``prediction_accuracy.png``; the triplet states). Returns the files written.
 
     ``train_log.csv`` is read first: a log that is not the trainer's CSV (binary, another encoding) is a one-line
     ``ValueError`` naming it, before any map is computed. A map that cannot be drawn (too few test points, features
@@ -137,56 +138,31 @@ def plot_run(run_dir: str | Path, run: Run | None = None, test_features: torch.T
             print(note, file=sys.stderr)
     skipped: list[str] = []
     written = []
+    method = as_method(run.method)
     title = f"{run.config.method} on {run.config.data}"
     class_names = list(run.data.class_names) if run.data.class_names else None
     if run.data.has_labels and len(run.data.test):
         path = run_dir / "embedding_tsne.png"
         if test_features is None:
-            test_features = method_features(run.method, run.data.test.inputs, run.device)
-        if _plot_map(test_features, run.data.test.labels, path, skipped, seed=run.config.seed, class_names=class_names,
-                     title=f"{title}: t-SNE of test features"):
+            test_features = method_features(method, run.data.test.inputs, run.device)
+        if draw_map(test_features, run.data.test.labels, path, skipped, seed=run.config.seed, class_names=class_names,
+                    title=f"{title}: t-SNE of test features"):
             written.append(path)
-    if getattr(run.method, "is_map", False) and run.data.has_labels and len(run.data.test):  # DrLIM: the map itself
-        test_map = method_features(run.method, run.data.test.inputs, run.device)
-        path = run_dir / f"{run.config.method}_map.png"
-        if test_map.shape[1] == 2 and _plot_map(test_map, run.data.test.labels, path, skipped, method="identity",
-                                                max_points=None, class_names=class_names,
-                                                title=f"{title}: the learned 2-D map of test points"):
-            written.append(path)
-    accuracy = getattr(run.method, "prediction_accuracy", None)
-    if callable(accuracy) and len(run.data.test):
-        run.method.eval()
-        by_k = [float(a) for a in accuracy(run.data.test.x[:64].to(run.device).float())]
-        path = run_dir / "prediction_accuracy.png"
-        plot_prediction_accuracy(by_k, path, title=f"{title}: held-out prediction")
-        written.append(path)
     if log_rows:  # a header and at least one row
         path = run_dir / "training_curves.png"
         plot_training_curves(log, path, title=title)
         written.append(path)
-        if "frac_easy" in log_rows[0]:  # the triplet method's states per step
-            from contrastkit.evaluate.plots import plot_triplet_states
-
-            path = run_dir / "triplet_states.png"
-            plot_triplet_states(log, path, title=f"{title}: triplet states")
-            written.append(path)
+    extras = evaluation_extras(method, EvalContext(
+        run.data, run.device, run.config.seed, scores=False, plot_dir=run_dir, test_features=test_features,
+        train_log=log if log.is_file() else None, name=run.config.method, title=title))
+    written.extend(extras.plots)
+    skipped.extend(extras.notes)
     if notes is None:
         for note in skipped:
             print(f"note: {note}")
     else:
         notes.extend(skipped)
     return written
-
-
-def _plot_map(features: torch.Tensor, labels: torch.Tensor, path: Path, skipped: list[str], **options: Any) -> bool:
-    """Draw one 2-D map (:func:`~contrastkit.evaluate.plots.plot_embedding_2d`); False, with a note in ``skipped``,
-    when the features are degenerate (nothing is written then)."""
-    try:
-        plot_embedding_2d(features, labels, path, **options)
-    except DegenerateFeaturesError as exc:
-        skipped.append(f"{path.name} not drawn: {exc.reason}")
-        return False
-    return True
 
 
 def format_table(*all_metrics: dict[str, Any]) -> str:
@@ -228,6 +204,12 @@ def format_table(*all_metrics: dict[str, Any]) -> str:
         m = maps[0]
         table += (f"\n\ntrustworthiness (k={m['trustworthiness_k']}) of the test points' 2-D map: "
                   f"{m['method']} {_fraction(m['trustworthiness'])}, PCA {_fraction(m['pca_trustworthiness'])}")
+    states = [m for m in all_metrics if "triplet_states" in m]
+    if states:
+        m = states[0]
+        shares = m["triplet_states"]
+        table += (f"\n\ntriplet states of the {shares['triplets']} valid test triplets ({m['method']}): "
+                  f"hard {_pct(shares['hard'])}, semi-hard {_pct(shares['semi_hard'])}, easy {_pct(shares['easy'])}")
     probes = [m for m in all_metrics if "speaker_acc" in m]
     if probes:
         m = probes[0]

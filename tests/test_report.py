@@ -129,3 +129,11 @@ def test_format_table_shows_a_skipped_trustworthiness():
     assert table.splitlines()[0] == "held-out accuracy on data/\\xff.npz (test split)"
     assert table.splitlines()[-1] == ("trustworthiness (k=10) of the test points' 2-D map: drlim - (see notes), "
                                       "PCA 0.812")
+
+
+def test_format_table_shows_the_triplet_states_of_the_test_split():
+    metrics = {"method": "triplet", "encoder": "mlp", "data": "digits", "modality": "vectors", "train_seconds": 3.0,
+               "triplet_states": {"hard": 0.125, "semi_hard": 0.25, "easy": 0.625, "triplets": 600},
+               "results": {"trained": {"linear_accuracy": 0.5, "knn_accuracy": 0.25, "knn_k": 20}}}
+    assert format_table(metrics).splitlines()[-1] == ("triplet states of the 600 valid test triplets (triplet): hard "
+                                                      "12.5 %, semi-hard 25.0 %, easy 62.5 %")

@@ -6,7 +6,8 @@ stratified 5-fold CV on the train split; the test split is only scored):
 
 * ``raw_pixels`` (images) / ``raw_inputs`` (vectors, sequences) -- the encoder inputs themselves, flattened;
 * ``random_init`` -- the same method at its seeded initialisation, untrained (when given);
-* ``trained`` -- the method's ``features(x)`` (:mod:`contrastkit.methods.base`; default ``encoder(x)``).
+* ``trained`` -- the method's ``features(x)`` (a declared capability, :mod:`contrastkit.methods.base`; default
+  ``encoder(x)``, flattened).
 
 With an augmentation it also measures alignment and uniformity (Wang & Isola 2020) of the trained features on
 two augmented views of the test inputs. Every departure from the protocol (k lowered, fewer folds, a probe
@@ -14,16 +15,12 @@ skipped) is a sentence in ``notes``, and so is every score that measures nothing
 point (a collapsed representation, or constant inputs; :mod:`contrastkit.evaluate.degenerate`): kNN, the probe,
 Recall@1, alignment / uniformity, trustworthiness (None then).
 
-Sequences with frame labels (speech: speakers and 10 ms phones) evaluated with a method that has
-``frame_features(x) -> (N, T', D)`` (CPC) also get the CPC paper's two probes
-(:mod:`contrastkit.evaluate.sequence_probes`): ``speaker_acc`` (mean-pooled features, linear probe, held-out
-utterances) and ``phone_acc`` (a linear probe per frame), with the same probes on MFCC features and on the
-random initialisation under ``baselines``, and the prediction accuracy per step ahead (``prediction_accuracy``)
-when the method reports one. Raw-input baselines of sequences longer than 4,096 samples are skipped (a linear
-probe on raw audio samples measures nothing useful); MFCC is the raw baseline there.
-
-A method that learns a low-dimensional map (``is_map``: DrLIM) also gets ``trustworthiness`` of its map of the
-test inputs and ``pca_trustworthiness`` of PCA fitted on the train inputs (:mod:`contrastkit.evaluate.maps`).
+What a method offers beyond this comes from what it declares (:mod:`contrastkit.methods.base`), through one call,
+:func:`~contrastkit.evaluate.extras.evaluation_extras`: the CPC paper's speaker and phone probes for a method with
+``frame_features`` on sequences with frame labels (speech), ``prediction_accuracy`` per step ahead, the
+trustworthiness of a learned map (``is_map``: DrLIM) against PCA, and the method's own ``evaluation_extras`` (the
+triplet states of the test split). Raw-input baselines of sequences longer than 4,096 samples are skipped (a
+linear probe on raw audio samples measures nothing useful); MFCC is the raw baseline of the probes there.
 """
 
 from __future__ import annotations
@@ -37,10 +34,18 @@ from contrastkit.data.containers import DatasetSplits
 from contrastkit.data.stream import ImageFiles, iterate_inputs
 from contrastkit.evaluate.alignment import alignment_uniformity
 from contrastkit.evaluate.degenerate import is_collapsed
+from contrastkit.evaluate.extras import evaluation_extras
 from contrastkit.evaluate.features import embed_inputs, evaluate_features, raw_features
 from contrastkit.evaluate.retrieval import recall_at_1
+from contrastkit.methods.base import EvalContext, as_method
 
-__all__ = ["evaluate_method", "method_features", "raw_baseline_name"]
+__all__ = ["RESERVED_METRICS", "evaluate_method", "method_features", "raw_baseline_name"]
+
+#: top-level keys of ``metrics.json`` that the evaluation and the report give themselves: a method's extras may not
+#: use them (:func:`~contrastkit.evaluate.extras.evaluation_extras`)
+RESERVED_METRICS = ("results", "linear_acc", "knn_acc", "recall_at_1", "protocol", "alignment_uniformity", "notes",
+                    "method", "data", "modality", "encoder", "steps", "epochs_done", "train_seconds", "eval_seconds",
+                    "write_errors")
 
 
 def raw_baseline_name(modality: str) -> str:
@@ -48,9 +53,10 @@ def raw_baseline_name(modality: str) -> str:
 
 
 def method_features(method: nn.Module, x: Tensor | ImageFiles, device: torch.device | None = None) -> Tensor:
-    """Frozen features (N, F) on the CPU of the method (``method.features``, else its encoder) on inputs ``x``."""
-    features = getattr(method, "features", None) or method.encoder
-    return embed_inputs(method, x, features=features, device=device)
+    """Frozen features (N, F) on the CPU of the method's ``features`` (declared; default its encoder's output,
+    flattened) on inputs ``x``. A plain ``nn.Module`` method is taken as :func:`~contrastkit.methods.base.as_method`
+    gives it."""
+    return embed_inputs(method, x, features=as_method(method).features, device=device)
 
 
 @torch.no_grad()
@@ -69,7 +75,10 @@ def _two_views(method: nn.Module, augment: nn.Module, x: Tensor | ImageFiles, de
 def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn.Module | None = None,
                     augment: nn.Module | None = None, baselines: bool = True, knn_k: int | None = None,
                     seed: int = 0, device: torch.device | None = None) -> tuple[dict[str, Any], Tensor | None]:
-    """Score ``method`` on ``data`` (see the module docstring); returns the metrics and the test features."""
+    """Score ``method`` on ``data`` (see the module docstring); returns the metrics and the test features. A metric
+    key of the method's extras that the evaluation uses itself is a ValueError naming it."""
+    method = as_method(method)
+    random_method = as_method(random_method) if random_method is not None else None
     notes: list[str] = []
     metrics: dict[str, Any] = {"results": {}}
     options: dict[str, Any] = {"class_names": list(data.class_names) or None}
@@ -119,16 +128,15 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
         for name, result in results.items():  # a baseline's own notes (e.g. a probe that did not converge)
             notes.extend(f"{name.replace('_', ' ')}: {note}" for note in result.get("notes", [])
                          if note not in trained.get("notes", []))
-    if callable(getattr(method, "frame_features", None)) and data.train.frame_labels is not None and len(test_x):
-        metrics.update(_sequence_probes(method, random_method if baselines else None, data, device, seed, notes))
-    if getattr(method, "is_map", False) and len(test_x) >= 5 and data.streamed:
-        notes.append("trustworthiness skipped: it compares pixel-space neighbours, and the images are streamed")
-    elif getattr(method, "is_map", False) and len(test_x) >= 5:  # a learned low-dimensional map (DrLIM)
-        from contrastkit.evaluate.maps import map_trustworthiness
-
-        scores = map_trustworthiness(train_x, test_x, method_features(method, test_x, device))
-        notes.extend(scores.pop("notes"))
-        metrics.update(scores)
+    context = EvalContext(data, device or _device_of(method), seed, random_method=random_method if baselines else None,
+                          test_features=test_features)
+    extras = evaluation_extras(method, context)
+    clash = sorted(set(extras.metrics) & (set(metrics) | set(RESERVED_METRICS)))
+    if clash:
+        raise ValueError(f"{type(method).__name__}'s evaluation extras returned the metric(s) {clash}, which the "
+                         f"evaluation gives itself; use other names")
+    metrics.update(extras.metrics)
+    notes.extend(note for note in extras.notes if note not in notes)
     if augment is not None and len(test_x) >= 2:
         views = _two_views(method, augment, test_x, device or _device_of(method), seed + 1)
         metrics["alignment_uniformity"] = alignment_uniformity(*views)
@@ -142,49 +150,6 @@ def evaluate_method(method: nn.Module, data: DatasetSplits, *, random_method: nn
 
 
 MAX_RAW_SEQUENCE = 4096
-
-
-def frame_features(method: nn.Module, x: Tensor, device: torch.device | None = None, batch_size: int = 64) -> Tensor:
-    """``method.frame_features`` (N, T', D) of inputs x on the CPU, in eval mode without gradient."""
-    target = device or _device_of(method)
-    modes = {m: m.training for m in method.modules()}
-    chunks = []
-    try:
-        method.eval()
-        with torch.no_grad():
-            for start in range(0, x.shape[0], batch_size):
-                chunks.append(method.frame_features(x[start:start + batch_size].to(target).float()).float().cpu())
-    finally:
-        for m, training in modes.items():
-            m.training = training
-    return torch.cat(chunks)
-
-
-def _sequence_probes(method: nn.Module, random_method: nn.Module | None, data: DatasetSplits,
-                     device: torch.device | None, seed: int, notes: list[str]) -> dict[str, Any]:
-    from contrastkit.evaluate.sequence_probes import mfcc_features, probe_features
-
-    def probes(train: object, test: object) -> dict[str, Any]:
-        result = probe_features(train, test, data, seed=seed)
-        notes.extend(note for note in result.get("notes", []) if note not in notes)  # the same for each features
-        return {key: result[key] for key in ("speaker_acc", "phone_acc", "speaker_chance", "phone_chance")}
-
-    out: dict[str, Any] = probes(frame_features(method, data.train.x, device).numpy(),
-                                 frame_features(method, data.test.x, device).numpy())
-    out["baselines"] = {"mfcc": probes(mfcc_features(data.train), mfcc_features(data.test))}
-    if random_method is not None:
-        out["baselines"]["random_init"] = probes(frame_features(random_method, data.train.x, device).numpy(),
-                                                 frame_features(random_method, data.test.x, device).numpy())
-    accuracy = getattr(method, "prediction_accuracy", None)
-    if callable(accuracy):
-        was_training = method.training
-        method.eval()
-        try:
-            by_k = accuracy(data.test.x[:64].to(device or _device_of(method)).float())
-        finally:
-            method.train(was_training)
-        out["prediction_accuracy"] = [round(float(a), 4) for a in by_k]
-    return out
 
 
 def _device_of(module: nn.Module) -> torch.device:

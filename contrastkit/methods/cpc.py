@@ -30,8 +30,10 @@ predictors that never train and empty log columns).
 
 The loss is computed in float32 (:func:`~contrastkit.precision.full_precision`), also under the trainer's bf16
 autocast. The step also logs the prediction accuracy per k (is the true latent ranked first among the candidates?),
-``acc_k1 .. acc_kK``; it falls as k grows. For evaluation, :meth:`CPC.frame_features` gives :math:`c_t` per
-latent step and :meth:`CPC.features` its mean over time (one vector per utterance).
+``acc_k1 .. acc_kK``; it falls as k grows. For evaluation the method declares three capabilities
+(:mod:`contrastkit.methods.base`): :meth:`CPC.frame_features` gives :math:`c_t` per latent step (the speaker and
+phone probes), :meth:`CPC.features` its mean over time (one vector per utterance), and
+:meth:`CPC.prediction_accuracy` the held-out accuracy per step ahead (a metric and a plot).
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ class CPC(Method):
         z, c = self.latents_and_contexts(batch.views[0])
         block = default_block_size(z.shape[0] * z.shape[1]) if self.uses_blocks(*z.shape[:2]) else None
         loss, accuracy = cpc_loss(z, c, self.predictors, negatives_from=self.negatives_from, block_size=block)
-        logs = {"loss": loss.detach(), **{key: accuracy[i] for i, key in enumerate(self.log_keys[:len(accuracy)])}}
+        logs = {"loss": loss.detach(), **{f"acc_k{k}": a for k, a in enumerate(accuracy, start=1)}}  # k = 1..K
         return StepOutput(loss, logs=logs)
 
     def uses_blocks(self, n: int, t: int) -> bool:

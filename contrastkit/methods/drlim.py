@@ -28,7 +28,8 @@ One step, for a batch of B training samples ``a`` (the sampler's shuffle):
 
 All randomness comes from the batch's generator (checkpointed by the trainer), so a resumed run is exact.
 :meth:`DrLIM.features` is the map itself (N, map_dim); the evaluation scores it by trustworthiness against
-PCA (:mod:`contrastkit.evaluate.maps`) because the method sets ``is_map``.
+PCA (:mod:`contrastkit.evaluate.maps`) and draws it (``<name>_map.png``) because the method declares the capability
+``is_map`` (:mod:`contrastkit.methods.base`).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class DrLIM(Method):
     module docstring). ``train_x`` (N, ...) are the training inputs in their stored form; ``batch.indices``
     index them."""
 
-    is_map = True  # the evaluation adds trustworthiness vs PCA and a scatter of the map
+    is_map = True  # declared capability: the evaluation adds trustworthiness vs PCA and a scatter of the map
 
     def __init__(self, encoder: nn.Module, feature_dim: int, train_x: Tensor, *, neighbours: int = 5,
                  map_dim: int = 2, margin: float = 1.0, dissimilar: int = 3) -> None:
@@ -165,6 +166,7 @@ class DrLIM(Method):
             loss = contrastive_loss(left, right, similar, margin=self.margin)
             d = (left - right).norm(dim=1).detach()
         far = d[b:].mean() if d.shape[0] > b else d.new_zeros(())  # no dissimilar pair: a batch of neighbours
+        # logged besides the loss: the mean map distance of the similar / dissimilar pairs
         logs = {"loss": loss.detach(), "d_similar": d[:b].mean(), "d_dissimilar": far}
         return StepOutput(loss, logs=logs)
 

@@ -20,6 +20,10 @@ Each step also logs the survey's three triplet states over *every* valid triplet
 ``frac_semihard`` (:math:`d(a,p) \le d(a,n) < d(a,p) + m`) and ``frac_easy`` (:math:`d(a,n) \ge d(a,p) + m`).
 As training goes on hard and semi-hard triplets become rare and easy ones dominate.
 
+Its evaluation extras (:meth:`TripletEmbedding.evaluation_extras`, the protocol's hook): the same three states over
+every valid triplet of the held-out test split (``triplet_states`` in ``metrics.json``; of a seeded random subset of
+:data:`STATE_SAMPLES` samples when it is larger), and the logged states per step as ``triplet_states.png``.
+
 :meth:`TripletEmbedding.features` returns the embedding in a space where the Euclidean distance ranks pairs as
 the training measure does (unit vectors for cosine, :math:`zL` for Mahalanobis), so Recall@1 and kNN on the
 features measure the learned metric.
@@ -33,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.losses.triplet import MINING_STRATEGIES, TripletLoss
-from contrastkit.methods.base import Batch, BatchSpec, BuildContext, Method, StepOutput
+from contrastkit.methods.base import Batch, BatchSpec, BuildContext, EvalContext, EvalExtras, Method, StepOutput
 from contrastkit.mining import triplet_categories
 from contrastkit.settings import setting
 from contrastkit.similarity import MahalanobisDistance, Measure, get_measure, normalize
@@ -43,6 +47,8 @@ __all__ = ["TRIPLET_MEASURES", "TripletEmbedding", "TripletSettings", "build_tri
 TRIPLET_MEASURES = ("euclidean", "cosine", "mahalanobis")
 #: the logged columns: the shares of the survey's three triplet states among the batch's valid triplets
 STATE_KEYS = ("frac_hard", "frac_semihard", "frac_easy")
+#: test samples whose triplets the evaluation counts (a seeded random subset of a larger test split)
+STATE_SAMPLES = 2000
 
 
 @dataclass
@@ -112,6 +118,42 @@ class TripletEmbedding(Method):
         counts = triplet_categories(z, labels, self.margin, self.measure).fractions()
         return {key: torch.tensor(counts[state]) for key, state in zip(STATE_KEYS, ("hard", "semi_hard", "easy"),
                                                                         strict=True)}
+
+    def evaluation_extras(self, context: EvalContext) -> EvalExtras:
+        """The triplet states of the test split (metric ``triplet_states``: the shares of hard / semi-hard / easy
+        among all its valid triplets under the training measure and margin, and their number) and the plot of the
+        logged states per step, ``triplet_states.png`` (from the run's ``train_log.csv``)."""
+        extras = EvalExtras()
+        data = context.data
+        if context.scores and data.has_labels and len(data.test) >= 2:
+            from contrastkit.evaluate.features import embed_inputs  # scikit-learn loads only when evaluating
+
+            z = embed_inputs(self, data.test.inputs, features=self.embed, device=context.device)  # (N, D) CPU
+            labels = data.test.labels
+            n = len(z)
+            if n > STATE_SAMPLES:  # every triplet of N samples costs O(N^2 log N): 43 s at 10,000 on 2 cores
+                keep = torch.randperm(n, generator=torch.Generator().manual_seed(context.seed))[:STATE_SAMPLES].sort()
+                z, labels = z[keep.values], labels[keep.values]
+                extras.notes.append(f"triplet states: every valid triplet of {STATE_SAMPLES:,} of the {n:,} test "
+                                    f"samples (a random subset, seeded with the run's seed)")
+            with torch.no_grad():
+                counts = triplet_categories(z.to(context.device), labels.to(context.device), self.margin,
+                                            self.measure)
+            extras.metrics["triplet_states"] = {**counts.fractions(), "triplets": counts.total, "samples": len(z)}
+        if context.plot_dir is not None:
+            path = context.plot_dir / "triplet_states.png"
+            if context.train_log is None:
+                extras.notes.append(f"{path.name} not drawn: the run has no train_log.csv (the states are logged "
+                                    f"there per step)")
+            else:
+                from contrastkit.evaluate.plots import plot_triplet_states  # matplotlib loads only when plotting
+
+                try:
+                    plot_triplet_states(context.train_log, path, title=f"{context.title}: triplet states")
+                    extras.plots.append(path)
+                except ValueError as exc:
+                    extras.notes.append(f"{path.name} not drawn: {exc}")
+        return extras
 
     def features(self, x: Tensor) -> Tensor:
         """The embedding (N, D) in a space where the Euclidean distance ranks pairs like the training measure:
