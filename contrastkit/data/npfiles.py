@@ -210,10 +210,10 @@ class _Layout(NamedTuple):
 
 def _no_field_takes(key: str, fields: dict[str, str], path: Path, where: str) -> ValueError:
     named = ", ".join(fields)
+    wanted = ",".join([*fields, key.removesuffix("_train").removesuffix("_test")])
     return ValueError(f"{where}: {key!r} in '{path}' is taken by no field (this load reads the field(s) {named}, "
-                      f"with labels under y / labels or y_train / y_test); name its field to load it (fields="
-                      f"'{','.join([*fields, key.removesuffix('_train').removesuffix('_test')])}', --fields), or "
-                      f"remove it from the file")
+                      f"with labels under y / labels or y_train / y_test); to load it, name its field in the "
+                      f"`fields` setting (fields='{wanted}'), or remove it from the file")
 
 
 def _layout(members: list[str], fields: dict[str, str], path: Path, where: str) -> _Layout:

@@ -182,7 +182,7 @@ def _config(folder: Path, out: Path, stream: bool, **changes) -> TrainConfig:
 def test_a_streamed_run_trains_resumes_and_evaluates_like_the_in_memory_run(folder, tmp_path) -> None:
     from contrastkit.train import Trainer
 
-    memory = Trainer.from_config(_config(folder, tmp_path / "memory", False))
+    memory = Trainer.from_config(_config(folder, tmp_path / "memory", False, workers=None))  # workers: streamed only
     memory.fit()
     first = Trainer.from_config(_config(folder, tmp_path / "streamed", True))
     assert first.data.streamed and first.stream_workers == 1
