@@ -29,10 +29,10 @@ N_TRAIN, N_TEST, DIM_A, DIM_B = 192, 64, 6, 9
 class TwoTowers(Method):
     """Symmetric InfoNCE between the towers' embeddings of the default field (``a``) and of the field ``b``."""
 
-    batch_spec = BatchSpec(views=0, fields={"b": 0})
-
-    def __init__(self, temperature: float = 0.2) -> None:
+    def __init__(self, temperature: float = 0.2, views: int = 0) -> None:
         super().__init__()
+        # views 0: the pairs as they are; 1: one augmented view (SCARF) of each field, drawn from the trainer's RNG
+        self.batch_spec = BatchSpec(views=views, fields={"b": views})
         self.encoder = nn.Linear(DIM_A, 16)  # tower of the default field: what the default evaluation embeds
         self.tower_b = nn.Linear(DIM_B, 16)
         self.temperature = temperature
@@ -60,11 +60,11 @@ def pairs(tmp_path_factory):
     return load_dataset(path, fields="a,b")
 
 
-def _trainer(data, out, **settings) -> Trainer:
+def _trainer(data, out, views: int = 0, **settings) -> Trainer:
     torch.manual_seed(0)
     config = TrainConfig(method="two_towers", data="pairs", out=str(out), epochs=6, batch_size=32, lr=1e-2,
                          seed=1, progress=False, precision="fp32", **settings)
-    return Trainer(TwoTowers(), data, config)
+    return Trainer(TwoTowers(views=views), data, config)
 
 
 def _retrieval_at_1(method: TwoTowers, data) -> float:
@@ -96,6 +96,22 @@ def test_two_towers_train_resume_exactly_and_evaluate_either_field(pairs, tmp_pa
     assert trained >= 0.6 and trained > 3 * random_init  # chance 1/64
     metrics = resumed.evaluate(baselines=False)  # the default evaluation embeds the default field, a
     assert "results" in metrics  # unlabelled pairs: no probes, but the evaluation runs on two-field data
+
+
+def test_augmented_views_of_both_fields_resume_exactly(pairs, tmp_path) -> None:
+    whole = _trainer(pairs, tmp_path / "whole", views=1)
+    whole.fit()
+    resumed = train_in_two_sessions(lambda: _trainer(pairs, tmp_path / "two", views=1), stop_after=9)
+    assert_same_state(whole.method, resumed.method)
+    assert _losses(tmp_path / "whole") == _losses(tmp_path / "two")
+    batch = resumed.batches(torch.arange(4), resumed.generator)
+    assert not torch.equal(batch.field("b"), pairs.train.field("b")[:4])  # the views really are augmented
+
+
+def test_a_bare_training_set_with_fields_trains(pairs, tmp_path) -> None:
+    """An ArrayDataset with extra fields (no test split) is training data too."""
+    trainer = _trainer(pairs.train, tmp_path / "bare")
+    assert trainer.fit(max_steps=2)["steps"] == 2
 
 
 def test_resume_refuses_a_changed_field(pairs, tmp_path) -> None:
