@@ -1,4 +1,5 @@
-"""Training logs: a CSV file (always), TensorBoard (when installed), and a tqdm progress bar."""
+"""Training logs: a CSV file (always), TensorBoard (when installed), and a tqdm progress bar; and the one reader
+of ``train_log.csv`` (for a resume and for the plots)."""
 
 from __future__ import annotations
 
@@ -16,41 +17,55 @@ __all__ = ["COLUMNS", "LogFileError", "RunLog", "read_log"]
 
 COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s", "elapsed_s", "temperature")
 
+_NOT_OURS = "is not a training log of contrastkit"
+_WAY_OUT = "move it away to resume without the earlier rows, or start over with --overwrite"
+
 
 class LogFileError(ValueError):
-    """A ``train_log.csv`` that is not a training log written by contrastkit (binary, not CSV, no step column)."""
+    """A ``train_log.csv`` that is not a training log written by contrastkit: not UTF-8 text (``kind`` "text"),
+    not CSV ("csv") or without the required columns ("columns"). ``line`` is the line (from 1) where it shows,
+    ``detail`` what was found there (e.g. "bytes that are not UTF-8 (0xff; a binary file?)", the csv module's
+    error, the first line). The message is the one a resume shows; a plot words the same facts its own way
+    (:func:`contrastkit.evaluate.plots.read_training_log`)."""
+
+    def __init__(self, path: Path, kind: str, line: int, detail: str) -> None:
+        problem = {"text": "it is not UTF-8 text (a binary file?)", "csv": f"line {line}: {detail}",
+                   "columns": f"its first line {detail!r} does not name the columns 'step' and 'loss'"}[kind]
+        super().__init__(f"{path} {_NOT_OURS}: {problem}; {_WAY_OUT}")
+        self.path, self.kind, self.line, self.detail = path, kind, line, detail
 
 
-def read_log(path: Path) -> tuple[tuple[str, ...], list[dict[str, str]]]:
+def _not_text(path: Path, data: bytes, start: int, what: str) -> LogFileError:
+    return LogFileError(path, "text", data.count(b"\n", 0, start) + 1, what)
+
+
+def read_log(path: Path, required: tuple[str, ...] = ("step", "loss")) -> tuple[tuple[str, ...], list[dict[str, str]]]:
     """The columns of the log at ``path`` and its complete rows (a process killed while writing may have left a
     cut last line, without its newline or with fields missing: it is left out). An empty file, or one with no
     complete line, has no columns and no rows.
 
-    Raises :class:`LogFileError` naming the file when it is not text, not CSV, or has no ``step`` / ``loss``
-    columns."""
-    where = f"{path} is not a training log of contrastkit"
+    Raises :class:`LogFileError` naming the file and the line when it is not UTF-8 text (or holds a NUL byte),
+    not CSV, or lacks a ``required`` column."""
+    path = Path(path)
+    data = path.read_bytes()
     try:
-        with path.open(encoding="utf-8", newline="") as f:  # newline="": the rows are rewritten byte for byte
-            text = f.read()
-    except UnicodeDecodeError:
-        text = "\x00"  # reported as binary below
+        text = data.decode("utf-8")  # the rows are rewritten byte for byte: no newline translation
+    except UnicodeDecodeError as exc:
+        byte = data[exc.start]
+        raise _not_text(path, data, exc.start, f"bytes that are not UTF-8 (0x{byte:02x}; a binary file?)") from None
     if "\x00" in text:
-        raise LogFileError(f"{where}: it is not UTF-8 text (a binary file?); move it away to resume without the "
-                           f"earlier rows, or start over with --overwrite")
+        raise _not_text(path, data, data.index(b"\x00"), "a NUL byte (a binary file?)") from None
     text = text[:text.rfind("\n") + 1]  # a last line without its newline was cut by a kill while writing
     if not text:
         return (), []  # nothing, or a header cut before its end: no row was written
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
         columns = tuple(reader.fieldnames or ())
-        if "step" not in columns or "loss" not in columns:
-            raise LogFileError(f"{where}: its first line {text.splitlines()[0][:80]!r} does not name the columns "
-                               f"'step' and 'loss'; move it away to resume without the earlier rows, or start "
-                               f"over with --overwrite")
+        if any(name not in columns for name in required):
+            raise LogFileError(path, "columns", 1, text.splitlines()[0][:80])
         rows = [row for row in reader if None not in row.values() and None not in row]  # cut: missing / extra
     except csv.Error as exc:  # e.g. a field longer than the csv module's limit (line_num: the lines read before)
-        raise LogFileError(f"{where}: line {reader.line_num + 1}: {exc}; move it away to resume without the earlier "
-                           f"rows, or start over with --overwrite") from None
+        raise LogFileError(path, "csv", reader.line_num + 1, str(exc)) from None
     return columns, rows
 
 

@@ -68,3 +68,16 @@ def test_a_file_that_is_not_a_training_log_is_named(tmp_path, content, problem):
     assert str(refused.value) == (f"{path} is not a training log of contrastkit: {problem}; move it away to resume "
                                   f"without the earlier rows, or start over with --overwrite")
     assert path.read_bytes() == content  # left as it was
+
+
+def test_the_plots_read_the_log_through_the_same_reader(tmp_path):
+    from contrastkit.evaluate.plots import read_training_log
+
+    path = tmp_path / "train_log.csv"
+    path.write_text(f"{HEADER},inv\n1,0,1.5,0.25,100.0,2.0,,0.5\n2,0,1.4")  # the last line was cut by a kill
+    assert read_training_log(path) == read_log(path)[1] == [
+        {"step": "1", "epoch": "0", "loss": "1.5", "lr": "0.25", "images_per_s": "100.0", "elapsed_s": "2.0",
+         "temperature": "", "inv": "0.5"}]
+    path.write_bytes(b"step,loss\n1,\x002\n")
+    with pytest.raises(ValueError, match=r"^plot: .* is not a text CSV: line 2 holds a NUL byte \(a binary file\?\)"):
+        read_training_log(path, "plot")

@@ -12,8 +12,6 @@ kept literal (:func:`_label`).
 
 from __future__ import annotations
 
-import codecs
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from contrastkit.evaluate._inputs import to_numpy
 from contrastkit.evaluate._text import readable
 from contrastkit.evaluate.degenerate import DegenerateFeaturesError, centred_unit_scale, map_problem, rank_one_floor
+from contrastkit.runlog import LogFileError, read_log
 
 __all__ = ["embed_2d", "plot_embedding_2d", "plot_training_curves", "plot_triplet_states", "read_training_log"]
 
@@ -225,38 +224,17 @@ def plot_triplet_states(csv_path: str | Path, png_path: str | Path, title: str |
 
 def read_training_log(csv_path: str | Path, where: str = "read_training_log") -> list[dict[str, Any]]:
     """The rows of a training log (UTF-8 CSV: a header such as ``step,epoch,loss,lr`` and one line per logged step)
-    as dicts keyed by the header. A file that is not such text -- binary, another encoding, a line the csv
-    module refuses -- is a ``ValueError`` of one line that names the file and the line."""
+    as dicts keyed by the header: :func:`contrastkit.runlog.read_log`, the one reader of ``train_log.csv`` (a cut
+    last line is left out), worded for a plot. A file that is not such text -- binary, another encoding, a line the
+    csv module refuses -- is a ``ValueError`` of one line that names the file and the line."""
     path = Path(csv_path)
-    expected = "expected the CSV text the trainer writes (a header such as `step,epoch,loss,lr`, one line per step)"
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            return list(reader)
-        except UnicodeDecodeError:
-            line, byte = _first_undecodable(path)
-            raise ValueError(f"{where}: {readable(path)} is not a text CSV: line {line} holds bytes that are not "
-                             f"UTF-8 (0x{byte:02x}; a binary file?); {expected}") from None
-        except csv.Error as exc:
-            raise ValueError(f"{where}: {readable(path)} line {reader.reader.line_num} is not CSV ({exc}); "
-                             f"{expected}") from None
-
-
-def _first_undecodable(path: Path, chunk: int = 1 << 20) -> tuple[int, int]:
-    """(line, byte value) of the first byte of ``path`` that is not UTF-8, read ``chunk`` bytes at a time."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    lines = 1
-    with open(path, "rb") as handle:
-        while True:
-            data = handle.read(chunk)
-            try:
-                decoder.decode(data, final=not data)
-            except UnicodeDecodeError as exc:
-                pending = len(exc.object) - len(data)  # bytes of a character split across the previous chunk
-                return lines + exc.object.count(b"\n", pending, max(exc.start, pending)), exc.object[exc.start]
-            if not data:
-                return lines, 0
-            lines += data.count(b"\n")
+    try:
+        return read_log(path, required=())[1]
+    except LogFileError as exc:
+        problem = f"is not a text CSV: line {exc.line} holds {exc.detail}" if exc.kind == "text" else \
+            f"line {exc.line} is not CSV ({exc.detail})"
+    raise ValueError(f"{where}: {readable(path)} {problem}; expected the CSV text the trainer writes (a header such "
+                     f"as `step,epoch,loss,lr`, one line per step)")
 
 
 def _columns(header: list[Any], shown: int = 8) -> str:
