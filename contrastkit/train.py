@@ -2,9 +2,22 @@
 
 ``Trainer(method, data, config)`` trains any method (:mod:`contrastkit.methods.base`: an ``nn.Module`` with a
 ``batch_spec``, ``forward(batch)``, ``after_step`` and an ``encoder``) on any data with the documented interface
-(a :class:`~contrastkit.data.DatasetSplits`, or a train set with ``x`` and ``labels``); ``Trainer.from_config``
-builds both from a :class:`~contrastkit.config.TrainConfig` (what the command line does). Either way the same
-path sets up the run: the device, the CPU thread count, the output folder and its ``config.yaml``.
+(a :class:`~contrastkit.data.DatasetSplits`, or a train set with ``x`` and ``labels``); it takes built parts only.
+``Trainer.from_config(config)`` builds them once from a :class:`~contrastkit.config.TrainConfig`
+(:func:`~contrastkit.run.build_run`, what the command line does) and hands them over. Either way the same path
+sets up the run: the device, the CPU thread count, the output folder and its ``config.yaml``.
+
+The loop (:meth:`Trainer.fit`, ``_loop``, :meth:`Trainer.train_step`) reads top to bottom; each of its other jobs
+is a part of its own, tested on its own:
+
+* :class:`~contrastkit.checkpointer.Checkpointer` -- the checkpoint state (method, optimizer, schedule, every
+  process's RNG states, progress), periodic saves with their kept copies, and the rules a resume must pass;
+* :func:`~contrastkit.process_group.processes` -- rank and world, rank-0 actions whose outcome every process
+  learns, flags any process raises, averaged logs, gathers (a trivial object for one process);
+* :class:`~contrastkit.stopping.StopConditions` -- stop after this step? (signal, ``max_minutes``, ``max_steps``,
+  agreed by the processes) and the message that says how to resume;
+* :class:`~contrastkit.runlog.RunLog` -- ``train_log.csv`` (every key of ``StepOutput.logs`` is a column, fixed
+  by the first logged step), TensorBoard and the progress bar.
 
 * The training inputs sit on the device in their stored form (uint8 images; float vectors and sequences)
   and become the method's batch there (:mod:`contrastkit.batching`: per-sample random views).
@@ -28,8 +41,8 @@ path sets up the run: the device, the CPU thread count, the output folder and it
   global batch (up to summation order; BatchNorm normalises per process), so the learning rate stays as it is.
 * The method is wrapped in ``DistributedDataParallel`` with ``broadcast_buffers=False``: a queue or memory bank
   is not re-sent every step; it stays identical on every process because ``after_step`` stores the keys of all
-  processes (``gather=all_gather_no_grad``). BatchNorm running statistics are each process's own; rank 0's
-  are the ones saved.
+  processes (``gather``: the process group's all-gather without gradient). BatchNorm running statistics are each
+  process's own; rank 0's are the ones saved.
 * Rank 0 alone prepares the folder and writes ``config.yaml``, the log and the checkpoints; the others learn
   the outcome from a broadcast (an error on rank 0 stops every process with its message).
 * Process r's augmentation generator starts from ``seed + r``; a checkpoint also stores every process's RNG
@@ -45,7 +58,6 @@ import contextlib
 import copy
 import inspect
 import math
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,47 +65,38 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from contrastkit._checks import checks_disabled
 from contrastkit.batching import BatchMaker, make_augment
-from contrastkit.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from contrastkit.config import RESUMABLE_CHANGES, TrainConfig
+from contrastkit.checkpointer import Checkpointer, Progress
+from contrastkit.config import TrainConfig
 from contrastkit.data.containers import ArrayDataset, DatasetSplits
-from contrastkit.data.fingerprint import data_fingerprint, describe_change
+from contrastkit.data.fingerprint import data_fingerprint
 from contrastkit.data.samplers import PKSampler, RankSlice, Sampler, ShuffleSampler
 from contrastkit.data.stream import ImageFiles, StreamLoader, default_workers
 from contrastkit.device import cpu_has_fast_bf16, resolve_device
-from contrastkit.distributed import (
-    DistributedError,
-    all_gather_no_grad,
-    local_rank,
-    local_world_size,
-    rank,
-    threads_per_process,
-    world_size,
-)
+from contrastkit.distributed import local_rank, local_world_size, rank, threads_per_process, world_size
 from contrastkit.methods.base import Method, check_method, check_step_output
 from contrastkit.methods.registry import BUILT_AS, GENERIC_TRAINING_DEFAULTS, find_method
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
+from contrastkit.process_group import processes
 from contrastkit.processes import check_processes
 from contrastkit.run import Run, build_run, check_batching, fill_training_defaults, resolve_config
 from contrastkit.runfolder import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     LOG_NAME,
-    check_config_yaml,
     check_output_folder,
     prepare_run_folder,
     write_text_atomic,
 )
 from contrastkit.runlock import RunLock
-from contrastkit.runlog import RunLog, read_log
+from contrastkit.runlog import RunLog, Throughput, read_log, step_row
 from contrastkit.settings import SettingsError
-from contrastkit.stopping import SignalStop
+from contrastkit.stopping import StopConditions
 
 __all__ = ["CHECKPOINT_NAME", "Run", "Trainer", "build_run", "resolve_config", "resolve_device"]
 
@@ -126,18 +129,6 @@ def _no_buffer_broadcast() -> dict[str, bool]:
     if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
         return {"forward_sync_buffers": False}
     return {"broadcast_buffers": False}
-
-
-#: words in the errors of a failed collective: gloo raises a plain RuntimeError ("Connection closed by peer",
-#: "Timed out waiting ..."), NCCL and newer code a torch.distributed.DistError
-_COLLECTIVE_FAILURE_WORDS = ("connection closed", "connection reset", "broken pipe", "timed out", "timeout", "gloo",
-                             "nccl", "processgroup")
-
-
-def _collective_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` is a collective that failed because another process left or did not answer."""
-    text = str(exc).lower()
-    return isinstance(exc, dist.DistError) or any(word in text for word in _COLLECTIVE_FAILURE_WORDS)
 
 
 def _class_built_by(name: str) -> type | None:
@@ -195,44 +186,59 @@ class Trainer:
     ``augment`` makes the views the method's ``batch_spec`` asks for (default: the modality's preset, see
     :mod:`contrastkit.batching`). Building a trainer checks every setting and moves the method to the device;
     it writes nothing. :meth:`fit` prepares the output folder (:mod:`contrastkit.runfolder`), writes
-    ``config.yaml``, trains and checkpoints. See the module docstring.
+    ``config.yaml``, trains and checkpoints. :meth:`from_config` builds the parts from a ``TrainConfig``.
+    See the module docstring.
     """
 
-    def __init__(self, method: nn.Module | TrainConfig, data: object = None, config: TrainConfig | None = None, *,
+    def __init__(self, method: nn.Module, data: object = None, config: TrainConfig | None = None, *,
                  augment: nn.Module | None = None) -> None:
-        self.run: Run | None = None
-        if isinstance(method, TrainConfig):  # Trainer(config): the same as Trainer.from_config(config)
-            if data is not None or config is not None or augment is not None:
-                raise TypeError("Trainer(config) builds everything from the config; pass no other parts")
-            self.run = build_run(method)
-            method, data, config, augment = self.run.method, self.run.data, self.run.config, self.run.augment
+        if isinstance(method, TrainConfig):
+            raise TypeError("Trainer(config) is gone: use Trainer.from_config(config), which builds the data, the "
+                            "method and the augmentation of the config (Trainer(method, data, config) takes built "
+                            "parts)")
         if data is None:
             raise TypeError("Trainer(method, data, config): `data` is required")
         check_method(method)
-        self.data = as_splits(data)
-        self.config = cfg = config if self.run is not None else _config_for_parts(config, method, self.data)
-        self.out = Path(cfg.out)
-        self.rank, self.world = rank(), world_size()  # (0, 1) outside a process group
-        self.device = self._device(cfg.device)
+        data = as_splits(data)
+        config = _config_for_parts(config, method, data)
+        check_batching(int(config.batch_size), method, len(data.train), config.data,
+                       data.input_shape[-1] if data.modality == "sequences" else None)
+        if augment is None and method.batch_spec.views > 0:
+            augment = make_augment(config.augment, data.train, method.batch_spec)
+        self._setup(method, data, config, augment, data_fingerprint(data))
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> Trainer:
+        """Build the data, the encoder, the method and the augmentation named in ``config`` once
+        (:func:`~contrastkit.run.build_run`, which also checks the batching) and train them."""
+        run = build_run(config)
+        trainer = cls.__new__(cls)
+        trainer._setup(run.method, run.data, run.config, run.augment, run.fingerprint)
+        return trainer
+
+    def _setup(self, method: nn.Module, data: DatasetSplits, config: TrainConfig, augment: nn.Module | None,
+               fingerprint: dict[str, Any]) -> None:
+        """The training parts of checked, built inputs: device and precision, the batch maker, DDP, sampler,
+        optimizer and schedule, the generator, the checkpointer."""
+        self.data, self.config, self.out = data, config, Path(config.out)
+        cfg = config
+        rank_, world = rank(), world_size()  # (0, 1) outside a process group
+        self.device = self._device(cfg.device, rank_, world)
+        self.processes = processes(rank_, world, self.device)
         self.method = method.to(self.device)
-        self.fingerprint = self.run.fingerprint if self.run is not None else data_fingerprint(self.data)
-        spec = method.batch_spec
-        check_batching(int(cfg.batch_size), method, len(self.data.train), cfg.data,
-                       self.data.input_shape[-1] if self.data.modality == "sequences" else None)
         self._check_global_batch(method)
-        if augment is None and spec.views > 0:
-            augment = make_augment(cfg.augment, self.data.train, spec)
         auto_bf16 = self.device.type == "cuda" or (self.device.type == "cpu" and cpu_has_fast_bf16())
         self.use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and auto_bf16)
         self.channels_last = (self.use_bf16 if cfg.channels_last is None else cfg.channels_last) \
             and self.data.modality == "images"
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
+        spec = method.batch_spec
         self.batches = BatchMaker(self.data.train, spec, augment, self.device, self.channels_last)
         # what train_step calls: DDP averages the gradients across processes during backward; buffers (queue,
         # bank) are not broadcast -- after_step keeps them identical (module docstring)
         self.model: nn.Module = self.method
-        if self.world > 1:
+        if world > 1:
             self.model = DistributedDataParallel(
                 self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 **_no_buffer_broadcast())
@@ -242,35 +248,34 @@ class Trainer:
         self.optimizer = build_optimizer(cfg.optimizer, self.method, cfg.lr, cfg.weight_decay, cfg.momentum)
         warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.total_steps, warmup)
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + self.rank)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + rank_)
         # the seeded initialisation, for the random-init baseline of evaluate()
         self.initial_state = {k: v.detach().clone() for k, v in self.method.state_dict().items()}
-        self.step = 0  # optimizer steps done
-        self.train_seconds = 0.0  # time spent in training steps, over all resumed sessions
-        #: Ctrl-C (SIGINT) or SIGTERM during fit() stop the loop after the current step, which is checkpointed
-        self._stop = SignalStop()
+        self.progress = Progress()
+        self.checkpointer = Checkpointer(self.out, method=self.method, optimizer=self.optimizer,
+                                         scheduler=self.scheduler, generator=self.generator, progress=self.progress,
+                                         config=cfg, fingerprint=fingerprint, processes=self.processes,
+                                         total_steps=self.total_steps, device=self.device)
         self._load_notes: list[str] = []
-        #: the step of ``out/checkpoint.pt`` as this trainer last wrote or read it (None: none yet)
-        self.checkpoint_step: int | None = None
         self._lock: RunLock | None = None  # held by rank 0 during fit()
         self._loader: StreamLoader | None = None  # streamed data: built on the first epoch of fit()
-        local = local_world_size() if self.world > 1 else 1
+        local = local_world_size() if world > 1 else 1
         #: decoding worker processes of this process when the data is streamed from disk (None: in memory)
         self.stream_workers = (cfg.workers if cfg.workers is not None else default_workers(local)) \
             if self.data.streamed else None
 
-    def _device(self, name: str) -> torch.device:
+    def _device(self, name: str, rank_: int, world: int) -> torch.device:
         """The training device; under a process group ``auto`` / ``cuda`` become ``cuda:LOCAL_RANK`` (one GPU per
         process). An explicit ``cuda:N`` is kept as given (e.g. with a per-process CUDA_VISIBLE_DEVICES)."""
         device = resolve_device(name)
-        if self.world > 1 and device.type == "cuda" and device.index is None:
+        if world > 1 and device.type == "cuda" and device.index is None:
             index = local_rank()
             if index >= torch.cuda.device_count():
-                raise SettingsError(f"process {self.rank} has LOCAL_RANK {index} but this machine has "
+                raise SettingsError(f"process {rank_} has LOCAL_RANK {index} but this machine has "
                                     f"{torch.cuda.device_count()} GPU(s); start at most that many processes per "
                                     f"node (--nproc_per_node)")
             device = torch.device("cuda", index)
-        if self.world > 1 and device.type == "cuda":
+        if world > 1 and device.type == "cuda":
             torch.cuda.set_device(device)  # NCCL's object collectives (checkpoint RNG states) use the current GPU
         return device
 
@@ -281,11 +286,6 @@ class Trainer:
         check_processes(self.world, int(self.config.batch_size), split_bn=getattr(method, "split_bn", 0),
                         batchnorm=getattr(method, "batchnorm", None), device_type=self.device.type)
 
-    @classmethod
-    def from_config(cls, config: TrainConfig) -> Trainer:
-        """Build the data, the encoder and the method named in ``config`` (:func:`~contrastkit.run.build_run`)."""
-        return cls(config)
-
     def _sampler(self, spec: Any) -> Sampler:
         n, batch = len(self.data.train), int(self.config.batch_size)
         if spec.sampler == "pk":
@@ -293,6 +293,66 @@ class Trainer:
         else:
             sampler = ShuffleSampler(n, batch, self.config.seed)
         return RankSlice(sampler, self.rank, self.world, batch) if self.world > 1 else sampler
+
+    # ------------------------------------------------------------------ what the parts hold
+    @property
+    def rank(self) -> int:
+        """This process's rank (0 outside a process group)."""
+        return self.processes.rank
+
+    @property
+    def world(self) -> int:
+        """Processes in the run (1 outside a process group)."""
+        return self.processes.world
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps done."""
+        return self.progress.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.progress.step = value
+
+    @property
+    def train_seconds(self) -> float:
+        """Time spent in training steps, over all resumed sessions."""
+        return self.progress.train_seconds
+
+    @train_seconds.setter
+    def train_seconds(self, value: float) -> None:
+        self.progress.train_seconds = value
+
+    @property
+    def checkpoint_step(self) -> int | None:
+        """The step of ``out/checkpoint.pt`` as this trainer last wrote or read it (None: none yet)."""
+        return self.checkpointer.step
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return self.checkpointer.fingerprint
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The training inputs on the device (stored form); an error for data streamed from disk."""
+        if self.batches.x is None:
+            return self.data.train.x  # ImageFiles.x: the error that says the images are on disk
+        return self.batches.x
+
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds (:meth:`Checkpointer.state <contrastkit.checkpointer.Checkpointer.state>`;
+        a collective under a process group)."""
+        return self.checkpointer.state()
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the checkpoint (rank 0 writes; under a process group every process must call this)."""
+        return self.checkpointer.save(path)
+
+    def load(self, path: Path | None = None) -> None:
+        """Restore every piece of state from a checkpoint of the same configuration and data (by default the
+        run folder's, whose ``config.yaml`` must then agree with it:
+        :func:`~contrastkit.runfolder.check_config_yaml`)."""
+        self._load_notes = self.checkpointer.load(path)
 
     def evaluate(self, baselines: bool = True, knn_k: int | None = None) -> dict[str, Any]:
         """Score the method's features on the data's test split (:func:`~contrastkit.evaluate.method.evaluate_method`:
@@ -308,118 +368,7 @@ class Trainer:
                                      seed=self.config.seed, device=self.device)
         return metrics
 
-    @property
-    def images(self) -> torch.Tensor:
-        """The training inputs on the device (stored form); an error for data streamed from disk."""
-        if self.batches.x is None:
-            return self.data.train.x  # ImageFiles.x: the error that says the images are on disk
-        return self.batches.x
-
-    # ------------------------------------------------------------------ state
-    def state(self) -> dict[str, Any]:
-        """Everything a checkpoint holds. Under W processes also ``rank_rng``: the RNG states of every process,
-        rank order (a collective: every process must call this)."""
-        rng = capture_rng(self.generator)
-        state = {
-            "method": self.method.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": rng,
-            "progress": {"step": self.step, "train_seconds": self.train_seconds},
-            "config": self.config.to_dict(),
-            "data": self.fingerprint,
-        }
-        if self.world > 1:
-            states: list[Any] = [None] * self.world
-            dist.all_gather_object(states, rng)
-            state["rank_rng"] = states
-        return state
-
-    def _on_rank0(self, action: Any, what: str) -> Any:
-        """Run ``action()`` on rank 0 only and share its outcome: the other processes get its result, or a
-        :class:`DistributedError` naming rank 0's error (rank 0 re-raises the error itself). The broadcast is
-        also the barrier that keeps the others from going on before rank 0 is done. One process: ``action()``."""
-        if self.world == 1:
-            return action()
-        result, error, message = None, None, None
-        if self.rank == 0:
-            try:
-                result = action()
-            except Exception as exc:  # shared with the other processes, then raised here unchanged
-                error, message = exc, f"{type(exc).__name__}: {exc}"
-        shared = [message, result]
-        dist.broadcast_object_list(shared, src=0)
-        if error is not None:
-            raise error
-        if shared[0] is not None:
-            raise DistributedError(f"rank 0 could not {what}: {shared[0]}")
-        return shared[1]
-
-    def save(self, path: Path | None = None) -> Path:
-        """Write the checkpoint (rank 0 writes; under a process group every process must call this)."""
-        path = Path(path or self.out / CHECKPOINT_NAME)
-        state = self.state()
-        self._on_rank0(lambda: save_checkpoint(path, state), "save the checkpoint")
-        if path == self.out / CHECKPOINT_NAME:
-            self.checkpoint_step = self.step
-        return path
-
-    def load(self, path: Path | None = None) -> None:
-        """Restore every piece of state from a checkpoint of the same configuration and data (by default the
-        run folder's, whose ``config.yaml`` must then agree with it:
-        :func:`~contrastkit.runfolder.check_config_yaml`)."""
-        own = path is None
-        path = path or self.out / CHECKPOINT_NAME
-        self._load_notes = []
-        ckpt = load_checkpoint(path, map_location=self.device)
-        if own:
-            check_config_yaml(self.out, dict(ckpt["config"]))
-        saved, current = dict(ckpt["config"]), self.config.to_dict()
-        diff = sorted(k for k in set(saved) | set(current)
-                      if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
-        if diff:
-            shown = "; ".join(f"{k}: {saved.get(k)!r} in the run, {current.get(k)!r} now" for k in diff)
-            raise SettingsError(f"cannot resume {path}: settings differ from the run's ({shown}). Only "
-                                f"{', '.join(RESUMABLE_CHANGES)} may change on resume; start a new run elsewhere")
-        change = describe_change(ckpt.get("data") or {}, self.fingerprint)
-        if change:
-            raise SettingsError(f"cannot resume {path}: {change}. Resume needs the same data; start a new run")
-        try:
-            self.method.load_state_dict(ckpt["method"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            self.step = int(ckpt["progress"]["step"])
-            self._restore_rng(ckpt)
-            self.train_seconds = float(ckpt["progress"].get("train_seconds", 0.0))
-        except (RuntimeError, KeyError, TypeError, IndexError, ValueError) as exc:
-            raise CheckpointError(f"{path} does not fit this run: {type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0]}") from None
-        if not 0 <= self.step <= self.total_steps:
-            raise CheckpointError(f"{path} is at step {self.step}, beyond this run's {self.total_steps} steps "
-                                  f"({self.config.epochs} epochs); raise --epochs to continue it")
-        if own:
-            self.checkpoint_step = self.step
-
-    def _restore_rng(self, ckpt: dict[str, Any]) -> None:
-        """Rank r takes the RNG states saved for rank r (rank 0's are ``rng``, a single-process checkpoint's only
-        ones). A rank the checkpoint has no state for (resumed on more processes than wrote it) takes rank 0's
-        global states and reseeds its generator from (seed, rank, step): it runs, but not bit-exactly."""
-        saved = ckpt.get("rank_rng")
-        saved_world = len(saved) if saved is not None else 1
-        if self.rank == 0:
-            restore_rng(ckpt["rng"], self.generator)
-        elif saved is not None and self.rank < saved_world:
-            restore_rng(saved[self.rank], self.generator)
-        else:
-            restore_rng(ckpt["rng"], None)
-            seed = np.random.SeedSequence([self.config.seed, self.rank, self.step]).generate_state(1, np.uint64)[0]
-            self.generator.manual_seed(int(seed))
-        if saved_world != self.world:
-            self._load_notes.append(
-                f"resumed a checkpoint of {saved_world} process(es) on {self.world}: the global batches are the "
-                f"same, the augmentation random numbers are not (this continuation is not bit-exact)")
-
-    # ------------------------------------------------------------------ training
+    # ------------------------------------------------------------------ one step
     def _epoch_batches(self, epoch: int, start_batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """``(index, inputs)`` of ``epoch`` from ``start_batch`` on: ``inputs`` is None for data in memory (the
         batch maker takes the rows), the decoded uint8 images for data streamed from disk."""
@@ -448,7 +397,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         if self.world > 1:
-            self.method.after_step(out, gather=all_gather_no_grad)  # every process stores every process's keys
+            self.method.after_step(out, gather=self.processes.gather)  # every process stores every process's keys
         else:
             self.method.after_step(out)
         self.step += 1
@@ -462,12 +411,8 @@ class Trainer:
         does for its inf check); accepted: a NaN noticed only at the next log line would have been applied to the
         weights, the optimizer state and the queue / bank for several steps. Under a process group the flags are
         all-reduced, so every process stops at the same step (none waits in a backward the others skipped)."""
-        bad = ~torch.isfinite(loss.detach()).all()  # () bool, on the device
-        if self.world > 1:
-            flag = bad.to(device=self._collective_device(), dtype=torch.int32).reshape(1)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            bad = flag[0]
-        if not bool(bad):  # the synchronisation
+        bad = self.processes.any_process(~torch.isfinite(loss.detach()).all().reshape(1))  # (1,), on the device
+        if not bool(bad[0]):  # the synchronisation
             return
         value = float(loss.detach().float().reshape(-1)[0]) if loss.numel() else float("nan")
         what = f"the loss became {value}" if not math.isfinite(value) else "another process's loss became non-finite"
@@ -478,6 +423,7 @@ class Trainer:
         raise FloatingPointError(f"{what} at step {self.step + 1}; training stopped before that step's update "
                                  f"(nothing of it was applied); {on_disk}")
 
+    # ------------------------------------------------------------------ the run
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
         """``num_threads`` for the duration of :meth:`fit` only (torch's setting is process-wide).
@@ -499,24 +445,18 @@ class Trainer:
         finally:
             torch.set_num_threads(previous)
 
-    def _periodic_save(self) -> None:
-        state = self.state()  # a collective under a process group; rank 0 writes
-        self._on_rank0(lambda: self._write_periodic(state), "save the checkpoint")
-        self.checkpoint_step = self.step
-
-    def _write_periodic(self, state: dict[str, Any]) -> None:
-        path = save_checkpoint(self.out / CHECKPOINT_NAME, state)
-        keep = self.config.keep_checkpoints
-        if keep <= 0:
-            return
-        copy = self.out / f"checkpoint_step{self.step:08d}.pt"
-        copy.unlink(missing_ok=True)
-        try:
-            os.link(path, copy)  # the same bytes, no second write; the next os.replace leaves this name intact
-        except OSError:
-            save_checkpoint(copy, state)
-        for old in sorted(self.out.glob("checkpoint_step*.pt"))[:-keep]:
-            old.unlink(missing_ok=True)
+    def _prepare_folder(self, resume: bool, overwrite: bool) -> tuple[list[str], bool]:
+        """Rank 0: check and lock the output folder, clear or keep its run, and say whether there is a checkpoint
+        to resume (a log that is not ours is refused before anything is written)."""
+        check_output_folder(self.out)
+        if resume and overwrite:
+            raise ValueError("--resume continues the run in the output folder and --overwrite deletes it; pick one")
+        self._lock = RunLock.acquire(self.out)  # before anything in the folder is read, cleared or written
+        notes = self._lock.notes + prepare_run_folder(self.out, resume=resume, overwrite=overwrite)
+        has_checkpoint = resume and (self.out / CHECKPOINT_NAME).exists()
+        if has_checkpoint and (self.out / LOG_NAME).exists():
+            read_log(self.out / LOG_NAME)
+        return notes, has_checkpoint
 
     def fit(self, resume: bool = False, max_steps: int | None = None, overwrite: bool = False) -> dict[str, Any]:
         """Train to ``epochs`` (or ``max_minutes``); checkpoint every epoch.
@@ -535,155 +475,79 @@ class Trainer:
         and decides whether there is a checkpoint to resume (the others then read the same file: ``out`` must
         be on a file system every process sees). A failed collective (a process died or stopped answering
         within the group's timeout) raises :class:`~contrastkit.distributed.DistributedError`."""
-        cfg = self.config
-        self.checkpoint_step = None
-
-        def prepare() -> tuple[list[str], bool]:
-            check_output_folder(self.out)
-            if resume and overwrite:
-                raise ValueError("--resume continues the run in the output folder and --overwrite deletes it; "
-                                 "pick one")
-            self._lock = RunLock.acquire(self.out)  # before anything in the folder is read, cleared or written
-            notes = self._lock.notes + prepare_run_folder(self.out, resume=resume, overwrite=overwrite)
-            has_checkpoint = resume and (self.out / CHECKPOINT_NAME).exists()
-            if has_checkpoint and (self.out / LOG_NAME).exists():
-                read_log(self.out / LOG_NAME)  # a log that is not ours is refused before anything is written
-            return notes, has_checkpoint
-
+        self.checkpointer.step = None
+        stop = StopConditions(self.config.max_minutes, max_steps, self.processes)
         try:
-            notes, has_checkpoint = self._on_rank0(prepare, "prepare the output folder")
+            notes, has_checkpoint = self.processes.on_rank0(lambda: self._prepare_folder(resume, overwrite),
+                                                            "prepare the output folder")
             if has_checkpoint:
                 self.load()
                 notes = notes + self._load_notes
-            self._on_rank0(lambda: write_text_atomic(self.out / CONFIG_NAME,
-                                                     yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
-                           "write config.yaml")
-            self._stop.clear()
-            with self._threads(), self._stop:
-                return self._loop(max_steps, notes)
+            config_text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
+            self.processes.on_rank0(lambda: write_text_atomic(self.out / CONFIG_NAME, config_text),
+                                    "write config.yaml")
+            with self._threads(), stop:
+                return self._loop(stop, notes)
         except RuntimeError as exc:
-            if self.world == 1 or not _collective_failure(exc):
+            failure = self.processes.failure(exc, self.step)
+            if failure is None:
                 raise
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DistributedError(f"process {self.rank} of {self.world}: a collective operation failed at step "
-                                   f"{self.step} ({first}); another process stopped (see its error) or did not "
-                                   f"answer within the timeout") from exc
+            raise failure from exc
         finally:
             if self._lock is not None:  # on every way out: a return, an error, Ctrl-C
                 self._lock.release()
                 self._lock = None
 
-    def _loop(self, max_steps: int | None, notes: list[str]) -> dict[str, Any]:
-        cfg = self.config
-        extra_columns = tuple(getattr(self.method, "log_keys", ()))  # a method's own scalars, logged too
-        main = self.rank == 0  # only rank 0 logs and shows progress
-        log = RunLog(self.out, self.total_steps, start_step=self.step, progress=cfg.progress and main,
-                     enabled=main, extra_columns=extra_columns)
-
-        def say(message: str) -> None:
-            if main:
-                log.write(message)
-
+    def _loop(self, stop: StopConditions, notes: list[str]) -> dict[str, Any]:
+        """Train from ``self.step`` to the end or to the first stop condition; a checkpoint after every epoch and
+        at the stop. Returns the summary of this session."""
+        cfg, main = self.config, self.rank == 0  # only rank 0 writes the log and shows progress
+        log = RunLog(self.out, self.total_steps, start_step=self.step, progress=cfg.progress and main, enabled=main)
+        say = log.write if main else (lambda message: None)
         for note in notes:
             say(note)
-        images_done, last_logged, session_start = 0, self.step, self.train_seconds
-        last_loss: float | None = None
-        start_epoch, start_batch = divmod(self.step, self.steps_per_epoch)
-        stop: str | None = None
-        if cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes and self.step < self.total_steps:
-            say(f"max_minutes={cfg.max_minutes:g} already spent ({self.train_seconds:.0f} s of training at step "
-                      f"{self.step}); raise --max-minutes to continue")
+        session_start, images, last_loss, reason = self.train_seconds, 0, None, None
+        spent = stop.already_spent(self.train_seconds, self.step, self.total_steps)
+        if spent is not None:  # the earlier sessions used the minutes: nothing to train
+            say(spent)
             log.close()
-            return {"steps": self.step, "train_seconds": self.train_seconds, "images": 0, "images_per_s": 0.0,
-                    "final_loss": None, "stopped_early": True, "interrupted": None}
-        window_start, window_images = time.perf_counter(), 0
+            return self._summary(0, session_start, None, spent, stop)
+        start_epoch, start_batch = divmod(self.step, self.steps_per_epoch)
+        throughput = Throughput()
         try:
             for epoch in range(start_epoch, cfg.epochs):
-                first = start_batch if epoch == start_epoch else 0
-                batches = self._epoch_batches(epoch, first)
-                while True:
+                batches = self._epoch_batches(epoch, start_batch if epoch == start_epoch else 0)
+                while reason is None:
                     t0 = time.perf_counter()  # waiting for a streamed batch counts as training time
-                    item = next(batches, None)
-                    if item is None:
+                    index, inputs = next(batches, (None, None))
+                    if index is None:
                         break
-                    index, inputs = item
                     logs = self.train_step(index) if inputs is None else self.train_step(index, inputs)
-                    images_done += len(index) * self.world  # the global batch
-                    window_images += len(index) * self.world
+                    images += len(index) * self.world  # the global batch
+                    throughput.add(len(index) * self.world)
                     if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                        logs = self._mean_over_processes(logs, ("loss", "temperature", *extra_columns))
-                        loss = float(logs["loss"])  # finite: train_step checked it
-                        now = time.perf_counter()
-                        last_loss = loss
-                        row = {"step": self.step, "epoch": epoch, "loss": loss, "lr": self.scheduler.get_last_lr()[0],
-                               "images_per_s": window_images / max(now - window_start, 1e-9),
-                               "elapsed_s": self.train_seconds + (now - t0),
-                               "temperature": float(logs["temperature"]) if "temperature" in logs else None}
-                        row.update({key: float(logs[key]) for key in extra_columns if key in logs})
-                        log.log(row, self.step - last_logged)
-                        last_logged, window_start, window_images = self.step, now, 0
+                        logs, now = self.processes.mean(logs), time.perf_counter()
+                        log.log(step_row(self.step, epoch, self.scheduler.get_last_lr()[0], throughput.rate(now),
+                                         self.train_seconds + (now - t0), logs))
+                        last_loss = float(logs["loss"])  # finite: train_step checked it
                     self.train_seconds += time.perf_counter() - t0
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                        self._periodic_save()
-                    out_of_time = cfg.max_minutes is not None and self.train_seconds >= 60 * cfg.max_minutes
-                    if self.world > 1:
-                        out_of_time = self._agree_on_stop(out_of_time)
-                    if self._stop.requested:
-                        stop = f"interrupted ({self._stop.reason})"
-                    elif out_of_time:
-                        stop = f"max_minutes={cfg.max_minutes:g}"
-                    elif max_steps is not None and self.step >= max_steps:
-                        stop = f"max_steps={max_steps}"
-                    if stop:
-                        break
+                        self.checkpointer.save_periodic()
+                    reason = stop.after_step(self.step, self.train_seconds)
                 self.save()
-                if stop:
-                    more = f" --max-minutes {2 * cfg.max_minutes:g}" if stop.startswith("max_minutes") else ""
-                    say(f"stopped at step {self.step} of {self.total_steps} after {self.train_seconds:.0f} s "
-                              f"of training ({stop}); checkpoint saved in {self.out}; continue with "
-                              f"`contrastkit train --out {self.out} --resume{more}`")
+                if reason is not None:
+                    say(stop.resume_message(reason, self.step, self.total_steps, self.train_seconds, self.out))
                     break
         finally:
             log.close()
             self._loader = None  # a streaming loader's worker processes end with it
-        session_seconds = self.train_seconds - session_start
-        if self.world > 1:  # the group's throughput is its slowest process's
-            session_seconds = self._max_over_processes(session_seconds)
-        return {"steps": self.step, "train_seconds": self.train_seconds, "images": images_done,
-                "images_per_s": images_done / max(session_seconds, 1e-9),
-                "final_loss": last_loss, "stopped_early": stop is not None,
-                "interrupted": self._stop.reason}
+        return self._summary(images, session_start, last_loss, reason, stop)
 
-    # ------------------------------------------------------------------ agreement across processes
-    def _collective_device(self) -> torch.device:
-        """Where small tensors for a collective live: the GPU for NCCL, the CPU for gloo."""
-        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
-
-    def _agree_on_stop(self, out_of_time: bool) -> bool:
-        """All-reduce (MAX) of this process's stop flags, once per step: a signal or ``max_minutes`` seen by any
-        process stops every process after this step (each decides alone only ``max_steps`` and the epochs,
-        which are the same everywhere). Returns the agreed out-of-time flag; a signal seen elsewhere sets this
-        process's stop reason."""
-        flags = torch.tensor([self._stop.requested, out_of_time], dtype=torch.int32,
-                             device=self._collective_device())
-        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        signalled, out_of_time = (bool(v) for v in flags.tolist())
-        if signalled:
-            self._stop.request("a signal to another process")
-        return out_of_time
-
-    def _mean_over_processes(self, logs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        """The logged scalars averaged over processes (each process's loss is the mean over its own anchors, so
-        the average is the global batch's loss); unchanged with one process."""
-        if self.world == 1:
-            return logs
-        present = [key for key in dict.fromkeys(keys) if key in logs]
-        values = torch.stack([logs[key].detach().float().reshape(()) for key in present])
-        values = values.to(self._collective_device())
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-        return {**logs, **dict(zip(present, (values / self.world).cpu(), strict=True))}
-
-    def _max_over_processes(self, value: float) -> float:
-        tensor = torch.tensor([value], dtype=torch.float64, device=self._collective_device())
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-        return float(tensor.item())
+    def _summary(self, images: int, session_start: float, last_loss: float | None, reason: str | None,
+                 stop: StopConditions) -> dict[str, Any]:
+        """What :meth:`fit` returns: steps and seconds of the run, this session's images and images/s (the group's
+        slowest process's time), the last logged loss, whether and why it stopped early."""
+        session_seconds = self.processes.max(self.train_seconds - session_start)
+        return {"steps": self.step, "train_seconds": self.train_seconds, "images": images,
+                "images_per_s": images / max(session_seconds, 1e-9), "final_loss": last_loss,
+                "stopped_early": reason is not None, "interrupted": stop.interrupted}

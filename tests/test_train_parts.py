@@ -171,3 +171,56 @@ def test_a_trainer_given_only_training_data_fits_and_checkpoints(tmp_path) -> No
     trainer = Trainer(method, ArrayDataset(x, y), TrainConfig(method="simclr", data="rows", out=str(tmp_path / "r"),
                                                               epochs=1, batch_size=32, progress=False))
     assert trainer.fit()["steps"] == 2 and (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+class _SimSiamThatLogs(SimSiam):
+    """SimSiam that logs two scalars of its own (no `log_keys`): the batch size (a known value) and a distance."""
+
+    def forward(self, batch: Batch) -> StepOutput:
+        out = super().forward(batch)
+        gap = (batch.views[0] - batch.views[1]).abs().mean().detach()
+        return StepOutput(out.loss, logs={**out.logs, "batch": torch.tensor(float(len(batch.views[0]))),
+                                          "view_gap": gap})
+
+
+def test_every_scalar_a_method_logs_is_a_column_of_the_training_log(digits, tmp_path):
+    torch.manual_seed(0)
+    encoder = SmallCNN(in_channels=1, image_size=8, width=8)
+    method = _SimSiamThatLogs(encoder, encoder.feature_dim)
+    assert not hasattr(method, "log_keys")
+    Trainer(method, digits, _config(tmp_path / "run")).fit(max_steps=3)
+    with (tmp_path / "run" / "train_log.csv").open() as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == ["step", "epoch", "loss", "lr", "images_per_s", "elapsed_s", "temperature", "batch",
+                                 "view_gap"]
+    assert [r["step"] for r in rows] == ["1", "2", "3"] and [r["batch"] for r in rows] == ["128.0"] * 3
+    assert all(float(r["view_gap"]) > 0 for r in rows)
+
+
+def test_a_trainer_takes_built_parts_and_from_config_builds_them_once(tmp_path, monkeypatch):
+    import contrastkit.run
+    import contrastkit.train
+
+    config = TrainConfig(method="simclr", data="digits", out=str(tmp_path / "run"), epochs=1, batch_size=64,
+                         progress=False)
+    with pytest.raises(TypeError, match=r"^Trainer\(config\) is gone: use Trainer.from_config\(config\)"):
+        Trainer(config)
+    calls = {"check_batching": 0, "make_augment": 0}
+
+    def counted(module, name):
+        original = getattr(module, name)
+
+        def count(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, count)
+
+    for module in (contrastkit.run, contrastkit.train):
+        for name in calls:
+            if hasattr(module, name):
+                counted(module, name)
+    trainer = Trainer.from_config(config)
+    assert calls == {"check_batching": 1, "make_augment": 1}  # in build_run only (were 2 each: run.py and train.py)
+    assert trainer.config.encoder == "small_cnn" and trainer.batches.augment is not None
