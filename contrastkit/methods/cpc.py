@@ -159,7 +159,6 @@ class CPC(Method):
         self.predictors = nn.ModuleList(BilinearSimilarity(context, latent_dim) for _ in range(steps_ahead))
         self.negatives_from, self.blockwise_setting = negatives_from, blockwise
         self.batch_spec = BatchSpec(views=0, crop=crop)
-        self.log_keys = tuple(f"acc_k{k}" for k in range(1, steps_ahead + 1))
 
     def latents_and_contexts(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """z (N, T', D_z) and c (N, T', D_c) of sequences x (N, C, T), each sequence first scaled to zero mean

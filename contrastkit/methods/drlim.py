@@ -132,7 +132,6 @@ class DrLIM(Method):
         self.register_buffer("neighbour_ids", pixel_neighbours(train_x, neighbours))  # (N, k), checkpointed
         self.register_buffer("train_x", train_x.detach().clone(), persistent=False)  # (N, ...), the data itself
         self.batch_spec = BatchSpec(views=0)
-        self.log_keys = ("d_similar", "d_dissimilar")  # mean map distance of the similar / dissimilar pairs
 
     def features(self, x: Tensor) -> Tensor:
         """The map G_W(x): (N, map_dim)."""

@@ -86,7 +86,6 @@ class TripletEmbedding(Method):
         self.measure_name, self.normalize_embedding = measure, bool(normalize_embedding)
         self.batch_spec = BatchSpec(views=1 if augmented else 0, labels=True, sampler="pk",
                                     samples_per_class=samples_per_class)
-        self.log_keys = STATE_KEYS
 
     @property
     def measure(self) -> Measure:
