@@ -50,9 +50,6 @@ class BatchSpec:
                 raise ValueError(f"BatchSpec: `fields`[{name!r}] must be a view count >= 0, got {views!r}")
         object.__setattr__(self, "fields", dict(self.fields))  # a copy: the caller's dict may change later
 
-    def __hash__(self) -> int:
-        return hash((self.views, self.labels, self.sampler, self.samples_per_class, self.crop,
-                     tuple(self.fields.items())))
         if self.sampler not in SAMPLERS:
             raise ValueError(f"BatchSpec: `sampler` must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.sampler == "pk" and (not isinstance(self.samples_per_class, int) or self.samples_per_class < 2):
@@ -61,6 +58,10 @@ class BatchSpec:
             raise ValueError("BatchSpec: sampler='pk' draws classes, so it needs labels=True")
         if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 1):
             raise ValueError(f"BatchSpec: `crop` must be None or an integer >= 1, got {self.crop!r}")
+
+    def __hash__(self) -> int:
+        return hash((self.views, self.labels, self.sampler, self.samples_per_class, self.crop,
+                     tuple(self.fields.items())))
 
 
 @dataclass
