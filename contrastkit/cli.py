@@ -5,6 +5,7 @@ Examples::
     contrastkit train --method simclr --data mnist5k --epochs 100 --out runs/simclr
     contrastkit train --config my.yaml --lr 0.001            # YAML settings, command line wins
     contrastkit train --method simclr --negatives queue       # SimCLR with a queue of negatives
+    contrastkit train --method moco --help                    # MoCo's settings and defaults only
     contrastkit train --out runs/simclr --resume              # continue after a crash or a stop
     contrastkit train --out runs/simclr --resume --epochs 400 # ... and extend it
     contrastkit eval runs/simclr                              # writes runs/simclr/metrics.json
@@ -14,7 +15,8 @@ Examples::
 
 Settings come from (later wins) the method's defaults, ``--config FILE.yaml``, flags and ``--set KEY=VALUE``.
 Every value is checked before anything is written; an error names the setting, where it came from and what
-is accepted. A folder that holds a run is never reused silently: ``--resume`` continues it (with its saved
+is accepted, and a setting that the chosen parts would ignore is an error too (e.g. CPC's --channels with another
+--encoder), never dropped. A folder that holds a run is never reused silently: ``--resume`` continues it (with its saved
 settings; only those of ``contrastkit.config.RESUMABLE_CHANGES`` may change: epochs, max_minutes, log_every,
 checkpoint_every, keep_checkpoints, progress, device, num_threads, stream, workers, plugins), ``--overwrite``
 replaces it; one training at a time holds a folder (``run.lock``). Ctrl-C stops after the current step with a
@@ -45,26 +47,83 @@ DEBUG_VARIABLE = "CONTRASTKIT_DEBUG"
 
 
 def _method_fields() -> set[str]:
-    from contrastkit.methods.registry import registered_settings_classes
+    from contrastkit.methods.registry import methods_by_settings
 
-    return {f.name for cls in registered_settings_classes() for f in dataclasses.fields(cls)}
+    return {f.name for cls in methods_by_settings() for f in dataclasses.fields(cls)}
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
+def _shown(value: Any) -> str:
+    """A default as a YAML value reads: ``true``, ``0.5``, ``semi-hard``."""
+    return str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _method_help() -> str:
+    """``--method``'s help: the registered methods (a plugin's too), from the registry."""
+    from contrastkit.methods.registry import available_methods
+
+    return (f"the method: one of {', '.join(available_methods())} (the registered methods; a method of your own "
+            f"with --plugin MODULE); `train --method NAME --help` shows only that method's settings")
+
+
+def _data_help() -> str:
+    """``--data``'s help: the built-in data sets by name, from the data registries."""
+    from contrastkit.run import BUILTIN_DATA
+
+    return (f"a built-in data set ({', '.join(BUILTIN_DATA)}), an image folder (one sub-folder per class), a folder "
+            f"of speakers' WAV files, or a .npy / .npz file")
+
+
+def _settings_defaults(cls: type, methods: list[str]) -> dict[str, str]:
+    """The default of each field of the settings class ``cls`` for ``methods`` (their presets over the class's
+    defaults), in words; a field whose methods differ lists each (``simclr 0.5, moco 0.2``); None is left out."""
+    from contrastkit.methods.registry import get_method
+
+    shown: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        values = {name: get_method(name).presets.get(f.name, f.default) for name in methods}
+        if f.default is dataclasses.MISSING or any(v is None for v in values.values()):
+            continue
+        distinct = {_shown(v) for v in values.values()}
+        shown[f.name] = distinct.pop() if len(distinct) == 1 else ", ".join(f"{n} {_shown(v)}"
+                                                                             for n, v in values.items())
+    return shown
+
+
+def _add_train_args(p: argparse.ArgumentParser, help_method: str | None = None) -> None:
+    """The flags of ``train``: the training settings, then the settings of each registered method in a group of its
+    own (``help_method``: only that method's group, and its training defaults shown)."""
     from contrastkit.config import TrainConfig
-    from contrastkit.methods.registry import registered_settings_classes
+    from contrastkit.methods.registry import get_method, methods_by_settings
     from contrastkit.settings import add_flags
 
     p.add_argument("--config", type=Path, metavar="FILE.yaml",
                    help="YAML file of settings (flags override it); method settings under `method_options:`")
     _add_plugin_arg(p)
     group = p.add_argument_group("training settings (YAML keys of the same name)")
-    add_flags(group, TrainConfig, skip=("method_options",))
-    group = p.add_argument_group("method settings (YAML keys under method_options:; each method takes its own; "
-                                 "rules of the built-in ones in contrastkit.methods.settings)")
-    seen: set[str] = set()
-    for cls in registered_settings_classes():
-        seen.update(add_flags(group, cls, skip=tuple(seen)))
+    defaults = {}
+    if help_method is not None:
+        entry = get_method(help_method)
+        defaults = {k: f"{_shown(v)} for {help_method}"
+                    for k, v in {**entry.training_defaults, "out": f"runs/{help_method}"}.items()}
+    add_flags(group, TrainConfig, skip=("method_options",), helps={"method": _method_help(), "data": _data_help()},
+              defaults=defaults)
+    groups = methods_by_settings()
+    if help_method is not None:
+        cls = get_method(help_method).settings
+        groups = {cls: [help_method]} if cls is not None else {}
+        if cls is None:
+            p.add_argument_group(f"settings of method {help_method!r}", "none: this method has no settings")
+    seen: dict[str, str] = {}
+    for cls, methods in groups.items():
+        names = [f.name for f in dataclasses.fields(cls)]
+        shared = [n for n in names if n in seen]
+        title = f"settings of method{'s' if len(methods) > 1 else ''} {', '.join(methods)}"
+        text = "YAML keys under `method_options:`" + (
+            f"; also {', '.join('--' + n.replace('_', '-') for n in shared)} (listed with "
+            f"{', '.join(sorted({seen[n] for n in shared}))})" if shared else "")
+        added = add_flags(p.add_argument_group(title, text), cls, skip=tuple(seen),
+                          defaults=_settings_defaults(cls, methods))
+        seen.update(dict.fromkeys(added, methods[0]))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting by name, value read as YAML, e.g. --set symmetric=true (repeatable)")
     p.add_argument("--resume", action="store_true",
@@ -131,11 +190,12 @@ def _given_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
 
 
 def _train_config(args: argparse.Namespace):
-    """The checked settings of ``train``; with ``--resume`` the run folder's own (its ``checkpoint.pt``'s, which
-    ``config.yaml`` must agree with), then the command line's. A folder another training holds, and a resume of a
-    folder without a checkpoint, are refused here, before any data is loaded."""
+    """The settings of ``train``, resolved once (:func:`contrastkit.run.resolve_run`, a
+    :class:`~contrastkit.run.ResolvedConfig` the parts trust); with ``--resume`` the run folder's own (its
+    ``checkpoint.pt``'s, which ``config.yaml`` must agree with), then the command line's. A folder another training
+    holds, and a resume of a folder without a checkpoint, are refused here, before any data is loaded."""
     from contrastkit.config import RESUMABLE_CHANGES, TrainConfig
-    from contrastkit.methods.registry import method_settings
+    from contrastkit.run import resolve_run
     from contrastkit.runfolder import check_output_folder, check_resumable, read_saved_config
     from contrastkit.runlock import check_not_held
 
@@ -158,10 +218,10 @@ def _train_config(args: argparse.Namespace):
             options = {**saved_options, **options}
             option_sources = {**{k: where for k in saved_options}, **option_sources}
     config = TrainConfig.from_dict(values, where="settings", sources=sources)
-    method_settings(config.method, options, sources=option_sources, where="method settings")
+    resolved = resolve_run(config.replace(method_options=options), sources=option_sources)
     if not args.resume:
-        check_not_held(check_output_folder(config.out or f"runs/{config.method}"))
-    return config.replace(method_options=options)
+        check_not_held(check_output_folder(resolved.config.out))
+    return resolved
 
 
 def torchrun_command(argv: list[str], devices: int) -> list[str]:
@@ -192,7 +252,7 @@ def torchrun_environment() -> dict[str, str]:
     return env
 
 
-def _check_before_torchrun(config: Any, devices: int) -> None:
+def _check_before_torchrun(resolved: Any, devices: int) -> None:
     """What the settings alone decide about ``devices`` processes (:mod:`contrastkit.processes`: a global batch
     that splits into equal shares, split BatchNorm groups per share, the BatchNorm mode for the device, one GPU per
     process), checked once in this process: the same error from each of N processes and torchrun's report after
@@ -201,14 +261,13 @@ def _check_before_torchrun(config: Any, devices: int) -> None:
 
     from contrastkit.device import resolve_device
     from contrastkit.processes import check_gpus, check_processes
-    from contrastkit.run import resolve_config
 
-    resolved = resolve_config(config)  # the method's batch size and settings filled in
-    device = resolve_device(resolved.device)
+    config = resolved.config  # the method's batch size and settings filled in
+    device = resolve_device(config.device)
     if device.type == "cuda" and device.index is None:
         check_gpus(devices, torch.cuda.device_count())
-    options = resolved.method_options
-    check_processes(devices, int(resolved.batch_size), split_bn=options.get("split_bn"),
+    options = config.method_options
+    check_processes(devices, int(config.batch_size), split_bn=options.get("split_bn"),
                     batchnorm=options.get("batchnorm"), device_type=device.type)
 
 
@@ -232,11 +291,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 return process.wait()
             except KeyboardInterrupt:  # torchrun saw the same Ctrl-C and stops its processes: wait for them
                 continue
-    config = _train_config(args)
-    started = init_from_environment(resolve_device(config.device).type, args.dist_timeout)
+    resolved = _train_config(args)
+    started = init_from_environment(resolve_device(resolved.config.device).type, args.dist_timeout)
     trainer = None
     try:
-        trainer = Trainer.from_config(config)
+        trainer = Trainer.from_config(resolved.config)
         cfg = trainer.config
         processes = f" x {trainer.world} processes (global batch {cfg.batch_size})" if trainer.world > 1 else ""
         if trainer.data.streamed:
@@ -372,6 +431,20 @@ def _import_plugins(argv: list[str]) -> list[dict[str, Any]] | None:
     return load_plugins(known.plugin)
 
 
+def _help_method(words: list[str]) -> str | None:
+    """The method of ``train --method NAME --help`` (checked: an unknown name is an error), else None."""
+    if "train" not in words or not {"-h", "--help"} & set(words):
+        return None
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--method", default=None)
+    known, _ = pre.parse_known_args(words[words.index("train") + 1:])
+    if known.method is None:
+        return None
+    from contrastkit.methods.registry import get_method
+
+    return get_method(known.method).name
+
+
 def _train_plugins(args: argparse.Namespace, given: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """What ``train`` records as the run's plugins (``TrainConfig.plugins``): those --plugin imported; on
     ``--resume`` without --plugin, those the run recorded (imported here when its method is not known otherwise,
@@ -419,7 +492,9 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; ``help_method`` (``train --method NAME --help``) shows only that method's
+    settings."""
     parser = argparse.ArgumentParser(prog="contrastkit", description="Contrastive representation learning.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
                                      allow_abbrev=False)
@@ -430,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a method; checkpoints and logs go to --out", allow_abbrev=False,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train a method.\n\n" + __doc__.split("\n\n", 1)[1])
-    _add_train_args(p)
+    _add_train_args(p, help_method)
     p.set_defaults(func=cmd_train)
     for name, func, text in (("eval", cmd_eval, "kNN + linear probe of a run (and its baselines) -> metrics.json"),
                              ("plot", cmd_plot, "t-SNE map of the test embeddings and training curves")):
@@ -502,7 +577,11 @@ def main(argv: list[str] | None = None) -> int:
         plugins = _import_plugins(words)
     except (ValueError, OSError) as exc:
         return _error("contrastkit", exc, debug)
-    args = build_parser().parse_args(words)
+    try:
+        parser = build_parser(_help_method(words))
+    except (ValueError, OSError) as exc:
+        return _error("contrastkit train", exc, debug)
+    args = parser.parse_args(words)
     args.argv = argv  # what --devices hands to torchrun (with --debug: every process shows its tracebacks)
     try:
         if args.command == "train":  # read by _given_settings as the `plugins` setting: what the run records

@@ -2,8 +2,13 @@
 
 Every field carries its rule (:mod:`contrastkit.settings`): a YAML key, a command-line flag and a Python
 argument are checked the same way, before anything is written, and an error names the key, where the value
-came from and what is accepted. ``None`` means "the method's / dataset's default" (filled in by
-:func:`contrastkit.train.resolve_config`).
+came from and what is accepted. ``None`` means "the method's / dataset's default" (filled in once, by
+:func:`contrastkit.run.resolve_config` and, for what depends on the data, :func:`contrastkit.run.build_run`).
+A :class:`TrainConfig` is frozen: :meth:`TrainConfig.replace` makes a changed copy.
+
+The names an ``encoder`` or ``augment`` setting accepts are the registries' (:data:`contrastkit.models.factory.
+ENCODER_MODALITY`, :data:`contrastkit.augment.AUGMENTS`); the methods and the built-in data sets are listed by
+``contrastkit train --help`` from theirs.
 
 The settings of the method itself (negatives source, temperature, queue size, ...) are typed too, per method
 (:mod:`contrastkit.methods.settings`), and live under ``method_options``; names are unique across both, so a
@@ -20,24 +25,29 @@ from typing import Any
 
 import yaml
 
+from contrastkit.augment import AUGMENTS
+from contrastkit.models.factory import DEFAULT_ENCODERS, ENCODER_MODALITY
 from contrastkit.optim import OPTIMIZERS
 from contrastkit.settings import SettingsError, check_instance, parse_settings, setting
 
-__all__ = ["RESUMABLE_CHANGES", "TrainConfig", "load_config", "read_yaml_settings"]
+__all__ = ["RESUMABLE_CHANGES", "TrainConfig", "read_yaml_settings"]
 
 _PRECISIONS = ("auto", "fp32", "bf16")
-_ENCODERS = ("small_cnn", "small_cnn_gap", "resnet18", "mlp", "conv1d", "cpc")
-_AUGMENTS = ("mnist", "cifar", "simclr", "scarf", "crop")
-_MODALITIES = ("auto", "images", "vectors", "sequences")
+_MODALITIES = ("auto", *DEFAULT_ENCODERS)
+_DEFAULT_ENCODERS_TEXT = ", ".join(f"{name} for {modality}" for modality, name in DEFAULT_ENCODERS.items())
+_AUGMENT_NAMES = tuple(name for names in AUGMENTS.values() for name in names)
+_DEFAULT_AUGMENTS_TEXT = ", ".join(f"{names[0]} for {modality}" for modality, names in AUGMENTS.items()
+                                   if modality != "images")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run (saved in every checkpoint and in ``DIR/config.yaml``)."""
 
-    method: str = setting("simclr", "method: simclr | moco | membank")
-    data: str = setting("mnist5k", "mnist5k | digits | an image folder (one sub-folder per class) | a .npy / "
-                                   ".npz file", metavar="DATA")
+    method: str = setting("simclr", "the method, by its registered name (`contrastkit train --help` lists them)",
+                          metavar="NAME")
+    data: str = setting("mnist5k", "a built-in data set by name, an image folder (one sub-folder per class), a "
+                                   "folder of speakers' WAV files, or a .npy / .npz file", metavar="DATA")
     classes: str | None = setting(None, "keep only these classes, by name, comma-separated (e.g. 4,9 of mnist5k), "
                                         "renumbered in the data's order (default: all)", metavar="NAMES")
     modality: str = setting("auto", "what an array file holds (auto: images, or vectors for a 2-D table)",
@@ -50,13 +60,15 @@ class TrainConfig:
     optimizer: str | None = setting(None, "optimizer (default: the method's)", choices=OPTIMIZERS)
     lr: float | None = setting(None, "peak learning rate (default: the method's)", low=0, low_open=True)
     weight_decay: float | None = setting(None, "weight decay (default: the method's)", low=0)
-    momentum: float = setting(0.9, "SGD / LARS momentum (not the key encoder's: that is key_momentum)",
+    momentum: float = setting(0.9, "SGD / LARS momentum (not the key encoder's: that is key_momentum); an error "
+                                    "with another optimizer unless left at 0.9",
                               low=0, high=1, high_open=True)
     warmup_epochs: float | None = setting(None, "linear warm-up epochs before the cosine decay", low=0)
-    encoder: str | None = setting(None, "encoder architecture (default: the method's own, else small_cnn for "
-                                        "images, mlp for vectors, conv1d for sequences)", choices=_ENCODERS)
-    augment: str | None = setting(None, "view augmentation (default: mnist for gray images, cifar for colour, "
-                                        "scarf for vectors, crop for sequences)", choices=_AUGMENTS)
+    encoder: str | None = setting(None, f"encoder architecture (default: the method's own, else "
+                                        f"{_DEFAULT_ENCODERS_TEXT})", choices=tuple(ENCODER_MODALITY))
+    augment: str | None = setting(None, f"view augmentation (default: mnist for gray images, cifar for colour, "
+                                        f"{_DEFAULT_AUGMENTS_TEXT}); only for a method that takes augmented views",
+                                  choices=_AUGMENT_NAMES)
     image_size: int | None = setting(None, "resize user images to this size (default: keep)", low=1)
     stream: bool | None = setting(None, "stream an image folder from disk, decoding in worker processes (default: "
                                         "when its decoded images would take over 1/8 of this machine's memory)")
@@ -69,7 +81,7 @@ class TrainConfig:
     device: str = setting("auto", "auto | cpu | cuda | cuda:N")
     precision: str = setting("auto", "auto (bf16 on GPUs and on CPUs with native bf16) | fp32 | bf16",
                              choices=_PRECISIONS)
-    channels_last: bool | None = setting(None, "channels_last memory format (default: with bf16)")
+    channels_last: bool | None = setting(None, "channels_last memory format of images (default: with bf16)")
     max_minutes: float | None = setting(None, "stop after this many minutes of training (a checkpoint is kept)",
                                         low=0, low_open=True)
     checkpoint_every: int = setting(0, "also checkpoint every N steps (0: once per epoch)", low=0)
@@ -88,9 +100,9 @@ class TrainConfig:
         from contrastkit.plugins import check_records
 
         if self.method_options is None:
-            self.method_options = {}
+            object.__setattr__(self, "method_options", {})
         check_instance(self, "TrainConfig")
-        self.plugins = check_records(self.plugins, "TrainConfig")
+        object.__setattr__(self, "plugins", check_records(self.plugins, "TrainConfig"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -129,19 +141,3 @@ def read_yaml_settings(path: str | Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: a config must be a mapping of settings, got {type(values).__name__}")
     return values
 
-
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML file of :class:`TrainConfig` fields, then apply ``overrides`` (non-None values win;
-    ``method_options`` are merged key by key)."""
-    values = read_yaml_settings(path)
-    sources = {key: str(path) for key in values}
-    if overrides:
-        overrides = dict(overrides)
-        extra = overrides.pop("method_options", None) or {}
-        if extra:
-            options = values.get("method_options") or {}
-            if not isinstance(options, dict):
-                raise SettingsError(f"{path}: `method_options` must be a mapping of settings, got {options!r}")
-            values["method_options"] = {**options, **extra}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(values, where=str(path), sources=sources)

@@ -3,14 +3,23 @@
 This is what ``contrastkit train`` / ``eval`` and :meth:`contrastkit.train.Trainer.from_config` use; a user who
 builds the parts in Python passes them to :class:`~contrastkit.train.Trainer` directly.
 
-:func:`resolve_config` fills every ``None`` with the method's training defaults (``out`` = ``runs/<method>``),
-makes a data path absolute and resolves the method's settings; :func:`build_run` loads the data, then fills the
-modality's encoder and augmentation names. A resolved config resolves to itself, so what a checkpoint saves is
-read back unchanged.
+Settings are resolved once, here, into frozen typed objects that the parts trust: :func:`resolve_run` fills every
+``None`` with the method's training defaults (``out`` = ``runs/<method>``), makes a data path absolute and
+resolves the method's settings (its registered rules) into a :class:`ResolvedConfig`; :func:`build_run` takes it
+(or resolves a plain :class:`~contrastkit.config.TrainConfig` first), loads the data, binds the method's settings
+to the data's size (the memory bank's rows), fills the modality's encoder and augmentation names and builds the
+parts. A resolved config resolves to itself, so what a checkpoint saves is read back unchanged.
+
+A setting that the chosen parts would ignore is an error that names it, the part that ignores it and what would
+use it -- never dropped (:func:`check_settings_apply`): a method's encoder settings (CPC's ``channels``,
+``encoder_norm``) with another ``encoder``; ``augment`` for a method that takes no augmented views;
+``channels_last`` for data that are not images; ``workers`` for data held in memory; ``momentum`` with an
+optimizer that has none. The method's own rules (e.g. ``queue_size`` without a queue) are its resolver's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,30 +36,70 @@ from contrastkit.data.fingerprint import data_fingerprint
 from contrastkit.data.load import SEQUENCE_DATASETS
 from contrastkit.device import resolve_device
 from contrastkit.memory import NotEnoughMemoryError, check_fits
-from contrastkit.methods.registry import build_method, get_method, method_settings, settings_to_dict
+from contrastkit.methods.registry import MethodEntry, build_method, get_method, method_settings, settings_to_dict
 from contrastkit.methods.settings import ContrastiveSettings
 from contrastkit.models.factory import DEFAULT_ENCODERS, encoder_for_data
 from contrastkit.settings import SettingsError
 
-__all__ = ["Run", "build_run", "check_batch_memory", "check_batching", "check_method_memory", "fill_training_defaults",
-           "resolve_config"]
+__all__ = ["BUILTIN_DATA", "ResolvedConfig", "Run", "build_run", "check_batch_memory", "check_batching",
+           "check_method_memory", "check_settings_apply", "fill_training_defaults", "resolve_config", "resolve_run"]
+
+#: the data sets known by name (images, then sequences), for ``--help`` and for :func:`_absolute_data`
+BUILTIN_DATA: tuple[str, ...] = (*BUILTIN_DATASETS, *SEQUENCE_DATASETS)
+#: the optimizers that use the ``momentum`` setting
+_MOMENTUM_OPTIMIZERS = ("sgd", "lars")
 
 
 def _absolute_data(data: str) -> str:
     """Built-in names stay names; an existing path becomes absolute, so eval works from any folder."""
-    if data.lower() in BUILTIN_DATASETS or data.lower() in SEQUENCE_DATASETS:
+    if data.lower() in BUILTIN_DATA:
         return data
     path = Path(data).expanduser()
     return str(path.resolve()) if path.exists() else data
 
 
-def resolve_config(config: TrainConfig) -> TrainConfig:
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A :class:`~contrastkit.config.TrainConfig` resolved once: ``config`` has every training field filled and the
+    method's resolved settings as ``method_options`` (what a checkpoint saves); ``method_settings`` is the same as
+    the method's typed settings object (its settings dataclass, or None for a method without settings)."""
+
+    config: TrainConfig
+    method_settings: Any
+
+
+def resolve_run(config: TrainConfig | ResolvedConfig, sources: Mapping[str, str] | None = None) -> ResolvedConfig:
     """Fill the ``None`` training fields from the method's registered training defaults (``out`` =
-    ``runs/<method>``), make a data path absolute, resolve the method's settings and check the settings that
-    depend on each other. A resolved config resolves to itself."""
-    config = fill_training_defaults(config, get_method(config.method).training_defaults)
-    settings = method_settings(config.method, config.method_options, where="method_options")
-    return config.replace(data=_absolute_data(config.data), method_options=settings_to_dict(settings))
+    ``runs/<method>``), make a data path absolute, resolve the method's settings by its rules and check the
+    settings that depend on each other. ``sources`` names where each method setting came from (errors name it).
+    A :class:`ResolvedConfig` is returned as it is."""
+    if isinstance(config, ResolvedConfig):
+        return config
+    entry = get_method(config.method)
+    config = fill_training_defaults(config, entry.training_defaults)
+    _check_optimizer_momentum(config)
+    settings = method_settings(config.method, config.method_options, sources=sources, where="method_options")
+    config = config.replace(data=_absolute_data(config.data), method_options=settings_to_dict(settings))
+    return ResolvedConfig(config, settings)
+
+
+def resolve_config(config: TrainConfig | ResolvedConfig) -> TrainConfig:
+    """The resolved :class:`~contrastkit.config.TrainConfig` of ``config`` (:func:`resolve_run`'s ``config``). A
+    resolved config resolves to itself."""
+    return resolve_run(config).config
+
+
+def _default_of(cls: type, name: str) -> Any:
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+def _check_optimizer_momentum(config: TrainConfig) -> None:
+    """``momentum`` is SGD's and LARS's; with another optimizer only its default is accepted (it is ignored)."""
+    default = _default_of(TrainConfig, "momentum")
+    if config.optimizer not in _MOMENTUM_OPTIMIZERS and config.momentum != default:
+        raise SettingsError(f"`momentum` {config.momentum:g} is ignored by optimizer {config.optimizer!r}, which has "
+                            f"no momentum setting: it is the momentum of {' and '.join(_MOMENTUM_OPTIMIZERS)}; "
+                            f"remove it or choose one of those optimizers")
 
 
 def fill_training_defaults(config: TrainConfig, defaults: Mapping[str, Any]) -> TrainConfig:
@@ -143,13 +192,15 @@ def check_batch_memory(batch_size: int, views: int, input_shape: tuple[int, ...]
                f"(before any activation)", hint="choose a smaller `batch_size` or `image_size`", available=available)
 
 
-def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: bool = True) -> Run:
-    """Load the data and build the method (seeded) and augmentation of ``config`` (resolved first).
+def build_run(config: TrainConfig | ResolvedConfig, bank_rows: int | None = None, for_training: bool = True) -> Run:
+    """Load the data and build the method (seeded) and augmentation of ``config`` (resolved first, unless it is a
+    :class:`ResolvedConfig` already, which is trusted as it is).
 
     ``bank_rows`` sizes a memory bank for another number of samples than the current training set (an
     evaluation of a run whose data changed since); ``for_training=False`` skips the checks that only
-    training needs (a batch that fits the data)."""
-    config = resolve_config(config)
+    training needs (a batch that fits the data, settings that only training reads)."""
+    resolved = resolve_run(config)
+    config = resolved.config
     device = resolve_device(config.device)
     try:
         data = load_dataset(config.data, size=config.image_size, modality=config.modality, classes=config.classes,
@@ -159,12 +210,11 @@ def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: b
             raise
         raise err.with_subject(f"`image_size` {config.image_size}", hint="choose a smaller `image_size`") from None
     entry = get_method(config.method)
-    config = config.replace(encoder=config.encoder or entry.default_encoder or DEFAULT_ENCODERS[data.modality],
-                            augment=config.augment or default_augment(data.train))
+    config = config.replace(encoder=config.encoder or entry.default_encoder or DEFAULT_ENCODERS[data.modality])
     num_samples = bank_rows or len(data.train)
-    settings = method_settings(config.method, config.method_options, where="method_options", num_samples=num_samples)
-    options = (entry.encoder_options(settings) if entry.encoder_options is not None
-               and config.encoder == entry.default_encoder else {})
+    settings = _bind_to_data(entry, resolved.method_settings, num_samples)
+    check_settings_apply(config, entry, settings, data, for_training=for_training)
+    options = entry.encoder_options(settings) if config.encoder == entry.default_encoder else {}
     torch.manual_seed(config.seed)
     encoder, feature_dim = encoder_for_data(config.encoder, data, **options)
     check_method_memory(settings, feature_dim, num_samples)
@@ -177,6 +227,47 @@ def build_run(config: TrainConfig, bank_rows: int | None = None, for_training: b
     spec = method.batch_spec
     if for_training:
         check_batch_memory(int(config.batch_size), spec.views, data.input_shape, device)
+    if spec.views > 0:
+        config = config.replace(augment=config.augment or default_augment(data.train))
+    elif config.augment is not None and for_training:
+        raise SettingsError(f"`augment` {config.augment!r} is ignored by method {config.method!r}: it takes no "
+                            f"augmented views (its batch_spec.views is 0), while augment makes the views of methods "
+                            f"that do; remove it")
     augment = make_augment(config.augment, data.train, spec) if spec.views > 0 else None
     return Run(config, device, data, method, augment.to(device) if augment is not None else None,
                data_fingerprint(data))
+
+
+def _bind_to_data(entry: MethodEntry, settings: Any, num_samples: int) -> Any:
+    """The resolved ``settings`` bound to the data: the method's resolver sees the training set's size (e.g. the
+    memory bank's rows bound ``num_negatives``). Resolved settings resolve to themselves, so this only adds what
+    the data decides."""
+    if entry.resolve is None or settings is None:
+        return settings
+    try:
+        return entry.resolve(settings, num_samples)
+    except SettingsError as exc:
+        raise SettingsError(f"method_options: method {entry.name!r}: {exc}") from None
+
+
+def check_settings_apply(config: TrainConfig, entry: MethodEntry, settings: Any, data: DatasetSplits,
+                         for_training: bool = True) -> None:
+    """Refuse a setting that the chosen parts would ignore (module docstring): one line naming the setting, the
+    part that ignores it and what would use it. ``config.encoder`` is the encoder that will be built."""
+    if not for_training:  # a run trained already is evaluated as it was saved
+        return
+    if settings is not None and config.encoder != entry.default_encoder:
+        defaults = {f.name: f.default for f in dataclasses.fields(settings)} | dict(entry.presets)
+        for name, option in entry.encoder_settings.items():
+            value = getattr(settings, name)
+            if value != defaults.get(name):
+                raise SettingsError(f"`{name}` {value!r} is ignored by encoder {config.encoder!r}: it sets the "
+                                    f"{option!r} of method {entry.name!r}'s own encoder {entry.default_encoder!r}; "
+                                    f"remove it or use encoder: {entry.default_encoder}")
+    if config.channels_last is not None and data.modality != "images":
+        raise SettingsError(f"`channels_last` {str(config.channels_last).lower()} is ignored by {data.modality} "
+                            f"({config.data!r}): it is the memory format of image batches; remove it")
+    if config.workers is not None and not data.streamed:
+        raise SettingsError(f"`workers` {config.workers} is ignored by {config.data!r}, which is held in memory: it "
+                            f"is the decoding processes of an image folder streamed from disk; remove it, or set "
+                            f"stream: true for an image folder")

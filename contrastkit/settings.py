@@ -201,11 +201,15 @@ def check_instance(obj: Any, where: str) -> None:
             object.__setattr__(obj, f.name, coerced)  # an int given for a float field, '1' for 1, ...
 
 
-def add_flags(parser: argparse.ArgumentParser | Any, cls: type, skip: tuple[str, ...] = ()) -> list[str]:
+def add_flags(parser: argparse.ArgumentParser | Any, cls: type, skip: tuple[str, ...] = (),
+              helps: Mapping[str, str] | None = None, defaults: Mapping[str, str] | None = None) -> list[str]:
     """Add ``--name`` flags for the fields of ``cls`` (values stay text/None; :func:`parse_settings` checks
-    them). Booleans get ``--name`` / ``--no-name``. Returns the destination names added."""
+    them). Booleans get ``--name`` / ``--no-name``. ``helps`` replaces a field's help text (e.g. a list drawn from
+    a registry), ``defaults`` adds the default in words to it (e.g. ``"300"``). Returns the destination names
+    added."""
     added = []
     hints = _field_types(cls)
+    helps, defaults = helps or {}, defaults or {}
     for f in dataclasses.fields(cls):
         rule = rule_of(f)
         if not rule.flag or f.name in skip:
@@ -213,7 +217,12 @@ def add_flags(parser: argparse.ArgumentParser | Any, cls: type, skip: tuple[str,
         flag = "--" + f.name.replace("_", "-")
         kind, _ = _base_type(hints[f.name])
         accepted = describe(hints[f.name], rule, null_note=False)
-        text = rule.help if accepted in ("a string", "true or false") else f"{rule.help} [{accepted}]"
+        text = helps.get(f.name, rule.help)
+        notes = [accepted] if accepted not in ("a string", "true or false") else []
+        if f.name in defaults:
+            notes.append(f"default: {defaults[f.name]}")
+        if notes:
+            text += f" [{'; '.join(notes)}]"
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:

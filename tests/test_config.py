@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from contrastkit.config import TrainConfig, load_config
+from contrastkit.cli import _given_settings, build_parser
+from contrastkit.config import TrainConfig
 from contrastkit.settings import SettingsError
 from contrastkit.train import resolve_config
 
@@ -13,6 +14,16 @@ def _yaml(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "run.yaml"
     path.write_text(text)
     return path
+
+
+def load_config(path: Path, overrides: dict | None = None) -> TrainConfig:
+    """A YAML file read as ``contrastkit train --config FILE`` reads it (``overrides``: given as --set, so they
+    win), checked into a (not yet resolved) TrainConfig -- what the removed ``config.load_config`` did."""
+    flags = [f"--set={key}={value!r}" for key, value in (overrides or {}).pop("method_options", {}).items()] \
+        if overrides else []
+    flags += [f"--set={key}={value!r}" for key, value in (overrides or {}).items()]
+    values, sources, options, _ = _given_settings(build_parser().parse_args(["train", "--config", str(path), *flags]))
+    return TrainConfig.from_dict({**values, "method_options": options}, where=str(path), sources=sources)
 
 
 @pytest.mark.parametrize(("text", "message"), [

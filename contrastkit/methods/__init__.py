@@ -14,8 +14,6 @@ from contrastkit.methods.base import (
 )
 from contrastkit.methods.contrastive import ContrastiveMethod
 from contrastkit.methods.registry import (
-    METHODS,
-    TRAINING_DEFAULTS,
     MethodEntry,
     available_methods,
     build_method,
@@ -27,9 +25,7 @@ from contrastkit.methods.registry import (
 from contrastkit.methods.settings import PRESETS, ContrastiveSettings, resolve_settings
 
 __all__ = [
-    "METHODS",
     "PRESETS",
-    "TRAINING_DEFAULTS",
     "Batch",
     "BatchSpec",
     "BuildContext",

@@ -1,6 +1,6 @@
 """A contrastive method as a composition: encoder + projection head + keys + negatives source + loss.
 
-One training step, as data flows (``../DESIGN.md``)::
+One training step, as data flows::
 
     views (float, on device) -> encoder -> head -> q             (queries, with gradient)
     key view -> same network (end-to-end) | momentum copy (MoCo) -> k   (keys)
@@ -32,15 +32,40 @@ from contrastkit.distributed import encode_shuffled, gathered_in_batch_info_nce,
 from contrastkit.losses.infonce import info_nce
 from contrastkit.losses.temperature import Temperature
 from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
-from contrastkit.methods.settings import BATCHNORM_MODES
+from contrastkit.methods.settings import ContrastiveSettings, resolve_settings
 from contrastkit.models.momentum import MomentumEncoder
 from contrastkit.models.split_bn import convert_to_split_batchnorm
-from contrastkit.negatives import Candidates, InBatchNegatives, MemoryBank, NegativeSource
+from contrastkit.negatives import Candidates, InBatchNegatives, MemoryBank, MoCoQueue, NegativeSource
+from contrastkit.settings import SettingsError, parse_settings
 
 __all__ = ["ContrastiveMethod", "StepOutput"]  # StepOutput re-exported from methods.base
 
-KEY_ENCODERS = ("shared", "momentum")
-LOSSES = ("nt_xent", "info_nce")
+
+
+def _negatives_kind(negatives: NegativeSource) -> str:
+    """The ``negatives`` setting a source object stands for: in-batch, a store of keys (a queue, or any source
+    that takes the step's keys) or a store of its own rows (a memory bank: no keys)."""
+    if isinstance(negatives, InBatchNegatives):
+        return "batch"
+    return "queue" if negatives.needs_keys else "bank"
+
+
+def _settings_from_arguments(negatives: NegativeSource, **arguments: object) -> ContrastiveSettings:
+    """The resolved :class:`ContrastiveSettings` of a method built in Python from its parts: the arguments given
+    (None: the settings' default), checked and completed by :func:`~contrastkit.methods.settings.resolve_settings`
+    -- the rules are those of a method built by name. The head and the negatives source are built already, so
+    their sizes are taken from them (a queue's length); errors name the Python arguments."""
+    given = {k: v for k, v in arguments.items() if v is not None}
+    if isinstance(negatives, MoCoQueue):
+        given["queue_size"] = negatives.size
+    elif isinstance(negatives, MemoryBank):
+        given.update(bank_momentum=negatives.momentum, num_negatives=negatives.num_negatives)
+    try:
+        return resolve_settings(parse_settings(ContrastiveSettings, {"negatives": _negatives_kind(negatives), **given},
+                                               where="ContrastiveMethod"))
+    except SettingsError as exc:  # Python arguments are named plainly: "loss must be one of ..."
+        text = str(exc).removeprefix("ContrastiveMethod: ").replace("`", "")
+        raise SettingsError(f"ContrastiveMethod: {text}") from None
 
 
 def _views_first(gathered: Tensor, per_process: int) -> Tensor:
@@ -62,15 +87,23 @@ class _Embedder(nn.Module):
 class ContrastiveMethod(Method):
     """Encoder + head + keys + negatives + loss; see the module docstring.
 
+    The settings are one resolved :class:`~contrastkit.methods.settings.ContrastiveSettings` (``settings``, what
+    the registry's builder passes), which the method trusts; or keyword arguments, which become that object through
+    the same rules (:func:`~contrastkit.methods.settings.resolve_settings`; an argument left at None takes the
+    settings' default), so a combination refused by name is refused here in the same words.
+
     Args:
         encoder: any ``nn.Module`` mapping images (B, C, H, W) to features (B, F).
         head: projection head mapping (B, F) -> (B, D); ``nn.Identity()`` for none.
         negatives: where negatives come from (:mod:`contrastkit.negatives`).
-        loss: ``"nt_xent"`` (in-batch only: both views are anchors, 2N - 2 negatives each) or ``"info_nce"``.
+        settings: resolved settings (then no keyword settings); its head and negatives fields describe ``head``
+            and ``negatives``, which are built already.
+        loss: ``"nt_xent"`` (in-batch only: both views are anchors, 2N - 2 negatives each) or ``"info_nce"``;
+            None: NT-Xent with in-batch negatives, else InfoNCE.
         key_encoder: ``"shared"`` (keys from the same network, with gradient: end-to-end) or ``"momentum"``
             (MoCo: keys from an EMA copy, no gradient).
         temperature, learnable_temperature: the softmax temperature.
-        key_momentum: EMA momentum of the momentum key encoder (unused with shared keys).
+        key_momentum: EMA momentum of the momentum key encoder (an error with shared keys).
         symmetric: also use the second view as queries (loss averaged over both directions); InfoNCE only
             (NT-Xent is symmetric already; a memory bank step has one view).
         split_bn: number of BatchNorm groups for momentum keys on one device (shuffled keys, see
@@ -91,46 +124,36 @@ class ContrastiveMethod(Method):
         head: nn.Module,
         negatives: NegativeSource,
         *,
-        loss: str = "info_nce",
-        key_encoder: str = "shared",
-        temperature: float = 0.1,
-        learnable_temperature: bool = False,
-        key_momentum: float = 0.99,
-        symmetric: bool = False,
+        settings: ContrastiveSettings | None = None,
+        loss: str | None = None,
+        key_encoder: str | None = None,
+        temperature: float | None = None,
+        learnable_temperature: bool | None = None,
+        key_momentum: float | None = None,
+        symmetric: bool | None = None,
         split_bn: int = 0,
         batchnorm: str | None = None,
-        memory_efficient: bool = False,
+        memory_efficient: bool | None = None,
     ) -> None:
         super().__init__()
-        if loss not in LOSSES:
-            raise ValueError(f"ContrastiveMethod: loss must be one of {LOSSES}, got {loss!r}")
-        if key_encoder not in KEY_ENCODERS:
-            raise ValueError(f"ContrastiveMethod: key_encoder must be one of {KEY_ENCODERS}, got {key_encoder!r}")
-        if loss == "nt_xent" and not isinstance(negatives, InBatchNegatives):
-            raise ValueError("ContrastiveMethod: loss='nt_xent' contrasts the 2N views of the batch; use "
-                             "loss='info_nce' with a queue or a memory bank")
-        if isinstance(negatives, MemoryBank) and key_encoder == "momentum":
-            raise ValueError("ContrastiveMethod: a memory bank supplies the positives itself; "
-                             "use key_encoder='shared'")
-        if symmetric and (loss == "nt_xent" or not negatives.needs_keys):
-            raise ValueError("ContrastiveMethod: symmetric=True applies to InfoNCE with keys; NT-Xent already uses "
-                             "both views as anchors and a memory bank step has one view")
-        if split_bn > 1 and key_encoder != "momentum":
-            raise ValueError(f"ContrastiveMethod: split_bn={split_bn} shuffles momentum keys; it needs "
-                             f"key_encoder='momentum'")
-        batchnorm = batchnorm or ("split" if split_bn > 1 else "local")
-        if batchnorm not in BATCHNORM_MODES:
-            raise ValueError(f"ContrastiveMethod: batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
-        if (batchnorm == "split") != (split_bn > 1):
-            raise ValueError(f"ContrastiveMethod: batchnorm={batchnorm!r} with split_bn={split_bn}: split BatchNorm "
-                             f"is batchnorm='split' with split_bn > 1 groups")
-        if batchnorm == "shuffle" and key_encoder != "momentum":
-            raise ValueError("ContrastiveMethod: batchnorm='shuffle' shuffles momentum keys; it needs "
-                             "key_encoder='momentum'")
+        if settings is None:  # Python arguments: one settings object through the one rule set
+            settings = _settings_from_arguments(negatives, loss=loss, key_encoder=key_encoder, temperature=temperature,
+                                                learnable_temperature=learnable_temperature,
+                                                key_momentum=key_momentum, symmetric=symmetric, split_bn=split_bn,
+                                                batchnorm=batchnorm, memory_efficient=memory_efficient)
+        elif any(v is not None for v in (loss, key_encoder, temperature, learnable_temperature, key_momentum,
+                                         symmetric, batchnorm, memory_efficient)) or split_bn:
+            raise TypeError("ContrastiveMethod: give either `settings` or keyword settings, not both")
+        elif settings.loss is None or settings.batchnorm is None or settings.split_bn is None:
+            raise TypeError("ContrastiveMethod: `settings` must be resolved (contrastkit.methods.settings."
+                            "resolve_settings fills loss, batchnorm and split_bn)")
+        self.settings = settings
+        loss, key_encoder, split_bn, batchnorm = settings.loss, settings.key_encoder, settings.split_bn, \
+            settings.batchnorm
         self.encoder, self.head, self.negatives = encoder, head, negatives
         self.loss_name, self.key_encoder_kind = loss, key_encoder
-        self.temperature = Temperature(temperature, learnable_temperature, "ContrastiveMethod")
-        self.symmetric, self.memory_efficient = symmetric, memory_efficient
+        self.temperature = Temperature(settings.temperature, settings.learnable_temperature, "ContrastiveMethod")
+        self.symmetric, self.memory_efficient = settings.symmetric, settings.memory_efficient
         self.split_bn, self.batchnorm = split_bn, batchnorm
         if self.split_bn > 1:
             convert_to_split_batchnorm(self.encoder, self.split_bn)
@@ -138,7 +161,8 @@ class ContrastiveMethod(Method):
         if batchnorm == "sync":  # before the momentum copy, so the key network synchronises too
             self.encoder = encoder = nn.SyncBatchNorm.convert_sync_batchnorm(encoder)
             self.head = head = nn.SyncBatchNorm.convert_sync_batchnorm(head)
-        self.key_net = MomentumEncoder(_Embedder(encoder, head), key_momentum) if key_encoder == "momentum" else None
+        self.key_net = (MomentumEncoder(_Embedder(encoder, head), settings.key_momentum) if key_encoder == "momentum"
+                        else None)
 
     @property
     def num_views(self) -> int:

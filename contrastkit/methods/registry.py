@@ -51,8 +51,8 @@ from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
 from contrastkit.settings import SettingsError, parse_settings
 
-__all__ = ["METHODS", "TRAINING_DEFAULTS", "BuildContext", "MethodEntry", "available_methods", "build_method",
-           "find_method", "get_method", "import_plugins", "method_settings", "register_method"]
+__all__ = ["GENERIC_TRAINING_DEFAULTS", "BuildContext", "MethodEntry", "available_methods", "build_method",
+           "find_method", "get_method", "import_plugins", "method_settings", "methods_by_settings", "register_method"]
 
 ENTRY_POINT_GROUP = "contrastkit.methods"
 #: the attribute :func:`build_method` sets on a method it builds: the registered name it was built under
@@ -66,7 +66,12 @@ Builder = Callable[[BuildContext, Any], nn.Module]
 class MethodEntry:
     """A registered method: ``build(ctx, settings)``, its settings dataclass (``None``: no settings), the preset
     values of those settings, an optional ``resolve(settings, num_samples)`` that fills dependent defaults and
-    refuses contradictions, and the training defaults (epochs, batch size, optimizer, ...)."""
+    refuses contradictions, and the training defaults (epochs, batch size, optimizer, ...).
+
+    ``default_encoder`` names the encoder of :mod:`contrastkit.models.factory` the method uses when the config sets
+    none, and ``encoder_settings`` maps settings of the method to options of that encoder (CPC: ``channels`` ->
+    ``width``): they configure that encoder only, so with another ``encoder`` a value other than the default is
+    an error (:func:`contrastkit.run.build_run`), never dropped."""
 
     name: str
     build: Builder
@@ -75,8 +80,12 @@ class MethodEntry:
     resolve: Callable[[Any, int | None], Any] | None = None
     training_defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
-    default_encoder: str | None = None  # an encoder name of contrastkit.models.factory, when the config sets none
-    encoder_options: Callable[[Any], dict[str, Any]] | None = None  # settings -> options of that encoder
+    default_encoder: str | None = None
+    encoder_settings: Mapping[str, str] = field(default_factory=dict)
+
+    def encoder_options(self, settings: Any) -> dict[str, Any]:
+        """The options of ``default_encoder`` that ``settings`` give (``encoder_settings``)."""
+        return {option: getattr(settings, name) for name, option in self.encoder_settings.items()}
 
 
 _REGISTRY: dict[str, MethodEntry] = {}
@@ -118,8 +127,7 @@ def _check_names(name: str, settings: type | None) -> None:
 def register_method(name: str, build: Builder, *, settings: type | None = None,
                     presets: Mapping[str, Any] | None = None, resolve: Callable[[Any, int | None], Any] | None = None,
                     training_defaults: Mapping[str, Any] | None = None, description: str = "",
-                    default_encoder: str | None = None,
-                    encoder_options: Callable[[Any], dict[str, Any]] | None = None,
+                    default_encoder: str | None = None, encoder_settings: Mapping[str, str] | None = None,
                     replace: bool = False) -> MethodEntry:
     """Register ``build(ctx: BuildContext, settings) -> method`` under ``name`` (see the module docstring)."""
     if not isinstance(name, str) or not name.isidentifier():
@@ -130,13 +138,17 @@ def register_method(name: str, build: Builder, *, settings: type | None = None,
     if not callable(build):
         raise TypeError(f"register_method({name!r}): `build` must be callable")
     _check_names(name, settings)
+    if encoder_settings and (default_encoder is None or settings is None
+                             or set(encoder_settings) - {f.name for f in dataclasses.fields(settings)}):
+        raise ValueError(f"register_method({name!r}): `encoder_settings` maps fields of `settings` to options of "
+                         f"`default_encoder`; got {dict(encoder_settings)} for default_encoder={default_encoder!r}")
     unknown = sorted(set(training_defaults or {}) - set(GENERIC_TRAINING_DEFAULTS))
     if unknown:
         raise ValueError(f"register_method({name!r}): unknown training defaults {unknown}; known: "
                          f"{sorted(GENERIC_TRAINING_DEFAULTS)}")
     entry = MethodEntry(name, build, settings, dict(presets or {}), resolve,
                         {**GENERIC_TRAINING_DEFAULTS, **(training_defaults or {})}, description, default_encoder,
-                        encoder_options)
+                        dict(encoder_settings or {}))
     _REGISTRY[name] = entry
     return entry
 
@@ -194,13 +206,16 @@ def available_methods() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def registered_settings_classes() -> list[type]:
-    """The settings dataclasses of every registered method (each once), for the command line's flags."""
-    seen: list[type] = []
+def methods_by_settings() -> dict[type, list[str]]:
+    """Each settings dataclass of the registered methods and the names of the methods that take it, in order of
+    registration (SimCLR, MoCo and the memory bank share :class:`ContrastiveSettings`): the command line's flags,
+    one group per class."""
+    _load_entry_points()
+    groups: dict[type, list[str]] = {}
     for entry in _REGISTRY.values():
-        if entry.settings is not None and entry.settings not in seen:
-            seen.append(entry.settings)
-    return seen
+        if entry.settings is not None:
+            groups.setdefault(entry.settings, []).append(entry.name)
+    return groups
 
 
 def method_settings(name: str, options: Mapping[str, Any] | None = None, sources: Mapping[str, str] | None = None,
@@ -293,14 +308,12 @@ def _call_builder(entry: MethodEntry, context: BuildContext, settings: Any) -> n
 def build_contrastive(ctx: BuildContext, s: ContrastiveSettings) -> ContrastiveMethod:
     """A :class:`ContrastiveMethod` from resolved :class:`ContrastiveSettings`."""
     head = ProjectionHead(ctx.feature_dim, s.head_hidden, s.out_dim, num_layers=s.head_layers)
+    sizes = {"queue_size": s.queue_size} if s.negatives == "queue" else {}
+    if s.negatives == "bank":
+        sizes.update(bank_momentum=s.bank_momentum)
     negatives = build_negatives(s.negatives, s.out_dim, num_samples=ctx.num_samples,
-                                queue_size=s.queue_size or 4096, bank_momentum=s.bank_momentum or 0.5,
-                                num_negatives=s.num_negatives, seed=ctx.seed)
-    return ContrastiveMethod(ctx.encoder, head, negatives, loss=s.loss or "info_nce", key_encoder=s.key_encoder,
-                             temperature=s.temperature, learnable_temperature=s.learnable_temperature,
-                             key_momentum=0.99 if s.key_momentum is None else s.key_momentum,
-                             symmetric=s.symmetric, split_bn=s.split_bn or 0, batchnorm=s.batchnorm,
-                             memory_efficient=s.memory_efficient)
+                                num_negatives=s.num_negatives, seed=ctx.seed, **sizes)
+    return ContrastiveMethod(ctx.encoder, head, negatives, settings=s)
 
 
 #: training defaults of the built-in methods, tuned for the built-in data on a 2-core CPU in about 5 minutes
@@ -316,13 +329,24 @@ for _name, _preset in PRESETS.items():
                     description=_DESCRIPTIONS[_name])
 
 _CPC_TRAINING = dict(epochs=200, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0, warmup_epochs=1)
-register_method("cpc", build_cpc, settings=CPCSettings, default_encoder="cpc",
-                encoder_options=lambda s: {"width": s.channels, "norm": s.encoder_norm},
-                training_defaults=_CPC_TRAINING,
+_CPC_ENCODER_SETTINGS = {"channels": "width", "encoder_norm": "norm"}  # CPC's settings of its g_enc
+
+
+def _resolve_cpc(s: CPCSettings, num_samples: int | None) -> CPCSettings:
+    """CPC's rule between its settings: ``blockwise`` chooses the kernel of the batch form of the loss, which
+    ``negatives_from: same_sequence`` does not use."""
+    if s.blockwise is not None and s.negatives_from != "batch":
+        raise SettingsError(f"`blockwise` {str(s.blockwise).lower()} is ignored by negatives_from: "
+                            f"{s.negatives_from}: it chooses the kernel of the loss over the whole batch's latents; "
+                            f"remove it or set negatives_from: batch")
+    return s
+
+
+register_method("cpc", build_cpc, settings=CPCSettings, resolve=_resolve_cpc, default_encoder="cpc",
+                encoder_settings=_CPC_ENCODER_SETTINGS, training_defaults=_CPC_TRAINING,
                 description="contrastive predictive coding on sequences (van den Oord et al. 2018), CPU sizes")
-register_method("cpc_paper", build_cpc, settings=CPCSettings, default_encoder="cpc", presets=CPC_PAPER_SIZES,
-                encoder_options=lambda s: {"width": s.channels, "norm": s.encoder_norm},
-                training_defaults=_CPC_TRAINING,
+register_method("cpc_paper", build_cpc, settings=CPCSettings, resolve=_resolve_cpc, default_encoder="cpc",
+                presets=CPC_PAPER_SIZES, encoder_settings=_CPC_ENCODER_SETTINGS, training_defaults=_CPC_TRAINING,
                 description="CPC with the paper's sizes: 512 channels, GRU 256, K = 12, 1.28 s crops")
 
 # supervised triplet embeddings: P x K batches (P = batch_size / K classes), semi-hard mining; 40 epochs (README)
@@ -334,8 +358,3 @@ register_method("triplet", build_triplet, settings=TripletSettings, training_def
 _DRLIM_TRAINING = dict(epochs=20, batch_size=256, optimizer="adam", lr=1e-3, weight_decay=1e-5, warmup_epochs=1)
 register_method("drlim", build_drlim, settings=DrLIMSettings, training_defaults=_DRLIM_TRAINING,
                 description="DrLIM: a 2-D map from k-nearest-neighbour pairs and the margin loss (Hadsell et al. 2006)")
-
-#: the built-in method names and their preset settings (the registry holds every method: available_methods())
-METHODS = PRESETS
-#: training defaults per built-in method
-TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {name: dict(_REGISTRY[name].training_defaults) for name in PRESETS}

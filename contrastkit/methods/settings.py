@@ -7,19 +7,25 @@ dependent field means "the default that follows from the other choices" and :fun
 ==================  =================================================================================
 ``loss``            ``nt_xent`` with in-batch negatives, ``info_nce`` with a queue or a memory bank
 ``batchnorm``       ``split`` with a momentum key encoder (unless ``split_bn`` is 0 or 1), else ``local``
-``split_bn``        8 with ``batchnorm: split`` (shuffled split BatchNorm on one device), else 0
-``key_momentum``    0.99 with a momentum key encoder; only valid with one
-``queue_size``      4,096 with ``negatives: queue``; only valid with a queue
-``bank_momentum``   0.5 with ``negatives: bank``; only valid with a bank
+``split_bn``        :data:`SPLIT_BN_GROUPS` (8) with ``batchnorm: split`` (shuffled split BatchNorm on one device),
+                    else 0
+``key_momentum``    :data:`KEY_MOMENTUM` (0.99) with a momentum key encoder; only valid with one
+``queue_size``      :data:`QUEUE_SIZE` (4,096) with ``negatives: queue``; only valid with a queue
+``bank_momentum``   :data:`BANK_MOMENTUM` (0.5) with ``negatives: bank``; only valid with a bank
 ``num_negatives``   ``None`` = every row of the bank; only valid with a bank, at most the bank's rows
+``head_hidden``     512; only used by a head of two or more layers (``head_layers`` >= 2)
 ==================  =================================================================================
+
+These constants are the one home of each default: the settings' help, the method's Python keyword arguments
+(:class:`~contrastkit.methods.contrastive.ContrastiveMethod`) and the registry's builder read them from here.
 
 Combinations that cannot mean what they say are errors that name both settings, never silent rewrites: ``loss:
 nt_xent`` with a queue or a bank (NT-Xent contrasts the 2N views of a batch), ``symmetric`` with NT-Xent (already
 symmetric) or with a bank (one view), ``split_bn`` > 1, ``batchnorm: split | shuffle`` or ``key_momentum`` without a
 momentum key encoder, ``split_bn`` > 1 with another ``batchnorm`` than ``split``, a memory bank with momentum keys,
-and a queue / bank setting with another negatives source. A resolved settings object resolves to itself, so it can
-be saved and read back unchanged.
+a queue / bank setting with another negatives source, and a ``head_hidden`` other than the default with a one-layer
+(linear) head, which has no hidden layer. A resolved settings object resolves to itself, so it can be saved and
+read back unchanged; :class:`ContrastiveSettings` is frozen (``dataclasses.replace`` makes a changed copy).
 """
 
 from __future__ import annotations
@@ -30,42 +36,52 @@ from typing import Any
 
 from contrastkit.settings import SettingsError, check_instance, setting
 
-__all__ = ["BATCHNORM_MODES", "PRESETS", "ContrastiveSettings", "resolve_settings"]
+__all__ = ["BANK_MOMENTUM", "BATCHNORM_MODES", "KEY_ENCODERS", "KEY_MOMENTUM", "LOSSES", "NEGATIVES", "PRESETS",
+           "QUEUE_SIZE", "SPLIT_BN_GROUPS", "ContrastiveSettings", "check_bank_rows", "resolve_settings"]
 
 
 #: what BatchNorm normalises over (see :class:`~contrastkit.methods.contrastive.ContrastiveMethod`)
 BATCHNORM_MODES = ("split", "shuffle", "sync", "local")
+#: where the negatives come from, the losses, and where the keys come from
+NEGATIVES = ("batch", "queue", "bank")
+LOSSES = ("nt_xent", "info_nce")
+KEY_ENCODERS = ("shared", "momentum")
+#: the defaults of the dependent settings (module docstring)
+KEY_MOMENTUM = 0.99
+QUEUE_SIZE = 4096
+BANK_MOMENTUM = 0.5
+SPLIT_BN_GROUPS = 8
 
 
-@dataclass
+@dataclass(frozen=True)
 class ContrastiveSettings:
     """Every setting of a contrastive method (see the module docstring for the rules between them)."""
 
-    negatives: str = setting("batch", "negatives source", choices=("batch", "queue", "bank"))
+    negatives: str = setting("batch", "negatives source", choices=NEGATIVES)
     loss: str | None = setting(None, "nt_xent | info_nce (default: nt_xent for in-batch negatives, else "
-                                     "info_nce)", choices=("nt_xent", "info_nce"))
+                                     "info_nce)", choices=LOSSES)
     key_encoder: str = setting("shared", "keys from the same network (end-to-end) or a momentum copy",
-                               choices=("shared", "momentum"))
+                               choices=KEY_ENCODERS)
     temperature: float = setting(0.1, "softmax temperature tau (logits are scores / tau)", low=0.01, high=10)
     learnable_temperature: bool = setting(False, "learn tau with the model (CLIP-style, clamped to [0.01, 10])")
-    key_momentum: float | None = setting(None, "EMA momentum of the momentum key encoder (default 0.99)",
+    key_momentum: float | None = setting(None, f"EMA momentum of the momentum key encoder (default {KEY_MOMENTUM})",
                                          low=0, high=1)
     symmetric: bool = setting(False, "also use the second view as queries (InfoNCE with a queue)")
     split_bn: int | None = setting(None, "BatchNorm groups with shuffled keys for a momentum key encoder on "
-                                         "one device (default 8; 0 or 1: plain BatchNorm)", low=0)
+                                         f"one device (default {SPLIT_BN_GROUPS}; 0 or 1: plain BatchNorm)", low=0)
     batchnorm: str | None = setting(None, "what BatchNorm normalises over: split (default with momentum keys: "
                                           "split_bn groups, keys shuffled among them), shuffle (MoCo's across "
                                           "processes: keys encoded on a shuffled share of the global batch; "
                                           "torchrun), sync (SyncBatchNorm over the global batch; GPUs), local "
                                           "(each process's own batch)", choices=BATCHNORM_MODES)
     memory_efficient: bool = setting(False, "blockwise loss that never holds the full logits")
-    queue_size: int | None = setting(None, "MoCo queue length K (default 4096)", low=1)
-    bank_momentum: float | None = setting(None, "memory-bank update momentum (default 0.5)", low=0, high=1,
-                                          high_open=True)
+    queue_size: int | None = setting(None, f"MoCo queue length K (default {QUEUE_SIZE})", low=1)
+    bank_momentum: float | None = setting(None, f"memory-bank update momentum (default {BANK_MOMENTUM})", low=0,
+                                          high=1, high_open=True)
     num_negatives: int | None = setting(None, "memory-bank negatives sampled per step (default: every row)",
                                         low=1)
     head_layers: int = setting(2, "projection head layers (1: linear)", low=1)
-    head_hidden: int = setting(512, "projection head hidden width", low=1)
+    head_hidden: int = setting(512, "projection head hidden width (heads of 2 or more layers)", low=1)
     out_dim: int = setting(128, "projection dimension", low=1)
 
     def __post_init__(self) -> None:
@@ -84,6 +100,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Wu et al. 2018: memory bank of one vector per sample, non-parametric softmax, linear head
     "membank": dict(negatives="bank", key_encoder="shared", temperature=0.07, head_layers=1),
 }
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ContrastiveSettings)}
 
 
 def _only_with(s: ContrastiveSettings, name: str, condition: bool, needs: str) -> None:
@@ -126,17 +145,30 @@ def resolve_settings(s: ContrastiveSettings, num_samples: int | None = None) -> 
         raise SettingsError("symmetric=true: a memory bank step uses one view (the positive is the stored "
                             "vector); remove `symmetric`")
     if bank and momentum:
-        raise SettingsError("negatives='bank' supplies the positives itself; use key_encoder='shared'")
-    if bank and s.num_negatives is not None and num_samples is not None and s.num_negatives > num_samples:
-        raise SettingsError(f"num_negatives={s.num_negatives} is more than the memory bank's {num_samples} rows "
-                            f"(one per training sample); use at most {num_samples}, or leave it unset for "
-                            f"every row")
+        raise SettingsError("a memory bank supplies the positives itself (negatives='bank'); use "
+                            "key_encoder='shared'")
+    default_hidden = _DEFAULTS["head_hidden"]
+    if s.head_layers == 1 and s.head_hidden != default_hidden:
+        raise SettingsError(f"`head_hidden` {s.head_hidden} is ignored by a one-layer (linear) projection head "
+                            f"(head_layers: 1): it is the hidden width of a head of 2 or more layers; remove it or "
+                            f"set head_layers >= 2")
+    check_bank_rows(s, num_samples)
     return dataclasses.replace(
         s,
         loss=loss,
-        split_bn=(8 if batchnorm == "split" else 0) if s.split_bn is None else s.split_bn,
+        split_bn=(SPLIT_BN_GROUPS if batchnorm == "split" else 0) if s.split_bn is None else s.split_bn,
         batchnorm=batchnorm,
-        key_momentum=(0.99 if s.key_momentum is None else s.key_momentum) if momentum else None,
-        queue_size=(4096 if s.queue_size is None else s.queue_size) if queue else None,
-        bank_momentum=(0.5 if s.bank_momentum is None else s.bank_momentum) if bank else None,
+        key_momentum=(KEY_MOMENTUM if s.key_momentum is None else s.key_momentum) if momentum else None,
+        queue_size=(QUEUE_SIZE if s.queue_size is None else s.queue_size) if queue else None,
+        bank_momentum=(BANK_MOMENTUM if s.bank_momentum is None else s.bank_momentum) if bank else None,
     )
+
+
+def check_bank_rows(s: ContrastiveSettings, num_samples: int | None) -> None:
+    """``num_negatives`` may not exceed the memory bank's rows (``num_samples``, one per training sample; None:
+    not known yet, nothing to check)."""
+    if s.negatives == "bank" and s.num_negatives is not None and num_samples is not None \
+            and s.num_negatives > num_samples:
+        raise SettingsError(f"num_negatives={s.num_negatives} is more than the memory bank's {num_samples} rows "
+                            f"(one per training sample); use at most {num_samples}, or leave it unset for "
+                            f"every row")

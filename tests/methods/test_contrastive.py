@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrastkit.methods import METHODS, ContrastiveMethod, build_method, method_settings
+from contrastkit.methods import PRESETS, ContrastiveMethod, build_method, method_settings
 from contrastkit.methods.base import StepOutput
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.models.split_bn import SplitBatchNorm1d
@@ -22,11 +22,11 @@ def _views(n: int = 16, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]
     return base, [base + 0.1 * torch.randn(base.shape, generator=g) for _ in range(2)]
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(PRESETS))
 def test_loss_falls_over_a_few_steps(name):
     torch.manual_seed(0)
     # a queue as long as the batch is full after the first step, so later losses are comparable
-    queue = {"queue_size": 16} if METHODS[name]["negatives"] == "queue" else {}
+    queue = {"queue_size": 16} if PRESETS[name]["negatives"] == "queue" else {}
     method = build_method(name, _encoder(), 32, num_samples=16, **queue)
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-2)
     base, _ = _views()
