@@ -295,7 +295,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     started = init_from_environment(resolve_device(resolved.config.device).type, args.dist_timeout)
     trainer = None
     try:
-        trainer = Trainer.from_config(resolved.config)
+        trainer = Trainer.from_config(resolved)  # built from the settings resolved above, not resolved again
         cfg = trainer.config
         processes = f" x {trainer.world} processes (global batch {cfg.batch_size})" if trainer.world > 1 else ""
         if trainer.data.streamed:

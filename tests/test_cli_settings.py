@@ -70,7 +70,7 @@ class _Toy(Method):
         super().__init__()
         self.encoder = encoder
 
-    def forward(self, batch):  # pragma: no cover - never trained here
+    def forward(self, batch, group=None):  # pragma: no cover - never trained here
         return StepOutput(self.encoder(batch.views[0]).sum())
 
 
@@ -189,6 +189,21 @@ def test_the_command_line_resolves_once_and_the_parts_trust_it(tmp_path, monkeyp
     monkeypatch.setattr(run, "method_settings", lambda *a, **k: pytest.fail("build_run resolved the settings again"))
     built = build_run(resolved)
     assert built.method.negatives.size == 64 and built.config.epochs == 300
+
+
+def test_train_resolves_the_settings_once_on_its_way_to_a_run(data_files, tmp_path, monkeypatch, capsys):
+    """``contrastkit train``: one resolution of the method's settings from the command line to the trained run
+    (before: three, in cli._train_config, run.resolve_config and run.build_run)."""
+    from contrastkit import run
+
+    calls = []
+    resolve = run.method_settings
+    monkeypatch.setattr(run, "method_settings", lambda *a, **k: calls.append(a[0]) or resolve(*a, **k))
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--method", "simclr", "--data", str(data_files / "vec.npz"), "--out", str(tmp_path / "run"),
+                 "--epochs", "1", "--batch-size", "16", "--no-progress", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    assert calls == ["simclr"]
 
 
 def test_settings_objects_are_frozen():
