@@ -110,7 +110,10 @@ def test_encoder_augment_and_data_choices_are_the_registries():
     assert all(repr(name) in augment_help for names in AUGMENTS.values() for name in names)
     data_help = _option(text, "--data DATA", "--classes NAMES")
     assert f"({', '.join(BUILTIN_DATA)})" in data_help
-    assert set(BUILTIN_DATA) == {"mnist5k", "digits", "toyspeech", "speech"}
+    from contrastkit.data import BUILTIN_DATASETS
+    from contrastkit.data.load import SEQUENCE_DATASETS
+
+    assert set(BUILTIN_DATA) == {*BUILTIN_DATASETS, *SEQUENCE_DATASETS}  # the data registries' names, each once
     with pytest.raises(SettingsError, match=r"`encoder` must be one of 'small_cnn', .*'cpc' .*got 'vgg'"):
         TrainConfig(encoder="vgg")
 
