@@ -7,8 +7,8 @@ averaged over processes (:meth:`ProcessGroup.mean`), the slowest process's time 
 the rows of every process without gradient (:meth:`ProcessGroup.gather`: what ``after_step`` stores in a queue or
 a bank). :func:`processes` gives :class:`OneProcess` for a plain run -- every act is the identity and nothing calls
 ``torch.distributed`` -- and :class:`ProcessGroup` under ``torchrun`` (W > 1), built on
-:mod:`contrastkit.distributed`. Both have ``rank``, ``world`` and ``gather(x)``, so a method can later be handed
-the same object the trainer uses.
+:mod:`contrastkit.distributed`. Both have ``rank``, ``world`` and ``gather(x)``: the trainer hands the same object
+to a method's ``forward`` and ``after_step`` (:mod:`contrastkit.methods.base`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch import Tensor
 
 from contrastkit.distributed import DistributedError, all_gather_no_grad
 
-__all__ = ["OneProcess", "ProcessGroup", "Processes", "processes"]
+__all__ = ["ONE_PROCESS", "OneProcess", "ProcessGroup", "Processes", "processes"]
 
 T = TypeVar("T")
 
@@ -33,8 +33,8 @@ _COLLECTIVE_FAILURE_WORDS = ("connection closed", "connection reset", "broken pi
 
 
 class Processes(Protocol):
-    """What the trainer (and later a method) asks of the processes of a run: :class:`OneProcess` or
-    :class:`ProcessGroup`."""
+    """What the trainer and a method (its ``forward`` / ``after_step``) ask of the processes of a run:
+    :class:`OneProcess` or :class:`ProcessGroup`."""
 
     rank: int
     world: int
@@ -79,6 +79,10 @@ class OneProcess:
         """The :class:`DistributedError` that ``exc`` stands for when it is a failed collective (another process
         left or did not answer), else None. One process has no collectives to fail."""
         return None
+
+
+#: the processes of a run of one process: what a method's ``forward`` / ``after_step`` get when called by hand
+ONE_PROCESS = OneProcess()
 
 
 class ProcessGroup:
@@ -150,4 +154,4 @@ class ProcessGroup:
 def processes(rank: int, world: int, device: torch.device) -> Processes:
     """:class:`OneProcess` for ``world == 1``, else this process's :class:`ProcessGroup` (``rank`` / ``world``
     from :func:`contrastkit.distributed.rank` / :func:`~contrastkit.distributed.world_size`)."""
-    return OneProcess() if world == 1 else ProcessGroup(rank, world, device)
+    return ONE_PROCESS if world == 1 else ProcessGroup(rank, world, device)

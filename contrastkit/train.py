@@ -79,7 +79,7 @@ from contrastkit.data.samplers import PKSampler, RankSlice, Sampler, ShuffleSamp
 from contrastkit.data.stream import ImageFiles, StreamLoader, default_workers
 from contrastkit.device import cpu_has_fast_bf16, resolve_device
 from contrastkit.distributed import local_rank, local_world_size, rank, threads_per_process, world_size
-from contrastkit.methods.base import Method, check_method, check_step_output
+from contrastkit.methods.base import Method, as_method, check_method, check_step_output
 from contrastkit.methods.registry import BUILT_AS, GENERIC_TRAINING_DEFAULTS, find_method
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
 from contrastkit.process_group import processes
@@ -283,8 +283,9 @@ class Trainer:
         """Under W processes ``batch_size`` is the global batch: it must split into W equal shares (and each share
         into split-BatchNorm groups); the BatchNorm mode must suit the processes
         (:func:`~contrastkit.processes.check_processes`, which ``--devices`` also runs before torchrun starts)."""
-        check_processes(self.world, int(self.config.batch_size), split_bn=getattr(method, "split_bn", 0),
-                        batchnorm=getattr(method, "batchnorm", None), device_type=self.device.type)
+        declared = as_method(method)  # the declared capabilities (a plain nn.Module: every default)
+        check_processes(self.world, int(self.config.batch_size), split_bn=declared.split_bn,
+                        batchnorm=declared.batchnorm, device_type=self.device.type)
 
     def _sampler(self, spec: Any) -> Sampler:
         n, batch = len(self.data.train), int(self.config.batch_size)
@@ -389,17 +390,14 @@ class Trainer:
         synchronising = ("values", "index_range", "temperature")
         checks = checks_disabled(*synchronising) if self.device.type != "cpu" else contextlib.nullcontext()
         with checks, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-            out = self.model(batch)  # forward: through the DDP wrapper under a process group
+            out = self.model(batch, self.processes)  # forward: through the DDP wrapper under a process group
         check_step_output(out, self.method)  # a StepOutput with a scalar loss: types and shapes, no device sync
         self._check_finite(out.loss)  # before backward: a non-finite loss changes nothing
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.optimizer.step()
         self.scheduler.step()
-        if self.world > 1:
-            self.method.after_step(out, gather=self.processes.gather)  # every process stores every process's keys
-        else:
-            self.method.after_step(out)
+        self.method.after_step(out, self.processes)  # stores every process's keys (group.gather)
         self.step += 1
         return out.logs
 

@@ -185,15 +185,18 @@ def _simclr(loss: str) -> nn.Module:
 
 
 def _method_steps(method: nn.Module, wrapped: nn.Module, rows: slice) -> None:
+    from contrastkit.distributed import rank, world_size
     from contrastkit.methods.base import Batch
+    from contrastkit.process_group import processes
 
+    group = processes(rank(), world_size(), torch.device("cpu"))  # what the trainer hands the method
     opt = torch.optim.SGD(method.parameters(), lr=0.5)
     for x1, x2 in _batches():
         opt.zero_grad()
-        out = wrapped(Batch(views=[x1[rows], x2[rows]], indices=torch.arange(x1.shape[0])[rows]))
+        out = wrapped(Batch(views=[x1[rows], x2[rows]], indices=torch.arange(x1.shape[0])[rows]), group)
         out.loss.backward()
         opt.step()
-        method.after_step(out, gather=all_gather_no_grad)
+        method.after_step(out, group)
 
 
 def _method_worker(r: int, init_file: str, out: str, loss: str) -> None:

@@ -44,7 +44,7 @@ class Tiny(Method):
         super().__init__()
         self.encoder, self.head = encoder, nn.Linear(dim, 4)
 
-    def forward(self, batch):
+    def forward(self, batch, group=None):
         a, b = (self.head(self.encoder(v)) for v in batch.views)
         loss = (a - b).square().mean()
         return StepOutput(loss, logs={"loss": loss.detach()})
@@ -278,7 +278,7 @@ class Faulty(Method):
         super().__init__()
         self.encoder = encoder
 
-    def forward(self, batch):
+    def forward(self, batch, group=None):
         z = self.encoder(batch.views[0])
         {line}
         return StepOutput(loss, logs={{"loss": z.detach().mean()}})
@@ -308,7 +308,7 @@ class _Step(Method):
         super().__init__()
         self.encoder = nn.Linear(2, 2)
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group=None) -> StepOutput:
         raise NotImplementedError
 
 

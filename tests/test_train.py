@@ -165,7 +165,7 @@ class _LossBecomesNaN(torch.nn.Module):
         self.register_buffer("steps_applied", torch.zeros((), dtype=torch.int64))
         self.nan_at = nan_at
 
-    def forward(self, batch):
+    def forward(self, batch, group=None):
         from contrastkit.methods import StepOutput
 
         loss = (self.encoder(batch.views[0]) - 1).pow(2).mean()
@@ -174,7 +174,7 @@ class _LossBecomesNaN(torch.nn.Module):
         return StepOutput(loss, logs={"loss": loss.detach()})
 
     @torch.no_grad()
-    def after_step(self, output, gather=None) -> None:
+    def after_step(self, output, group=None) -> None:
         self.steps_applied += 1
 
 

@@ -39,7 +39,7 @@ class SimSiam(Method):
         self.projector = ProjectionHead(feature_dim, 64, 32)
         self.predictor = ProjectionHead(32, 16, 32)
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group=None) -> StepOutput:
         z1, z2 = (self.projector(self.encoder(v)) for v in batch.views)
         p1, p2 = self.predictor(z1), self.predictor(z2)
         loss = -(F.cosine_similarity(p1, z2.detach()).mean() + F.cosine_similarity(p2, z1.detach()).mean()) / 2
@@ -176,7 +176,7 @@ def test_a_trainer_given_only_training_data_fits_and_checkpoints(tmp_path) -> No
 class _SimSiamThatLogs(SimSiam):
     """SimSiam that logs two scalars of its own (no `log_keys`): the batch size (a known value) and a distance."""
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group=None) -> StepOutput:
         out = super().forward(batch)
         gap = (batch.views[0] - batch.views[1]).abs().mean().detach()
         return StepOutput(out.loss, logs={**out.logs, "batch": torch.tensor(float(len(batch.views[0]))),

@@ -37,7 +37,7 @@ class TwoTowers(Method):
         self.tower_b = nn.Linear(DIM_B, 16)
         self.temperature = temperature
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group=None) -> StepOutput:
         za = F.normalize(self.encoder(batch.views[0]), dim=1)  # (B, 16)
         zb = F.normalize(self.tower_b(batch.field("b")), dim=1)  # (B, 16)
         logits = za @ zb.T / self.temperature  # (B, B): row i's partner is column i

@@ -4,15 +4,21 @@ A method is an ``nn.Module`` with
 
 * ``batch_spec`` -- a :class:`BatchSpec`: what one training batch must hold (how many augmented views of each
   sample, whether labels are needed, how the samples of a batch are drawn);
-* ``forward(batch: Batch) -> StepOutput`` -- the loss of one batch and detached scalars to log, with no side
-  effects on stored state (a queue, a bank, a momentum copy), so that a step can be retried and a
+* ``forward(batch: Batch, group=ONE_PROCESS) -> StepOutput`` -- the loss of one batch and detached scalars to log,
+  with no side effects on stored state (a queue, a bank, a momentum copy), so that a step can be retried and a
   distributed wrapper (DDP) can call it;
-* ``after_step(output, gather=None)`` -- the updates after the optimizer step (momentum encoder, enqueue keys,
-  memory-bank rows); ``gather`` (an all-gather across processes, or ``None``) is applied to what is stored;
+* ``after_step(output, group=ONE_PROCESS)`` -- the updates after the optimizer step (momentum encoder, enqueue
+  keys, memory-bank rows);
 * ``encoder`` -- the network whose features are evaluated.
 
 Everything the method keeps must live in parameters or registered buffers: the trainer checkpoints
 ``state_dict()`` and a resumed run continues exactly.
+
+**The processes are handed in.** The trainer passes both calls the same ``group``
+(:class:`~contrastkit.process_group.Processes`): ``group.world`` processes, this one ``group.rank``, and
+``group.gather(x)``, the rows of every process in rank order without gradient (what ``after_step`` stores in a
+queue or a bank, so it stays the same on every process). A method never asks ``torch.distributed`` itself; called
+by hand (a test, a notebook) the default :data:`~contrastkit.process_group.ONE_PROCESS` is a run of one process.
 
 What a method offers beyond these four is a **declared capability**: a member of :class:`Method` with a default,
 which a subclass overrides (:data:`CAPABILITIES` lists them; nothing is looked up by guesswork)::
@@ -47,8 +53,8 @@ asks for a :class:`Method` subclass. Callers (the trainer, the evaluation, the r
 
 Data flow of one step::
 
-    indices (sampler) -> batch maker -> Batch(views, indices, labels, generator) -> method(batch)
-    -> StepOutput.loss -> backward -> optimizer step -> method.after_step(output)
+    indices (sampler) -> batch maker -> Batch(views, indices, labels, generator) -> method(batch, group)
+    -> StepOutput.loss -> backward -> optimizer step -> method.after_step(output, group)
 
 Precision. With ``precision: bf16``, or ``auto`` on a CUDA GPU or a CPU with native bf16 (AVX512-BF16 / AMX), the
 trainer calls ``forward`` -- and only ``forward`` -- under ``torch.autocast(device, dtype=torch.bfloat16)``
@@ -66,6 +72,7 @@ arguments cast to float32)::
 from __future__ import annotations
 
 import difflib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +86,7 @@ from contrastkit.data.containers import DatasetSplits
 from contrastkit.methods.batch import Batch, BatchSpec
 from contrastkit.methods.settings import BATCHNORM_MODES
 from contrastkit.precision import full_precision
+from contrastkit.process_group import ONE_PROCESS, Processes
 
 __all__ = ["CAPABILITIES", "Batch", "BatchSpec", "BuildContext", "EvalContext", "EvalExtras", "Method", "PlainMethod",
            "StepOutput", "as_method", "check_method", "check_step_output", "full_precision"]
@@ -170,12 +178,13 @@ class Method(nn.Module, ABC):
     prediction_accuracy: Callable[[Tensor], Tensor] | None = None  # x -> (K,) accuracy per step ahead; None: none
 
     @abstractmethod
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group: Processes = ONE_PROCESS) -> StepOutput:
         """The loss of one batch and detached scalars to log; no side effects on stored state. Runs under the
-        trainer's bf16 autocast when its precision is bf16 (a loss in float32: :func:`full_precision`)."""
+        trainer's bf16 autocast when its precision is bf16 (a loss in float32: :func:`full_precision`). ``group``:
+        the processes of the run (module docstring)."""
 
     @torch.no_grad()
-    def after_step(self, output: StepOutput, gather: Callable[[Tensor], Tensor] | None = None) -> None:
+    def after_step(self, output: StepOutput, group: Processes = ONE_PROCESS) -> None:
         """No stored state to update by default."""
 
     def features(self, x: Tensor) -> Tensor:
@@ -264,6 +273,7 @@ def check_method(method: object) -> None:
                         f"{type(method.batch_spec).__name__}")
     if not isinstance(method.encoder, nn.Module):
         raise TypeError(f"{type(method).__name__}.encoder must be an nn.Module")
+    _check_takes_group(method)
     _check_member_names(method)
     if isinstance(method, Method):
         for name, value in _declared(method).items():
@@ -302,6 +312,25 @@ def _check_member_names(method: nn.Module) -> None:
                             f"capability's")
 
 
+def _check_takes_group(method: nn.Module) -> None:
+    """``forward`` and ``after_step`` must take the processes of the run as their second argument (module
+    docstring): a method written for ``forward(batch)`` is refused before the first step, saying what to write."""
+    cls = type(method).__name__
+    for name, bound, first in (("forward", method.forward, "batch"), ("after_step", method.after_step, "output")):
+        try:
+            signature = inspect.signature(bound)
+        except (TypeError, ValueError):  # no signature to read (a builtin): the call will tell
+            continue
+        try:
+            signature.bind(None, ONE_PROCESS)
+        except TypeError:
+            taken = ", ".join(signature.parameters)
+            raise TypeError(f"{cls}.{name}({taken}) must also take the processes of the run: def {name}(self, "
+                            f"{first}, group=ONE_PROCESS) (from contrastkit.process_group import ONE_PROCESS; "
+                            f"group.world, group.rank, group.gather(x) replace contrastkit.distributed's "
+                            f"world_size() and gather arguments)") from None
+
+
 def as_method(method: nn.Module) -> Method:
     """``method`` with every declared capability: itself when it is a :class:`Method`, else a :class:`PlainMethod`
     wrapping the plain ``nn.Module`` (capabilities at their defaults). Checked first (:func:`check_method`)."""
@@ -324,12 +353,12 @@ class PlainMethod(Method):
     def batch_spec(self) -> BatchSpec:  # type: ignore[override]
         return self.module.batch_spec
 
-    def forward(self, batch: Batch) -> StepOutput:
-        return self.module(batch)
+    def forward(self, batch: Batch, group: Processes = ONE_PROCESS) -> StepOutput:
+        return self.module(batch, group)
 
     @torch.no_grad()
-    def after_step(self, output: StepOutput, gather: Callable[[Tensor], Tensor] | None = None) -> None:
-        self.module.after_step(output, gather)
+    def after_step(self, output: StepOutput, group: Processes = ONE_PROCESS) -> None:
+        self.module.after_step(output, group)
 
 
 def check_step_output(output: object, method: nn.Module) -> None:

@@ -9,8 +9,9 @@ One training step, as data flows::
     after the optimizer step: momentum update, enqueue keys / update bank rows
 
 Under ``torch.distributed`` the in-batch losses see the batch of every process (:mod:`contrastkit.distributed`:
-an all-gather that carries gradient back to each process's rows), and the trainer gathers the keys before a
-queue or bank update, so every process stores the same negatives.
+an all-gather that carries gradient back to each process's rows), and ``after_step`` stores the keys of every
+process (``group.gather``) in the queue or bank, so every process keeps the same negatives. The processes are
+handed in by the trainer (:mod:`contrastkit.methods.base`), never asked of ``torch.distributed`` here.
 
 SimCLR, MoCo v2 and memory-bank instance discrimination are three settings of this one class
 (:mod:`contrastkit.methods.registry`); SimCLR with a queue of negatives is ``negatives="queue"``.
@@ -22,20 +23,22 @@ the optimizer step, so checkpoints and resumes see a consistent state.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit.distributed import encode_shuffled, gathered_in_batch_info_nce, gathered_nt_xent, world_size
+from contrastkit.distributed import encode_shuffled, gathered_in_batch_info_nce, gathered_nt_xent
 from contrastkit.losses.infonce import info_nce
+from contrastkit.losses.ntxent import nt_xent
 from contrastkit.losses.temperature import Temperature
 from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
 from contrastkit.methods.settings import ContrastiveSettings, resolve_settings
 from contrastkit.models.momentum import MomentumEncoder
 from contrastkit.models.split_bn import convert_to_split_batchnorm
 from contrastkit.negatives import Candidates, InBatchNegatives, MemoryBank, MoCoQueue, NegativeSource
+from contrastkit.process_group import ONE_PROCESS, Processes
 from contrastkit.settings import SettingsError, parse_settings
 
 __all__ = ["ContrastiveMethod", "StepOutput"]  # StepOutput re-exported from methods.base
@@ -177,9 +180,9 @@ class ContrastiveMethod(Method):
         """Normalised projection (B, D) of inputs x (B, ...), with gradient (the loss's embedding)."""
         return F.normalize(self.head(self.encoder(x)).float(), dim=1)
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group: Processes = ONE_PROCESS) -> StepOutput:
         """The protocol's step: :meth:`training_step` on the batch's views and sample ids."""
-        return self.training_step(batch.views, batch.indices, generator=batch.generator)
+        return self.training_step(batch.views, batch.indices, generator=batch.generator, group=group)
 
     @torch.no_grad()
     def _momentum_keys(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -197,36 +200,38 @@ class ContrastiveMethod(Method):
     def _keys(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         return self.embed(x) if self.key_net is None else self._momentum_keys(x, generator)
 
-    def _info_nce(self, q: Tensor, c: Candidates) -> Tensor:
-        if c.negatives is None and c.labels is None and world_size() > 1:  # in-batch: every process's keys
+    def _info_nce(self, q: Tensor, c: Candidates, group: Processes) -> Tensor:
+        if c.negatives is None and c.labels is None and group.world > 1:  # in-batch: every process's keys
             return gathered_in_batch_info_nce(q, c.positive, self.temperature(),
                                               memory_efficient=self.memory_efficient)
         return info_nce(q, c.positive, c.negatives, self.temperature(), labels=c.labels,
                         negative_labels=c.negative_labels, memory_efficient=self.memory_efficient)
 
-    def training_step(self, views: Sequence[Tensor], indices: Tensor,
-                      generator: torch.Generator | None = None) -> StepOutput:
-        """Loss of one batch. ``views``: ``num_views`` float tensors (B, C, H, W); ``indices`` (B,) sample ids."""
+    def training_step(self, views: Sequence[Tensor], indices: Tensor, generator: torch.Generator | None = None,
+                      group: Processes = ONE_PROCESS) -> StepOutput:
+        """Loss of one batch. ``views``: ``num_views`` float tensors (B, C, H, W); ``indices`` (B,) sample ids;
+        ``group``: the processes of the run (in-batch losses then see every process's batch)."""
         if len(views) < self.num_views:
             raise ValueError(f"ContrastiveMethod.training_step: needs {self.num_views} views, got {len(views)}")
-        if self.batchnorm == "sync" and world_size() > 1 and views[0].device.type == "cpu":
+        if self.batchnorm == "sync" and group.world > 1 and views[0].device.type == "cpu":
             raise ValueError("ContrastiveMethod: batchnorm='sync' uses torch.nn.SyncBatchNorm, which PyTorch runs on "
                              "GPUs only; on CPUs use batchnorm: shuffle (momentum keys) or local")
         if not self.negatives.needs_keys:  # memory bank: one view, the positive is the sample's stored vector
             q = self.embed(views[0])
-            loss = self._info_nce(q, self.negatives.candidates(None, indices, generator))
+            loss = self._info_nce(q, self.negatives.candidates(None, indices, generator), group)
             return StepOutput(loss, keys=q.detach(), indices=indices, logs=self._logs(loss))
         q1 = self.embed(views[0])
         if self.loss_name == "nt_xent":  # SimCLR: both views are queries and keys, 2N - 2 negatives each
             k2 = self._keys(views[1], generator)
-            loss = gathered_nt_xent(q1, k2, self.temperature(), memory_efficient=self.memory_efficient)
+            nt_xent_loss = gathered_nt_xent if group.world > 1 else nt_xent
+            loss = nt_xent_loss(q1, k2, self.temperature(), memory_efficient=self.memory_efficient)
             return StepOutput(loss, keys=k2.detach(), indices=indices, logs=self._logs(loss))
         k2 = self._keys(views[1], generator)
-        loss = self._info_nce(q1, self.negatives.candidates(k2, indices, generator))
+        loss = self._info_nce(q1, self.negatives.candidates(k2, indices, generator), group)
         keys = k2
         if self.symmetric:
             q2, k1 = self.embed(views[1]), self._keys(views[0], generator)
-            loss = 0.5 * (loss + self._info_nce(q2, self.negatives.candidates(k1, indices, generator)))
+            loss = 0.5 * (loss + self._info_nce(q2, self.negatives.candidates(k1, indices, generator), group))
             keys = torch.cat([k2, k1])
             indices = torch.cat([indices, indices])
         return StepOutput(loss, keys=keys.detach(), indices=indices, logs=self._logs(loss))
@@ -238,18 +243,19 @@ class ContrastiveMethod(Method):
         return logs
 
     @torch.no_grad()
-    def after_step(self, output: StepOutput, gather: Callable[[Tensor], Tensor] | None = None) -> None:
+    def after_step(self, output: StepOutput, group: Processes = ONE_PROCESS) -> None:
         """Momentum update of the key encoder, then store the step's keys (queue) or features (bank).
 
-        ``gather`` (e.g. an all-gather under DDP) is applied to keys and indices before storing them.
+        With several processes the keys and indices of every process are stored (``group.gather``), so the queue
+        or bank stays the same on every process.
         """
         if self.key_net is not None:
             self.key_net.update(itertools.chain(self.encoder.parameters(), self.head.parameters()))
         if output.keys is None or output.indices is None:
             return
         keys, indices = output.keys, output.indices
-        if gather is not None:
-            keys, indices = gather(keys), gather(indices)
+        if group.world > 1:
+            keys, indices = group.gather(keys), group.gather(indices)
             if self.symmetric:  # each process's 2B rows are [k2; k1]: store them in the one-process order
                 rows = output.keys.shape[0]
                 keys, indices = _views_first(keys, rows), _views_first(indices, rows)

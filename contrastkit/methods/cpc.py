@@ -47,6 +47,7 @@ from contrastkit.losses.logsumexp import row_logsumexp
 from contrastkit.losses.temperature import default_block_size
 from contrastkit.methods.base import Batch, BatchSpec, BuildContext, Method, StepOutput
 from contrastkit.precision import full_precision
+from contrastkit.process_group import ONE_PROCESS, Processes
 from contrastkit.settings import SettingsError, setting
 from contrastkit.similarity import BilinearSimilarity
 
@@ -168,7 +169,7 @@ class CPC(Method):
         c, _ = self.context_net(z)  # (N, T', Dc)
         return z, c
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group: Processes = ONE_PROCESS) -> StepOutput:
         z, c = self.latents_and_contexts(batch.views[0])
         block = default_block_size(z.shape[0] * z.shape[1]) if self.uses_blocks(*z.shape[:2]) else None
         loss, accuracy = cpc_loss(z, c, self.predictors, negatives_from=self.negatives_from, block_size=block)

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from contrastkit.data.batches import uint8_to_float
 from contrastkit.losses.contrastive import contrastive_loss
 from contrastkit.methods.base import Batch, BatchSpec, BuildContext, Method, StepOutput
+from contrastkit.process_group import ONE_PROCESS, Processes
 from contrastkit.settings import setting
 
 __all__ = ["DrLIM", "DrLIMSettings", "build_drlim", "dissimilar_pairs", "pixel_neighbours"]
@@ -148,7 +149,7 @@ class DrLIM(Method):
         i, j = dissimilar_pairs(indices, self.neighbour_ids, self.dissimilar, generator)
         return partners, i, j
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group: Processes = ONE_PROCESS) -> StepOutput:
         anchors = batch.views[0]  # (B, ...) float inputs
         b = anchors.shape[0]
         partners, i, j = self.sample_pairs(batch.indices, batch.generator)

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from contrastkit.losses.triplet import MINING_STRATEGIES, TripletLoss
 from contrastkit.methods.base import Batch, BatchSpec, BuildContext, EvalContext, EvalExtras, Method, StepOutput
 from contrastkit.mining import triplet_categories
+from contrastkit.process_group import ONE_PROCESS, Processes
 from contrastkit.settings import setting
 from contrastkit.similarity import MahalanobisDistance, Measure, get_measure, normalize
 
@@ -101,7 +102,7 @@ class TripletEmbedding(Method):
         z = self.head(self.encoder(x).flatten(1)).float()  # (N, D)
         return normalize(z) if self.normalize_embedding else z
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group: Processes = ONE_PROCESS) -> StepOutput:
         if batch.labels is None:
             raise ValueError("TripletEmbedding needs the labels of the batch (BatchSpec(labels=True))")
         z = self.embed(batch.views[0])  # (PK, D)

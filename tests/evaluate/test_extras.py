@@ -241,7 +241,7 @@ class _Extra(Method):
         self.encoder = nn.Linear(6, 2)
         self.returned, self.is_map = returned, is_map
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group=None) -> StepOutput:
         loss = self.encoder(batch.views[0]).square().mean()
         return StepOutput(loss, logs={"loss": loss.detach()})
 
@@ -278,7 +278,7 @@ def test_a_plain_module_method_is_evaluated_with_the_default_capabilities():
             super().__init__()
             self.batch_spec, self.encoder = BatchSpec(views=0), nn.Linear(6, 3)
 
-        def after_step(self, output, gather=None) -> None:
+        def after_step(self, output, group=None) -> None:
             pass
 
     plain, data = Plain(), _vectors()

@@ -35,6 +35,7 @@ from contrastkit.methods.base import (
     check_method,
     full_precision,
 )
+from contrastkit.process_group import ONE_PROCESS
 from contrastkit.similarity import normalize
 from contrastkit.train import Trainer
 
@@ -76,7 +77,7 @@ class _Tiny(Method):
         super().__init__()
         self.encoder = nn.Conv2d(1, 2, 3)
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group=None) -> StepOutput:
         return StepOutput(self.encoder(batch.views[0]).square().mean())
 
 
@@ -102,7 +103,7 @@ class _Duck(nn.Module):
         self.batch_spec = BatchSpec()
         self.encoder = nn.Linear(2, 2)
 
-    def after_step(self, output, gather=None) -> None:
+    def after_step(self, output, group=None) -> None:
         pass
 
 
@@ -223,14 +224,14 @@ class _CovariancePlugin(Method):
         self.loss_fn = loss_fn
         self.seen: dict[str, object] = {}
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group=None) -> StepOutput:
         z1, z2 = (self.projector(self.encoder(v)) for v in batch.views)
         loss = self.loss_fn(z1, z2)
         self.seen.update(z=(z1.detach(), z2.detach()), loss=loss.detach(), autocast=torch.is_autocast_enabled("cpu"))
         return StepOutput(loss, logs={"loss": loss.detach()})
 
     @torch.no_grad()
-    def after_step(self, output: StepOutput, gather=None) -> None:
+    def after_step(self, output: StepOutput, group=None) -> None:
         self.seen["after_step_autocast"] = torch.is_autocast_enabled("cpu")
 
 
@@ -426,17 +427,17 @@ def test_a_plain_module_forward_and_after_step_are_delegated() -> None:
     calls = []
 
     class Counting(_Duck):
-        def forward(self, batch):
+        def forward(self, batch, group=None):
             calls.append("forward")
             return StepOutput(self.encoder(batch.views[0]).sum())
 
-        def after_step(self, output, gather=None) -> None:
-            calls.append(("after_step", gather))
+        def after_step(self, output, group=None) -> None:
+            calls.append(("after_step", group))
 
     method = as_method(Counting())
     output = method(Batch([torch.randn(2, 2)], torch.arange(2)))
-    method.after_step(output, gather=len)
-    assert calls == ["forward", ("after_step", len)]
+    method.after_step(output, ONE_PROCESS)
+    assert calls == ["forward", ("after_step", ONE_PROCESS)]
 
 
 @pytest.mark.parametrize(("name", "value"), [("is_map", True), ("split_bn", 2), ("frame_features", lambda x: x)])
@@ -453,3 +454,64 @@ def test_a_plain_module_with_a_misspelt_capability_is_refused() -> None:
     duck.is_maps = True
     with pytest.raises(TypeError, match=r"_Duck\.is_maps looks like a misspelling of the capability `is_map`"):
         check_method(duck)
+
+
+# --- the processes are handed in: forward(batch, group) and after_step(output, group) ---------------------------
+
+class _OldForward(Method):
+    """A method written for the protocol before the processes were handed in."""
+
+    batch_spec = BatchSpec(views=1)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(2, 2)
+
+    def forward(self, batch):  # type: ignore[override]
+        return StepOutput(self.encoder(batch.views[0]).sum())
+
+
+def test_a_forward_without_the_group_is_refused_saying_what_to_write() -> None:
+    with pytest.raises(TypeError, match=r"_OldForward\.forward\(batch\) must also take the processes of the run: "
+                                        r"def forward\(self, batch, group=ONE_PROCESS\)"):
+        check_method(_OldForward())
+
+
+def test_an_after_step_without_the_group_is_refused() -> None:
+    class OldAfterStep(_OldForward):
+        def forward(self, batch, group=None):
+            return super().forward(batch)
+
+        def after_step(self, output):  # type: ignore[override]
+            pass
+
+    with pytest.raises(TypeError, match=r"OldAfterStep\.after_step\(output\) must also take the processes"):
+        check_method(OldAfterStep())
+
+
+def test_the_trainer_hands_forward_and_after_step_the_same_processes(tmp_path) -> None:
+    seen = []
+
+    class Recording(Method):
+        batch_spec = BatchSpec(views=0)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Linear(4, 2)
+
+        def forward(self, batch, group=None):
+            seen.append(("forward", group))
+            loss = self.encoder(batch.views[0]).square().mean()
+            return StepOutput(loss, logs={"loss": loss.detach()})
+
+        def after_step(self, output, group=None) -> None:
+            seen.append(("after_step", group))
+
+    x = torch.randn(16, 4)
+    data = ArrayDataset(x, torch.full((16,), -1))
+    config = TrainConfig(method="recording", data="toy", epochs=1, batch_size=8, out=str(tmp_path / "run"),
+                         progress=False)
+    Trainer(Recording(), data, config).fit()
+    assert [name for name, _ in seen] == ["forward", "after_step"] * 2
+    assert all(group is ONE_PROCESS for _, group in seen)  # one process: the shared one-process object
+    assert (ONE_PROCESS.rank, ONE_PROCESS.world, ONE_PROCESS.gather(x) is x) == (0, 1, True)

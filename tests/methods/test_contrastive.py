@@ -1,5 +1,7 @@
 """Methods as compositions: each learns on a tiny batch; after-step updates; registry settings."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -131,7 +133,8 @@ def test_symmetric_keys_gathered_from_two_processes_enter_the_queue_in_the_one_p
     mine = StepOutput(torch.zeros(()), keys=torch.cat([k2[0], k1[0]]), indices=torch.cat([ids[0], ids[0]]))
     gathered = {torch.Size([8, 128]): torch.cat([k2[0], k1[0], k2[1], k1[1]]),
                 torch.Size([8]): torch.cat([ids[0], ids[0], ids[1], ids[1]])}
-    method.after_step(mine, gather=lambda t: gathered[t.shape])
+    two_processes = SimpleNamespace(rank=0, world=2, gather=lambda t: gathered[t.shape])  # what the trainer hands in
+    method.after_step(mine, two_processes)
     queue = method.negatives
     assert torch.equal(queue.keys[:16], torch.cat([k2[0], k2[1], k1[0], k1[1]]))
     assert queue.ids[:16].tolist() == [*range(8), *range(8)]

@@ -61,7 +61,7 @@ class ScaleMethod(Method):
         self.encoder = ctx.encoder
         self.head = nn.Linear(ctx.feature_dim, settings.hidden)
 
-    def forward(self, batch: Batch) -> StepOutput:
+    def forward(self, batch: Batch, group=None) -> StepOutput:
         z = self.head(self.encoder(batch.views[0])) * self.settings.scale
         return StepOutput(z.square().mean() if self.settings.mode == "mean" else z.square().sum())
 
