@@ -2,13 +2,13 @@
 
 ``load_dataset(name_or_path)`` is the entry point (``fields=`` for samples with several named inputs, e.g. an
 image and its caption: :mod:`contrastkit.data.fields`, text in :mod:`contrastkit.data.text`); batches come from
-:func:`epoch_batches` / :func:`iterate_batches` as uint8 and become float on the device via :func:`uint8_to_float`.
+:func:`epoch_batches` (the indices) and :func:`take_batch` (the rows) as uint8 and become float on the device via
+:func:`uint8_to_float`.
 """
 
 from contrastkit.data.batches import (
     epoch_batches,
     epoch_permutation,
-    iterate_batches,
     num_batches,
     take_batch,
     uint8_to_float,
@@ -29,7 +29,6 @@ __all__ = [
     "encode_texts",
     "epoch_batches",
     "epoch_permutation",
-    "iterate_batches",
     "load_dataset",
     "num_batches",
     "stratified_split",

@@ -5,8 +5,7 @@ trainer has moved them to the training device, where :func:`uint8_to_float` make
 
 For exact resume, :func:`epoch_batches` makes each epoch's order a pure function of
 ``(seed, epoch)`` and can start at any batch of the epoch: a trainer only needs to save
-(seed, epoch, next batch index). :func:`iterate_batches` draws its order from a
-``torch.Generator`` instead, for callers that keep a generator's state.
+(seed, epoch, next batch index). :func:`take_batch` gathers the rows of one batch.
 """
 
 from __future__ import annotations
@@ -91,39 +90,3 @@ def take_batch(images: Tensor, index: Tensor, pin_memory: bool = False) -> Tenso
         return images.index_select(0, index)
     out = torch.empty((index.shape[0], *images.shape[1:]), dtype=images.dtype, pin_memory=True)
     return torch.index_select(images, 0, index, out=out)
-
-
-def iterate_batches(images_uint8: Tensor, batch_size: int, shuffle: bool = True,
-                    generator: torch.Generator | None = None, drop_last: bool = False,
-                    labels: Tensor | None = None, indices: bool = True,
-                    pin_memory: bool = False) -> Iterator[tuple[Tensor, ...]]:
-    """Yield tuples ``(index, batch)``, ``(index, batch, labels)``, ``(batch,)`` or ``(batch, labels)``.
-
-    ``index`` (int64, (B,)) gives each row's position in ``images_uint8`` (the memory bank keeps
-    one vector per training sample); ``batch`` is (B, C, H, W) in the input's dtype. The order is
-    ``torch.randperm(N, generator=generator)`` when ``shuffle`` (the global RNG if ``generator``
-    is None), else 0..N-1. Always a tuple, so the unpacking never depends on the data.
-    """
-    where = "iterate_batches"
-    if not isinstance(images_uint8, Tensor) or images_uint8.dim() < 1:
-        raise TypeError(f"{where}: `images_uint8` must be a torch.Tensor with a batch dimension, "
-                        f"got {type(images_uint8).__name__}")
-    n = int(images_uint8.shape[0])
-    if labels is not None and (not isinstance(labels, Tensor) or tuple(labels.shape[:1]) != (n,)):
-        got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-        raise ValueError(f"{where}: `labels` must be a tensor with {n} rows to match the images, got {got}")
-    total = num_batches(n, batch_size, drop_last)
-    if not shuffle:
-        order = torch.arange(n, dtype=torch.int64)
-    else:  # a CUDA generator draws on its device; the order itself always lives on the CPU
-        device = generator.device if generator is not None else torch.device("cpu")
-        order = torch.randperm(n, generator=generator, device=device).cpu()
-    pinned = _pinning(pin_memory)
-    for b in range(total):
-        index = order[b * batch_size:(b + 1) * batch_size]
-        parts = [take_batch(images_uint8, index, pinned)]
-        if labels is not None:
-            parts.append(take_batch(labels, index, pinned))
-        if indices:
-            parts.insert(0, index.pin_memory() if pinned else index)
-        yield tuple(parts)

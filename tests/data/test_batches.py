@@ -8,7 +8,6 @@ import torch
 from contrastkit.data import (
     epoch_batches,
     epoch_permutation,
-    iterate_batches,
     num_batches,
     take_batch,
     uint8_to_float,
@@ -86,48 +85,8 @@ def test_epoch_batches_bad_arguments(kwargs, match) -> None:
         list(epoch_batches(**args))
 
 
-def test_iterate_batches_content_labels_and_coverage() -> None:
-    images = torch.randint(0, 256, (23, 1, 3, 3), dtype=torch.uint8)
-    labels = torch.arange(23) % 4
-    gen = torch.Generator().manual_seed(7)
-    seen = []
-    for index, batch, batch_labels in iterate_batches(images, 5, True, gen, False, labels=labels):
-        assert batch.dtype == torch.uint8 and index.dtype == torch.int64
-        assert torch.equal(batch, images[index]) and torch.equal(batch_labels, labels[index])
-        seen.append(index)
-    assert [len(i) for i in seen] == [5, 5, 5, 5, 3]
-    assert torch.equal(torch.sort(torch.cat(seen)).values, torch.arange(23))
-
-
-def test_iterate_batches_is_deterministic_given_the_generator() -> None:
-    images = torch.zeros(50, 1, 2, 2, dtype=torch.uint8)
-
-    def order(seed: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(seed)
-        return torch.cat([i for i, _ in iterate_batches(images, 8, generator=gen, drop_last=True)])
-
-    assert torch.equal(order(1), order(1)) and not torch.equal(order(1), order(2))
-    assert len(order(1)) == 48
-
-
-def test_iterate_batches_tuple_forms_and_pinning_flag() -> None:
+def test_take_batch_rows_and_pinning_flag() -> None:
     images = torch.arange(12, dtype=torch.uint8).reshape(6, 1, 1, 2)
-    labels = torch.arange(6)
-    plain = list(iterate_batches(images, 4, shuffle=False, indices=False))
-    assert [len(t) for t in plain] == [1, 1] and torch.equal(plain[0][0], images[:4])
-    with_labels = list(iterate_batches(images, 4, shuffle=False, indices=False, labels=labels))
-    assert torch.equal(with_labels[1][1], labels[4:])
-    pinned = list(iterate_batches(images, 4, shuffle=False, pin_memory=True))  # ignored without CUDA
-    assert torch.equal(pinned[1][1], images[4:])
-    assert pinned[0][1].is_pinned() == torch.cuda.is_available()
-    assert torch.equal(take_batch(images, torch.tensor([5, 0]), pin_memory=True), images[[5, 0]])
-
-
-def test_iterate_batches_errors() -> None:
-    images = torch.zeros(4, 1, 2, 2, dtype=torch.uint8)
-    with pytest.raises(ValueError, match="labels"):
-        list(iterate_batches(images, 2, labels=torch.zeros(3)))
-    with pytest.raises(ValueError, match="no batch"):
-        list(iterate_batches(images, 8, drop_last=True))
-    with pytest.raises(TypeError, match="images_uint8"):
-        list(iterate_batches([1, 2], 2))
+    pinned = take_batch(images, torch.tensor([5, 0]), pin_memory=True)  # the flag is ignored without CUDA
+    assert torch.equal(pinned, images[[5, 0]])
+    assert pinned.is_pinned() == torch.cuda.is_available()
