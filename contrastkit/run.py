@@ -32,10 +32,12 @@ from torch import nn
 from contrastkit.batching import default_augment, make_augment
 from contrastkit.config import TrainConfig
 from contrastkit.data import BUILTIN_DATASETS, DatasetSplits, load_dataset
+from contrastkit.data.containers import SampleSet
 from contrastkit.data.fingerprint import data_fingerprint
 from contrastkit.data.load import SEQUENCE_DATASETS
 from contrastkit.device import resolve_device
 from contrastkit.memory import NotEnoughMemoryError, check_fits
+from contrastkit.methods.base import BatchSpec, as_method
 from contrastkit.methods.registry import MethodEntry, build_method, get_method, method_settings, settings_to_dict
 from contrastkit.methods.settings import ContrastiveSettings
 from contrastkit.models.factory import DEFAULT_ENCODERS, encoder_for_data
@@ -126,22 +128,43 @@ class Run:
 
 
 def check_batching(batch_size: int, method: nn.Module, n_train: int, data_name: str,
-                   sequence_length: int | None = None) -> None:
+                   sequence_length: int | None = None, *, train: SampleSet | None = None) -> None:
     """A full batch must fit the training set, split BatchNorm groups must divide the batch, and a sequence crop
-    must fit the sequences (``sequence_length``: their length, None for other data)."""
-    crop = getattr(getattr(method, "batch_spec", None), "crop", None)
-    if crop is not None and sequence_length is not None and crop > sequence_length:
-        raise SettingsError(f"`crop` {crop} is longer than the {sequence_length}-step sequences of {data_name!r}; "
-                            f"use a crop of at most {sequence_length}")
-    if sequence_length is not None and callable(getattr(method, "check_sequence_length", None)):
-        method.check_sequence_length(sequence_length)  # the method's own limits (CPC: K steps ahead within a crop)
+    must fit the sequences: those of the default field (``sequence_length``: their length, None for other data)
+    and, when the training part ``train`` is given, those of every further field the method's
+    ``batch_spec.fields`` names. The method's capabilities are read as declared (:func:`~contrastkit.methods.base.
+    as_method`: a plain ``nn.Module`` has the defaults)."""
+    declared = as_method(method)
+    crop = declared.batch_spec.crop
+    if crop is not None:
+        for field, length in _sequence_lengths(declared.batch_spec, sequence_length, train).items():
+            if crop > length:
+                of = repr(data_name) if field is None else f"field {field!r} of {data_name!r}"
+                raise SettingsError(f"`crop` {crop} is longer than the {length}-step sequences of {of}; use a crop of "
+                                    f"at most {length}")
+    if sequence_length is not None:
+        declared.check_sequence_length(sequence_length)  # the method's own limits (CPC: K steps ahead within a crop)
     if batch_size > n_train:
         raise SettingsError(f"`batch_size` {batch_size} is larger than the {n_train} training samples of "
                             f"{data_name!r} (every step takes one full batch); use a batch size of at most {n_train}")
-    groups = int(getattr(method, "split_bn", 0) or 0)
+    groups = declared.split_bn
     if groups > 1 and (batch_size % groups or batch_size // groups < 2):
         raise SettingsError(f"`split_bn` {groups} needs a batch size that is a multiple of it with at least two "
                             f"samples per group; `batch_size` is {batch_size}")
+
+
+def _sequence_lengths(spec: BatchSpec, sequence_length: int | None,
+                      train: SampleSet | None) -> dict[str | None, int]:
+    """The steps T of each sequence field a batch of ``spec`` crops: None -> the default field's
+    (``sequence_length``), then each field of ``spec.fields`` that ``train`` holds as sequences (N, C, T). A field
+    the data lacks is left to the batch maker, which names it."""
+    lengths: dict[str | None, int] = {} if sequence_length is None else {None: int(sequence_length)}
+    if train is None:
+        return lengths
+    for name in spec.fields:
+        if name in train.field_names and train.field_modality(name) == "sequences":
+            lengths[name] = int(train.field(name).shape[-1])  # type: ignore[attr-defined]  # (N, C, T) in memory
+    return lengths
 
 
 def _head_parameters(settings: ContrastiveSettings, feature_dim: int) -> int:
@@ -223,7 +246,7 @@ def build_run(config: TrainConfig | ResolvedConfig, bank_rows: int | None = None
                           train_inputs=None if data.streamed else data.train.x).to(device)
     if for_training:
         check_batching(int(config.batch_size), method, len(data.train), config.data,
-                       data.input_shape[-1] if data.modality == "sequences" else None)
+                       data.input_shape[-1] if data.modality == "sequences" else None, train=data.train)
     spec = method.batch_spec
     if for_training:
         check_batch_memory(int(config.batch_size), spec.views, data.input_shape, device)
