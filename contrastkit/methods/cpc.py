@@ -39,6 +39,7 @@ phone probes), :meth:`CPC.features` its mean over time (one vector per utterance
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -46,12 +47,14 @@ from torch import Tensor, nn
 from contrastkit.losses.logsumexp import row_logsumexp
 from contrastkit.losses.temperature import default_block_size
 from contrastkit.methods.base import Batch, BatchSpec, BuildContext, Method, StepOutput
+from contrastkit.methods.settings import UNSET, settings_from_keywords
 from contrastkit.precision import full_precision
 from contrastkit.process_group import ONE_PROCESS, Processes
 from contrastkit.settings import SettingsError, setting
 from contrastkit.similarity import BilinearSimilarity
 
-__all__ = ["CPC", "CPC_PAPER_SIZES", "FULL_SCORES_LIMIT", "CPCSettings", "build_cpc", "cpc_loss"]
+__all__ = ["CPC", "CPC_ENCODER_SETTINGS", "CPC_PAPER_SIZES", "CPC_TRAINING_DEFAULTS", "FULL_SCORES_LIMIT",
+           "CPCSettings", "build_cpc", "cpc_loss", "resolve_cpc"]
 
 NEGATIVE_SOURCES = ("same_sequence", "batch")
 #: bytes of float32 scores (all K steps of a batch) above which ``blockwise=None`` goes blockwise
@@ -59,12 +62,19 @@ FULL_SCORES_LIMIT = 1 << 30
 #: the paper's setup (the ``cpc_paper`` method): 512 encoder channels, a 256-unit GRU, K = 12, 20,480-sample crops,
 #: negatives from the whole batch
 CPC_PAPER_SIZES = dict(channels=512, context=256, steps_ahead=12, crop=20480, negatives_from="batch")
+#: CPC's settings that configure its g_enc (the registry's ``encoder_settings``: setting -> option of the 'cpc'
+#: encoder); with another encoder a value other than the default is an error
+CPC_ENCODER_SETTINGS = {"channels": "width", "encoder_norm": "norm"}
+#: training defaults of ``cpc`` and ``cpc_paper`` (the registry's ``training_defaults``)
+CPC_TRAINING_DEFAULTS: dict[str, Any] = dict(epochs=200, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0,
+                                             warmup_epochs=1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CPCSettings:
     """CPC's settings; the CPU defaults are small, ``channels=512, context=256, steps_ahead=12,
-    crop=20480`` are the paper's."""
+    crop=20480`` are the paper's. Frozen (``dataclasses.replace`` makes a changed copy); the one home of CPC's
+    defaults (the method's keyword arguments read them from here)."""
 
     channels: int = setting(64, "channels of the strided encoder g_enc (the paper: 512)", low=1)
     context: int = setting(64, "GRU units of the context network g_ar (the paper: 256)", low=1)
@@ -79,21 +89,33 @@ class CPCSettings:
                                            "(null: only when they would exceed 1 GiB)")
 
 
+def resolve_cpc(s: CPCSettings, num_samples: int | None = None) -> CPCSettings:
+    """CPC's rule between its settings (the registry's ``resolve``): ``blockwise`` chooses the kernel of the batch
+    form of the loss, which ``negatives_from: same_sequence`` does not use, so setting it there is an error."""
+    if s.blockwise is not None and s.negatives_from != "batch":
+        raise SettingsError(f"`blockwise` {str(s.blockwise).lower()} is ignored by negatives_from: "
+                            f"{s.negatives_from}: it chooses the kernel of the loss over the whole batch's latents; "
+                            f"remove it or set negatives_from: batch")
+    return s
+
+
 def _hits(scores: Tensor, positive: Tensor) -> Tensor:
     """Whether each row's positive column holds its maximum (ties count as hits): (R,) bool."""
     return scores.gather(1, positive[:, None]).squeeze(1) >= scores.amax(1)
 
 
 @full_precision
-def cpc_loss(z: Tensor, c: Tensor, predictors: nn.ModuleList, *, negatives_from: str = "same_sequence",
+def cpc_loss(z: Tensor, c: Tensor, predictors: nn.ModuleList, *, negatives_from: str = UNSET,
              block_size: int | None = None) -> tuple[Tensor, Tensor]:
     """CPC's InfoNCE (module docstring) for latents ``z`` (N, T, Dz) and contexts ``c`` (N, T, Dc).
 
     ``predictors[k - 1]`` scores step k (any measure with ``score_factors``, e.g. a bilinear score). Returns the
     loss averaged over k and the prediction accuracy per k (K,) (detached); steps k >= T are left out.
     ``block_size`` selects the blockwise kernel for ``negatives_from="batch"``. Computed in float32 for bf16 / fp16
-    inputs, also under autocast (float64 stays float64).
+    inputs, also under autocast (float64 stays float64). ``negatives_from`` left out: :class:`CPCSettings`' default.
     """
+    if negatives_from is UNSET:
+        negatives_from = settings_from_keywords(CPCSettings, "cpc_loss").negatives_from
     if negatives_from not in NEGATIVE_SOURCES:
         raise ValueError(f"cpc_loss: `negatives_from` must be one of {NEGATIVE_SOURCES}, got {negatives_from!r}")
     n, t, dz = z.shape
@@ -143,13 +165,21 @@ class CPC(Method):
     """g_enc (``encoder``, with ``steps(x) -> (N, D_z, T')``) + GRU g_ar + one bilinear W_k per step ahead.
 
     A training batch is one random crop of ``crop`` samples per sequence (no augmentation); see the module
-    docstring for the loss.
+    docstring for the loss. The settings are ``settings`` (a :class:`CPCSettings`, what the registry's builder
+    passes) or keyword arguments; one left out takes :class:`CPCSettings`' default. ``crop=None`` (Python only)
+    trains on whole sequences. ``channels`` and ``encoder_norm`` configure the encoder, built before.
     """
 
-    def __init__(self, encoder: nn.Module, latent_dim: int, *, context: int = 64, steps_ahead: int = 12,
-                 negatives_from: str = "same_sequence", crop: int | None = 10240,
-                 blockwise: bool | None = None) -> None:
+    def __init__(self, encoder: nn.Module, latent_dim: int, *, settings: CPCSettings | None = None,
+                 context: int = UNSET, steps_ahead: int = UNSET, negatives_from: str = UNSET,
+                 crop: int | None = UNSET, blockwise: bool | None = UNSET) -> None:
         super().__init__()
+        self.settings = settings_from_keywords(CPCSettings, "CPC", settings, context=context,
+                                               steps_ahead=steps_ahead, negatives_from=negatives_from, crop=crop,
+                                               blockwise=blockwise)
+        context, steps_ahead, negatives_from, crop, blockwise = (
+            self.settings.context, self.settings.steps_ahead, self.settings.negatives_from, self.settings.crop,
+            self.settings.blockwise)
         if not callable(getattr(encoder, "steps", None)):
             raise TypeError("CPC: the encoder must have steps(x) -> (N, D, T') per-step latents (e.g. the 'cpc' "
                             "encoder, contrastkit.models.sequence.Conv1dEncoder)")
@@ -230,5 +260,4 @@ class CPC(Method):
 
 def build_cpc(ctx: BuildContext, s: CPCSettings) -> CPC:
     """The registry's builder: the encoder built for the data (its feature size is the latent size)."""
-    return CPC(ctx.encoder, ctx.feature_dim, context=s.context, steps_ahead=s.steps_ahead,
-               negatives_from=s.negatives_from, crop=s.crop, blockwise=s.blockwise)
+    return CPC(ctx.encoder, ctx.feature_dim, settings=s)

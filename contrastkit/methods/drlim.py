@@ -35,6 +35,7 @@ PCA (:mod:`contrastkit.evaluate.maps`) and draws it (``<name>_map.png``) because
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -42,15 +43,21 @@ from torch import Tensor, nn
 from contrastkit.data.batches import uint8_to_float
 from contrastkit.losses.contrastive import contrastive_loss
 from contrastkit.methods.base import Batch, BatchSpec, BuildContext, Method, StepOutput
+from contrastkit.methods.settings import UNSET, settings_from_keywords
 from contrastkit.process_group import ONE_PROCESS, Processes
 from contrastkit.settings import setting
 
-__all__ = ["DrLIM", "DrLIMSettings", "build_drlim", "dissimilar_pairs", "pixel_neighbours"]
+__all__ = ["DRLIM_TRAINING_DEFAULTS", "DrLIM", "DrLIMSettings", "build_drlim", "dissimilar_pairs", "pixel_neighbours"]
+
+#: training defaults of ``drlim`` (the registry's ``training_defaults``): a 2-D map in a few CPU minutes
+DRLIM_TRAINING_DEFAULTS: dict[str, Any] = dict(epochs=20, batch_size=256, optimizer="adam", lr=1e-3, weight_decay=1e-5,
+                                               warmup_epochs=1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DrLIMSettings:
-    """DrLIM's settings; ``neighbours=5`` and a 2-D map are the paper's MNIST setup."""
+    """DrLIM's settings; ``neighbours=5`` and a 2-D map are the paper's MNIST setup. Frozen; the one home of
+    DrLIM's defaults (the method's keyword arguments read them from here)."""
 
     neighbours: int = setting(5, "k: each training sample's k nearest samples in raw-input space are its similar "
                                  "partners (the paper: 5)", low=1)
@@ -111,13 +118,18 @@ def dissimilar_pairs(indices: Tensor, neighbour_ids: Tensor, per_sample: int,
 class DrLIM(Method):
     """An encoder + a linear map to ``map_dim``, trained with the contrastive loss on neighbour pairs (see the
     module docstring). ``train_x`` (N, ...) are the training inputs in their stored form; ``batch.indices``
-    index them."""
+    index them. The settings are ``settings`` (a :class:`DrLIMSettings`, what the registry's builder passes) or
+    keyword arguments; one left out takes :class:`DrLIMSettings`' default."""
 
     is_map = True  # declared capability: the evaluation adds trustworthiness vs PCA and a scatter of the map
 
-    def __init__(self, encoder: nn.Module, feature_dim: int, train_x: Tensor, *, neighbours: int = 5,
-                 map_dim: int = 2, margin: float = 1.0, dissimilar: int = 3) -> None:
+    def __init__(self, encoder: nn.Module, feature_dim: int, train_x: Tensor, *, settings: DrLIMSettings | None = None,
+                 neighbours: int = UNSET, map_dim: int = UNSET, margin: float = UNSET, dissimilar: int = UNSET) -> None:
         super().__init__()
+        self.settings = settings_from_keywords(DrLIMSettings, "DrLIM", settings, neighbours=neighbours,
+                                               map_dim=map_dim, margin=margin, dissimilar=dissimilar)
+        neighbours, map_dim, margin, dissimilar = (self.settings.neighbours, self.settings.map_dim,
+                                                   self.settings.margin, self.settings.dissimilar)
         if not isinstance(train_x, Tensor) or train_x.dim() < 2 or train_x.shape[0] < 2:
             raise ValueError("DrLIM: `train_x` must be the training inputs (N, ...) with N >= 2")
         if not neighbours < train_x.shape[0]:
@@ -177,5 +189,4 @@ def build_drlim(ctx: BuildContext, s: DrLIMSettings) -> DrLIM:
         raise ValueError("drlim: the method needs the training inputs in memory for its neighbour graph; build it "
                          "with build_method(..., train_inputs=data.train.x) (image folders streamed from disk have "
                          "none: load them with stream=False, --no-stream)")
-    return DrLIM(ctx.encoder, ctx.feature_dim, ctx.train_inputs, neighbours=s.neighbours, map_dim=s.map_dim,
-                 margin=s.margin, dissimilar=s.dissimilar)
+    return DrLIM(ctx.encoder, ctx.feature_dim, ctx.train_inputs, settings=s)

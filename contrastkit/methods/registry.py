@@ -16,7 +16,7 @@ A method of your own registers itself with one call and is then usable from Pyth
 ``contrastkit train --plugin your_module --method NAME`` (a module name, or the path of its ``.py`` file: see
 :mod:`contrastkit.plugins`; or through the ``contrastkit.methods`` entry-point group of an installed package)::
 
-    @dataclass
+    @dataclass(frozen=True)
     class MySettings:                      # typed settings: flags and YAML keys are checked against them
         temperature: float = setting(0.2, "softmax temperature", low=0.01, high=10)
 
@@ -27,6 +27,11 @@ A method of your own registers itself with one call and is then usable from Pyth
 
 Setting names have one meaning across every registered method and the training settings: registering a
 field whose name is taken with another type is refused.
+
+This module holds the generic machinery and the registrations only: each built-in method's settings class, its
+rules (``resolve``), encoder settings and training defaults live in the method's own module
+(:mod:`~contrastkit.methods.settings` for the contrastive family, :mod:`~contrastkit.methods.cpc`,
+:mod:`~contrastkit.methods.triplet`, :mod:`~contrastkit.methods.drlim`). The built-in settings are frozen.
 """
 
 from __future__ import annotations
@@ -43,10 +48,17 @@ from torch import Tensor, nn
 
 from contrastkit.methods.base import BuildContext, check_method
 from contrastkit.methods.contrastive import ContrastiveMethod
-from contrastkit.methods.cpc import CPC_PAPER_SIZES, CPCSettings, build_cpc
-from contrastkit.methods.drlim import DrLIMSettings, build_drlim
-from contrastkit.methods.settings import PRESETS, ContrastiveSettings, resolve_settings
-from contrastkit.methods.triplet import TripletSettings, build_triplet
+from contrastkit.methods.cpc import (
+    CPC_ENCODER_SETTINGS,
+    CPC_PAPER_SIZES,
+    CPC_TRAINING_DEFAULTS,
+    CPCSettings,
+    build_cpc,
+    resolve_cpc,
+)
+from contrastkit.methods.drlim import DRLIM_TRAINING_DEFAULTS, DrLIMSettings, build_drlim
+from contrastkit.methods.settings import CONTRASTIVE_TRAINING_DEFAULTS, PRESETS, ContrastiveSettings, resolve_settings
+from contrastkit.methods.triplet import TRIPLET_TRAINING_DEFAULTS, TripletSettings, build_triplet
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
 from contrastkit.settings import SettingsError, parse_settings
@@ -316,45 +328,23 @@ def build_contrastive(ctx: BuildContext, s: ContrastiveSettings) -> ContrastiveM
     return ContrastiveMethod(ctx.encoder, head, negatives, settings=s)
 
 
-#: training defaults of the built-in methods, tuned for the built-in data on a 2-core CPU in about 5 minutes
-#: (the README gives the measured accuracies)
-_CONTRASTIVE_TRAINING = dict(epochs=300, batch_size=256, optimizer="adam", lr=2e-3, weight_decay=1e-5,
-                             warmup_epochs=1)
 _DESCRIPTIONS = {"simclr": "SimCLR: in-batch negatives, NT-Xent", "moco": "MoCo v2: momentum encoder + queue",
                  "membank": "instance discrimination with a memory bank"}
 
+# each method's rules, encoder settings and training defaults live in its own module; here they are registered
 for _name, _preset in PRESETS.items():
     register_method(_name, build_contrastive, settings=ContrastiveSettings, presets=_preset,
-                    resolve=resolve_settings, training_defaults=_CONTRASTIVE_TRAINING,
+                    resolve=resolve_settings, training_defaults=CONTRASTIVE_TRAINING_DEFAULTS,
                     description=_DESCRIPTIONS[_name])
 
-_CPC_TRAINING = dict(epochs=200, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0, warmup_epochs=1)
-_CPC_ENCODER_SETTINGS = {"channels": "width", "encoder_norm": "norm"}  # CPC's settings of its g_enc
-
-
-def _resolve_cpc(s: CPCSettings, num_samples: int | None) -> CPCSettings:
-    """CPC's rule between its settings: ``blockwise`` chooses the kernel of the batch form of the loss, which
-    ``negatives_from: same_sequence`` does not use."""
-    if s.blockwise is not None and s.negatives_from != "batch":
-        raise SettingsError(f"`blockwise` {str(s.blockwise).lower()} is ignored by negatives_from: "
-                            f"{s.negatives_from}: it chooses the kernel of the loss over the whole batch's latents; "
-                            f"remove it or set negatives_from: batch")
-    return s
-
-
-register_method("cpc", build_cpc, settings=CPCSettings, resolve=_resolve_cpc, default_encoder="cpc",
-                encoder_settings=_CPC_ENCODER_SETTINGS, training_defaults=_CPC_TRAINING,
+register_method("cpc", build_cpc, settings=CPCSettings, resolve=resolve_cpc, default_encoder="cpc",
+                encoder_settings=CPC_ENCODER_SETTINGS, training_defaults=CPC_TRAINING_DEFAULTS,
                 description="contrastive predictive coding on sequences (van den Oord et al. 2018), CPU sizes")
-register_method("cpc_paper", build_cpc, settings=CPCSettings, resolve=_resolve_cpc, default_encoder="cpc",
-                presets=CPC_PAPER_SIZES, encoder_settings=_CPC_ENCODER_SETTINGS, training_defaults=_CPC_TRAINING,
+register_method("cpc_paper", build_cpc, settings=CPCSettings, resolve=resolve_cpc, default_encoder="cpc",
+                presets=CPC_PAPER_SIZES, encoder_settings=CPC_ENCODER_SETTINGS,
+                training_defaults=CPC_TRAINING_DEFAULTS,
                 description="CPC with the paper's sizes: 512 channels, GRU 256, K = 12, 1.28 s crops")
-
-# supervised triplet embeddings: P x K batches (P = batch_size / K classes), semi-hard mining; 40 epochs (README)
-_TRIPLET_TRAINING = dict(epochs=40, batch_size=160, optimizer="adam", lr=2e-3, weight_decay=1e-5, warmup_epochs=1)
-register_method("triplet", build_triplet, settings=TripletSettings, training_defaults=_TRIPLET_TRAINING,
+register_method("triplet", build_triplet, settings=TripletSettings, training_defaults=TRIPLET_TRAINING_DEFAULTS,
                 description="supervised triplet embedding, online semi-hard mining on P x K batches (FaceNet)")
-
-# DrLIM: a 2-D map learned from pixel-space neighbour pairs (Hadsell, Chopra & LeCun 2006), a few CPU minutes
-_DRLIM_TRAINING = dict(epochs=20, batch_size=256, optimizer="adam", lr=1e-3, weight_decay=1e-5, warmup_epochs=1)
-register_method("drlim", build_drlim, settings=DrLIMSettings, training_defaults=_DRLIM_TRAINING,
+register_method("drlim", build_drlim, settings=DrLIMSettings, training_defaults=DRLIM_TRAINING_DEFAULTS,
                 description="DrLIM: a 2-D map from k-nearest-neighbour pairs and the margin loss (Hadsell et al. 2006)")

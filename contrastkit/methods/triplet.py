@@ -32,29 +32,35 @@ features measure the learned metric.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from contrastkit.losses.triplet import MINING_STRATEGIES, TripletLoss
 from contrastkit.methods.base import Batch, BatchSpec, BuildContext, EvalContext, EvalExtras, Method, StepOutput
+from contrastkit.methods.settings import UNSET, settings_from_keywords
 from contrastkit.mining import triplet_categories
 from contrastkit.process_group import ONE_PROCESS, Processes
 from contrastkit.settings import setting
 from contrastkit.similarity import MahalanobisDistance, Measure, get_measure, normalize
 
-__all__ = ["TRIPLET_MEASURES", "TripletEmbedding", "TripletSettings", "build_triplet"]
+__all__ = ["TRIPLET_MEASURES", "TRIPLET_TRAINING_DEFAULTS", "TripletEmbedding", "TripletSettings", "build_triplet"]
 
 TRIPLET_MEASURES = ("euclidean", "cosine", "mahalanobis")
 #: the logged columns: the shares of the survey's three triplet states among the batch's valid triplets
 STATE_KEYS = ("frac_hard", "frac_semihard", "frac_easy")
 #: test samples whose triplets the evaluation counts (a seeded random subset of a larger test split)
 STATE_SAMPLES = 2000
+#: training defaults of ``triplet`` (the registry's ``training_defaults``): P x K batches, 40 epochs (README)
+TRIPLET_TRAINING_DEFAULTS: dict[str, Any] = dict(epochs=40, batch_size=160, optimizer="adam", lr=2e-3,
+                                                 weight_decay=1e-5, warmup_epochs=1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TripletSettings:
-    """The triplet method's settings (defaults: FaceNet's semi-hard mining and margin on unit embeddings)."""
+    """The triplet method's settings (defaults: FaceNet's semi-hard mining and margin on unit embeddings). Frozen;
+    the one home of the method's defaults (its keyword arguments read them from here)."""
 
     margin: float = setting(0.2, "triplet margin m in [d(a,p) - d(a,n) + m]_+ (FaceNet: 0.2 on unit vectors)",
                             low=0, low_open=True)
@@ -72,12 +78,22 @@ class TripletSettings:
 
 
 class TripletEmbedding(Method):
-    """Encoder + linear head to D, trained with the triplet loss on P x K batches (see the module docstring)."""
+    """Encoder + linear head to D, trained with the triplet loss on P x K batches (see the module docstring).
 
-    def __init__(self, encoder: nn.Module, feature_dim: int, *, embedding_dim: int = 64, margin: float = 0.2,
-                 mining: str = "semi-hard", measure: str = "euclidean", samples_per_class: int = 16,
-                 normalize_embedding: bool = True, augmented: bool = True) -> None:
+    The settings are ``settings`` (a :class:`TripletSettings`, what the registry's builder passes) or keyword
+    arguments; one left out takes :class:`TripletSettings`' default."""
+
+    def __init__(self, encoder: nn.Module, feature_dim: int, *, settings: TripletSettings | None = None,
+                 embedding_dim: int = UNSET, margin: float = UNSET, mining: str = UNSET, measure: str = UNSET,
+                 samples_per_class: int = UNSET, normalize_embedding: bool = UNSET, augmented: bool = UNSET) -> None:
         super().__init__()
+        self.settings = settings_from_keywords(TripletSettings, "TripletEmbedding", settings,
+                                               embedding_dim=embedding_dim, margin=margin, mining=mining,
+                                               measure=measure, samples_per_class=samples_per_class,
+                                               normalize_embedding=normalize_embedding, augmented=augmented)
+        s = self.settings
+        embedding_dim, margin, mining, measure = s.embedding_dim, s.margin, s.mining, s.measure
+        samples_per_class, normalize_embedding, augmented = s.samples_per_class, s.normalize_embedding, s.augmented
         if measure not in TRIPLET_MEASURES:
             raise ValueError(f"TripletEmbedding: `measure` must be one of {TRIPLET_MEASURES}, got {measure!r}")
         self.encoder = encoder
@@ -168,6 +184,4 @@ class TripletEmbedding(Method):
 
 def build_triplet(ctx: BuildContext, s: TripletSettings) -> TripletEmbedding:
     """The registry's builder: a linear head from the encoder's features to ``embedding_dim``."""
-    return TripletEmbedding(ctx.encoder, ctx.feature_dim, embedding_dim=s.embedding_dim, margin=s.margin,
-                            mining=s.mining, measure=s.measure, samples_per_class=s.samples_per_class,
-                            normalize_embedding=s.normalize_embedding, augmented=s.augmented)
+    return TripletEmbedding(ctx.encoder, ctx.feature_dim, settings=s)

@@ -278,3 +278,64 @@ def test_cpc_loss_on_bf16_inputs_equals_the_float32_computation():
     assert loss.dtype == torch.float32
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
     assert torch.equal(accuracy, expected_accuracy)
+
+
+# --- issue 15 item 3: CPCSettings is the one home of CPC's defaults and rule ---------------------------------------
+
+def _tiny_cpc_encoder() -> Conv1dEncoder:
+    return Conv1dEncoder(1, width=8, strides=(2, 2))
+
+
+@pytest.mark.parametrize(("name", "value", "read"), [
+    ("context", 5, lambda m: m.context_net.hidden_size),
+    ("steps_ahead", 3, lambda m: len(m.predictors)),
+    ("negatives_from", "batch", lambda m: m.negatives_from),
+    ("crop", 800, lambda m: m.batch_spec.crop),
+    ("blockwise", True, lambda m: m.blockwise_setting),
+])
+def test_cpc_keyword_defaults_come_from_its_settings_class(monkeypatch, name, value, read) -> None:
+    from contrastkit.methods.cpc import CPCSettings
+
+    assert read(CPC(_tiny_cpc_encoder(), 8)) == getattr(CPCSettings(), name) != value
+    monkeypatch.setattr(CPCSettings.__dataclass_fields__[name], "default", value)  # the one home, changed
+    assert read(CPC(_tiny_cpc_encoder(), 8)) == value
+    assert read(CPC(_tiny_cpc_encoder(), 8, settings=CPCSettings(**{name: value}))) == value  # the builder's path
+
+
+def test_cpc_loss_default_negatives_come_from_the_settings_class(monkeypatch) -> None:
+    from contrastkit.methods.cpc import CPCSettings
+
+    torch.manual_seed(0)
+    z, c = torch.randn(3, 6, 4), torch.randn(3, 6, 5)
+    predictors = nn.ModuleList(BilinearSimilarity(5, 4) for _ in range(2))
+    same = cpc_loss(z, c, predictors, negatives_from="same_sequence")[0]
+    batch = cpc_loss(z, c, predictors, negatives_from="batch")[0]
+    assert not torch.allclose(same, batch)
+    assert torch.equal(cpc_loss(z, c, predictors)[0], same)
+    monkeypatch.setattr(CPCSettings.__dataclass_fields__["negatives_from"], "default", "batch")
+    assert torch.equal(cpc_loss(z, c, predictors)[0], batch)
+
+
+def test_cpc_is_built_from_its_settings_or_keywords_not_both() -> None:
+    from contrastkit.methods.cpc import CPCSettings
+
+    settings = CPCSettings(context=7, steps_ahead=2)
+    method = build_method("cpc", _tiny_cpc_encoder(), 8, settings=settings)
+    assert method.settings is settings and method.context_net.hidden_size == 7 and len(method.predictors) == 2
+    with pytest.raises(TypeError, match=r"CPC: give either `settings` or keyword settings \(\['context'\]\)"):
+        CPC(_tiny_cpc_encoder(), 8, settings=settings, context=3)
+    assert CPC(_tiny_cpc_encoder(), 8, crop=None).batch_spec.crop is None  # None stays a value: whole sequences
+
+
+def test_cpcs_blockwise_rule_lives_with_cpc() -> None:
+    import contrastkit.methods.registry as registry
+    from contrastkit.methods.cpc import CPC_ENCODER_SETTINGS, CPCSettings, resolve_cpc
+
+    with pytest.raises(SettingsError, match="`blockwise` true is ignored by negatives_from: same_sequence"):
+        resolve_cpc(CPCSettings(blockwise=True))
+    batch = CPCSettings(blockwise=True, negatives_from="batch")
+    assert resolve_cpc(batch) is batch
+    for name in ("cpc", "cpc_paper"):
+        entry = registry.get_method(name)
+        assert entry.resolve is resolve_cpc and entry.encoder_settings == CPC_ENCODER_SETTINGS
+    assert not hasattr(registry, "_resolve_cpc") and not hasattr(registry, "_CPC_ENCODER_SETTINGS")

@@ -171,3 +171,34 @@ def test_the_4_vs_9_demo_beats_pca(tmp_path):
     print(f"4 vs 9: trustworthiness {metrics['trustworthiness']} vs PCA {metrics['pca_trustworthiness']} "
           f"({time.perf_counter() - start:.0f} s)")
     assert metrics["trustworthiness"] > metrics["pca_trustworthiness"]
+
+
+# --- issue 15 item 3: DrLIMSettings is the one home of DrLIM's defaults ---------------------------------------------
+
+@pytest.mark.parametrize(("name", "value", "read"), [
+    ("neighbours", 2, lambda m: m.neighbour_ids.shape[1]),
+    ("map_dim", 3, lambda m: m.head.out_features),
+    ("margin", 2.5, lambda m: m.margin),
+    ("dissimilar", 1, lambda m: m.dissimilar),
+])
+def test_drlim_keyword_defaults_come_from_its_settings_class(monkeypatch, name, value, read) -> None:
+    from contrastkit.methods.drlim import DrLIMSettings
+
+    x = torch.arange(60, dtype=torch.float32).reshape(10, 6)  # 10 samples
+    assert read(DrLIM(nn.Flatten(), 6, x)) == getattr(DrLIMSettings(), name) != value
+    monkeypatch.setattr(DrLIMSettings.__dataclass_fields__[name], "default", value)  # the one home, changed
+    assert read(DrLIM(nn.Flatten(), 6, x)) == value
+    assert read(DrLIM(nn.Flatten(), 6, x, settings=DrLIMSettings(**{name: value}))) == value  # the builder's path
+
+
+def test_drlim_is_built_from_its_settings_object() -> None:
+    from contrastkit.methods.drlim import DRLIM_TRAINING_DEFAULTS, DrLIMSettings
+    from contrastkit.methods.registry import GENERIC_TRAINING_DEFAULTS, get_method
+
+    settings = DrLIMSettings(neighbours=2, map_dim=3)
+    x = torch.rand(8, 6)
+    method = build_method("drlim", nn.Flatten(), 6, settings=settings, train_inputs=x)
+    assert method.settings is settings and method.head.out_features == 3 and method.neighbour_ids.shape == (8, 2)
+    with pytest.raises(TypeError, match="DrLIM: give either `settings` or keyword settings"):
+        DrLIM(nn.Flatten(), 6, x, settings=settings, margin=2.0)
+    assert get_method("drlim").training_defaults == {**GENERIC_TRAINING_DEFAULTS, **DRLIM_TRAINING_DEFAULTS}

@@ -304,3 +304,42 @@ def test_methods_of_installed_packages_come_from_entry_points(monkeypatch) -> No
 def test_builtin_methods_are_registered() -> None:
     assert {"simclr", "moco", "membank"} <= set(available_methods())
     assert method_settings("simclr", negatives="queue").negatives == "queue"
+
+
+# --- issue 15 item 3: frozen settings, each method's rules and defaults in its own module ----------------------------
+
+BUILTIN_METHODS = ("simclr", "moco", "membank", "cpc", "cpc_paper", "triplet", "drlim")
+
+
+@pytest.mark.parametrize("name", BUILTIN_METHODS)
+def test_each_builtin_methods_settings_are_frozen(name) -> None:
+    settings = method_settings(name)
+    first = dataclasses.fields(settings)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(settings, first, getattr(settings, first))
+    changed = dataclasses.replace(settings, **{first: getattr(settings, first)})  # the way to a changed copy
+    assert changed == settings and changed is not settings
+
+
+def test_every_method_the_library_registers_has_frozen_settings() -> None:
+    ours = {name for name in available_methods()
+            if get_method(name).settings is not None
+            and get_method(name).settings.__module__.startswith("contrastkit.")}
+    assert ours == set(BUILTIN_METHODS)
+    assert all(get_method(name).settings.__dataclass_params__.frozen for name in ours)
+
+
+def test_the_registry_registers_the_rules_and_defaults_of_the_methods_modules() -> None:
+    from contrastkit.methods import cpc, drlim, triplet
+    from contrastkit.methods import settings as contrastive
+
+    expected = {"simclr": contrastive.CONTRASTIVE_TRAINING_DEFAULTS, "moco": contrastive.CONTRASTIVE_TRAINING_DEFAULTS,
+                "membank": contrastive.CONTRASTIVE_TRAINING_DEFAULTS, "cpc": cpc.CPC_TRAINING_DEFAULTS,
+                "cpc_paper": cpc.CPC_TRAINING_DEFAULTS, "triplet": triplet.TRIPLET_TRAINING_DEFAULTS,
+                "drlim": drlim.DRLIM_TRAINING_DEFAULTS}
+    for name, defaults in expected.items():
+        assert get_method(name).training_defaults == {**GENERIC_TRAINING_DEFAULTS, **defaults}, name
+    assert get_method("cpc").resolve is cpc.resolve_cpc
+    assert get_method("simclr").resolve is contrastive.resolve_settings
+    left = [n for n in vars(registry) if n.startswith(("_CPC", "_TRIPLET", "_DRLIM", "_CONTRASTIVE", "_resolve_"))]
+    assert left == []

@@ -88,3 +88,25 @@ def test_settings_built_in_python_are_checked_too():
     with pytest.raises(SettingsError, match=r"ContrastiveSettings: `temperature` must be a number >= 0.01"):
         ContrastiveSettings(temperature=0.0)
     assert dataclasses.replace(ContrastiveSettings(), temperature=1).temperature == 1.0
+
+
+# --- issue 15 item 3: a method's Python keywords read their defaults from its settings class -------------------------
+
+def test_settings_from_keywords_takes_the_class_default_for_a_keyword_left_out(monkeypatch):
+    from contrastkit.methods.settings import UNSET, settings_from_keywords
+
+    @dataclasses.dataclass(frozen=True)
+    class Toy:
+        width: int = 4
+        crop: int | None = 10
+
+    assert settings_from_keywords(Toy, "toy", width=UNSET, crop=UNSET) == Toy(4, 10)
+    assert settings_from_keywords(Toy, "toy", width=6, crop=None) == Toy(6, None)  # None is a value, not "unset"
+    monkeypatch.setattr(Toy.__dataclass_fields__["width"], "default", 9)  # read when called, not when defined
+    assert settings_from_keywords(Toy, "toy", width=UNSET).width == 9
+    given = Toy(1, 2)
+    assert settings_from_keywords(Toy, "toy", given, width=UNSET) is given
+    with pytest.raises(TypeError, match=r"toy: give either `settings` or keyword settings \(\['width'\]\), not both"):
+        settings_from_keywords(Toy, "toy", given, width=3)
+    with pytest.raises(TypeError, match="toy: `settings` must be a Toy, got dict"):
+        settings_from_keywords(Toy, "toy", {"width": 3})

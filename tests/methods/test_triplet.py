@@ -161,3 +161,39 @@ def test_training_lifts_recall_at_1_well_above_the_random_encoder(tmp_path):
     states = _log(tmp_path / "run")
     assert float(states[-1]["frac_easy"]) > float(states[0]["frac_easy"])
     assert float(states[-1]["frac_hard"]) < float(states[0]["frac_hard"])
+
+
+# --- issue 15 item 3: TripletSettings is the one home of the triplet method's defaults -------------------------------
+
+@pytest.mark.parametrize(("name", "value", "read"), [
+    ("embedding_dim", 3, lambda m: m.head.out_features),
+    ("margin", 0.7, lambda m: m.margin),
+    ("mining", "hard", lambda m: m.loss_fn.mining),
+    ("measure", "cosine", lambda m: m.measure_name),
+    ("samples_per_class", 4, lambda m: m.batch_spec.samples_per_class),
+    ("normalize_embedding", False, lambda m: m.normalize_embedding),
+    ("augmented", False, lambda m: m.batch_spec.views == 1),
+])
+def test_triplet_keyword_defaults_come_from_its_settings_class(monkeypatch, name, value, read) -> None:
+    from torch import nn
+
+    from contrastkit.methods.triplet import TripletSettings
+
+    assert read(TripletEmbedding(nn.Linear(6, 5), 5)) == getattr(TripletSettings(), name) != value
+    monkeypatch.setattr(TripletSettings.__dataclass_fields__[name], "default", value)  # the one home, changed
+    assert read(TripletEmbedding(nn.Linear(6, 5), 5)) == value
+    assert read(TripletEmbedding(nn.Linear(6, 5), 5, settings=TripletSettings(**{name: value}))) == value
+
+
+def test_triplet_is_built_from_its_settings_object() -> None:
+    from torch import nn
+
+    from contrastkit.methods.registry import GENERIC_TRAINING_DEFAULTS, get_method
+    from contrastkit.methods.triplet import TRIPLET_TRAINING_DEFAULTS, TripletSettings
+
+    settings = TripletSettings(embedding_dim=3, margin=0.4)
+    method = build_method("triplet", nn.Linear(6, 5), 5, settings=settings)
+    assert method.settings is settings and method.head.out_features == 3 and method.margin == 0.4
+    with pytest.raises(TypeError, match="TripletEmbedding: give either `settings` or keyword settings"):
+        TripletEmbedding(nn.Linear(6, 5), 5, settings=settings, margin=0.3)
+    assert get_method("triplet").training_defaults == {**GENERIC_TRAINING_DEFAULTS, **TRIPLET_TRAINING_DEFAULTS}
