@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from contrastkit.augment import AUGMENTS
+from contrastkit.data.containers import FIELD_MODALITIES
 from contrastkit.models.factory import DEFAULT_ENCODERS, ENCODER_MODALITY
 from contrastkit.optim import OPTIMIZERS
 from contrastkit.settings import SettingsError, check_instance, parse_settings, setting
@@ -33,7 +34,7 @@ from contrastkit.settings import SettingsError, check_instance, parse_settings, 
 __all__ = ["RESUMABLE_CHANGES", "TrainConfig", "read_yaml_settings"]
 
 _PRECISIONS = ("auto", "fp32", "bf16")
-_MODALITIES = ("auto", *DEFAULT_ENCODERS)
+_MODALITIES = ("auto", *FIELD_MODALITIES)  # text: uint8 bytes or token ids (N, L), for a method whose encoder reads it
 _DEFAULT_ENCODERS_TEXT = ", ".join(f"{name} for {modality}" for modality, name in DEFAULT_ENCODERS.items())
 _AUGMENT_NAMES = tuple(name for names in AUGMENTS.values() for name in names)
 _DEFAULT_AUGMENTS_TEXT = ", ".join(f"{names[0]} for {modality}" for modality, names in AUGMENTS.items()
@@ -50,8 +51,13 @@ class TrainConfig:
                                    "folder of speakers' WAV files, or a .npy / .npz file", metavar="DATA")
     classes: str | None = setting(None, "keep only these classes, by name, comma-separated (e.g. 4,9 of mnist5k), "
                                         "renumbered in the data's order (default: all)", metavar="NAMES")
-    modality: str = setting("auto", "what an array file holds (auto: images, or vectors for a 2-D table)",
-                            choices=_MODALITIES)
+    modality: str = setting("auto", "what an array file holds (auto: images, or vectors for a 2-D table); of its "
+                                    "default field when `fields` names several", choices=_MODALITIES)
+    fields: str | None = setting(None, "the named fields of each sample of an .npy / .npz file, the default field "
+                                       "first, comma-separated, each with its modality where it is not to be guessed "
+                                       "(e.g. x,caption or x=images,caption=text; keys <field>_train / <field>_test "
+                                       "or <field>); every field must be one the method uses (default: the one "
+                                       "field x)", metavar="FIELDS")
     out: str | None = setting(None, "output folder: checkpoint, logs, metrics, plots (default runs/<method>)",
                               metavar="DIR")
     epochs: int | None = setting(None, "training epochs (default: the method's)", low=1)

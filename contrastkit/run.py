@@ -14,7 +14,9 @@ A setting that the chosen parts would ignore is an error that names it, the part
 use it -- never dropped (:func:`check_settings_apply`): a method's encoder settings (CPC's ``channels``,
 ``encoder_norm``) with another ``encoder``; ``augment`` for a method that takes no augmented views;
 ``channels_last`` for data that are not images; ``workers`` for data held in memory; ``momentum`` with an
-optimizer that has none. The method's own rules (e.g. ``queue_size`` without a queue) are its resolver's.
+optimizer that has none; a field of ``fields`` that the method does not ask for (:func:`check_fields_used`) and
+``fields`` for a built-in data set. The method's own rules (e.g. ``queue_size`` without a queue) are its
+resolver's.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from contrastkit.batching import default_augment, make_augment
 from contrastkit.config import TrainConfig
 from contrastkit.data import BUILTIN_DATASETS, DatasetSplits, load_dataset
 from contrastkit.data.containers import SampleSet
+from contrastkit.data.fields import parse_fields
 from contrastkit.data.fingerprint import data_fingerprint
 from contrastkit.data.load import SEQUENCE_DATASETS
 from contrastkit.device import resolve_device
@@ -44,7 +47,8 @@ from contrastkit.models.factory import DEFAULT_ENCODERS, encoder_for_data
 from contrastkit.settings import SettingsError
 
 __all__ = ["BUILTIN_DATA", "ResolvedConfig", "Run", "build_run", "check_batch_memory", "check_batching",
-           "check_method_memory", "check_settings_apply", "fill_training_defaults", "resolve_config", "resolve_run"]
+           "check_fields_used", "check_method_memory", "check_settings_apply", "fill_training_defaults",
+           "resolve_config", "resolve_run"]
 
 #: the data sets known by name (images, then sequences), for ``--help`` and for :func:`_absolute_data`
 BUILTIN_DATA: tuple[str, ...] = (*BUILTIN_DATASETS, *SEQUENCE_DATASETS)
@@ -80,6 +84,7 @@ def resolve_run(config: TrainConfig | ResolvedConfig, sources: Mapping[str, str]
     entry = get_method(config.method)
     config = fill_training_defaults(config, entry.training_defaults)
     _check_optimizer_momentum(config)
+    _check_fields_setting(config)
     settings = method_settings(config.method, config.method_options, sources=sources, where="method_options")
     config = config.replace(data=_absolute_data(config.data), method_options=settings_to_dict(settings))
     return ResolvedConfig(config, settings)
@@ -89,6 +94,25 @@ def resolve_config(config: TrainConfig | ResolvedConfig) -> TrainConfig:
     """The resolved :class:`~contrastkit.config.TrainConfig` of ``config`` (:func:`resolve_run`'s ``config``). A
     resolved config resolves to itself."""
     return resolve_run(config).config
+
+
+def _check_fields_setting(config: TrainConfig) -> None:
+    """``fields`` must read as :func:`~contrastkit.data.fields.parse_fields` reads it, and names the fields of an
+    array file: a built-in data set holds one field, ``x`` (images, or sequences for the sequence sets)."""
+    if config.fields is None:
+        return
+    try:
+        named = parse_fields(config.fields, config.modality, where="settings")
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(str(exc)) from None
+    name = config.data.lower()
+    if name not in BUILTIN_DATA:
+        return
+    holds = "sequences" if name in SEQUENCE_DATASETS else "images"
+    if list(named) != ["x"] or named["x"] not in ("auto", holds):
+        raise SettingsError(f"`fields` {config.fields!r} is ignored by the built-in data set {config.data!r}, which "
+                            f"holds one field, x ({holds}): `fields` names the fields of an .npy / .npz file; "
+                            f"remove it")
 
 
 def _default_of(cls: type, name: str) -> Any:
@@ -227,13 +251,19 @@ def build_run(config: TrainConfig | ResolvedConfig, bank_rows: int | None = None
     device = resolve_device(config.device)
     try:
         data = load_dataset(config.data, size=config.image_size, modality=config.modality, classes=config.classes,
-                            stream=config.stream, workers=config.workers)
+                            stream=config.stream, workers=config.workers, fields=config.fields)
     except NotEnoughMemoryError as err:
         if err.setting != "size" or config.image_size is None:
             raise
         raise err.with_subject(f"`image_size` {config.image_size}", hint="choose a smaller `image_size`") from None
     entry = get_method(config.method)
-    config = config.replace(encoder=config.encoder or entry.default_encoder or DEFAULT_ENCODERS[data.modality])
+    encoder_name = config.encoder or entry.default_encoder or DEFAULT_ENCODERS.get(data.modality)
+    if encoder_name is None:
+        raise SettingsError(f"no built-in encoder reads {data.modality} (the default field {data.train.x_field!r} of "
+                            f"{config.data!r}) and method {config.method!r} brings none: the built-in encoders read "
+                            f"{', '.join(DEFAULT_ENCODERS)}; use a method with an encoder of its own for it, or make "
+                            f"it a further field (`fields`)")
+    config = config.replace(encoder=encoder_name)
     num_samples = bank_rows or len(data.train)
     settings = _bind_to_data(entry, resolved.method_settings, num_samples)
     check_settings_apply(config, entry, settings, data, for_training=for_training)
@@ -249,6 +279,7 @@ def build_run(config: TrainConfig | ResolvedConfig, bank_rows: int | None = None
                        data.input_shape[-1] if data.modality == "sequences" else None, train=data.train)
     spec = method.batch_spec
     if for_training:
+        check_fields_used(config, spec, data)
         check_batch_memory(int(config.batch_size), spec.views, data.input_shape, device)
     if spec.views > 0:
         config = config.replace(augment=config.augment or default_augment(data.train))
@@ -271,6 +302,21 @@ def _bind_to_data(entry: MethodEntry, settings: Any, num_samples: int) -> Any:
         return entry.resolve(settings, num_samples)
     except SettingsError as exc:
         raise SettingsError(f"method_options: method {entry.name!r}: {exc}") from None
+
+
+def check_fields_used(config: TrainConfig, spec: BatchSpec, data: DatasetSplits) -> None:
+    """A field that ``config.fields`` loads must be used: the default field (trained and evaluated) or one the
+    method's ``batch_spec.fields`` asks for; another would be loaded for nothing (evaluation embeds the default
+    field), so it is an error naming the field and the method, like any setting a chosen part ignores."""
+    if config.fields is None:
+        return
+    unused = [name for name in data.train.field_names[1:] if name not in spec.fields]
+    if unused:
+        asks = ", ".join(spec.fields) or "none"
+        kept = ",".join(name for name in data.train.field_names if name not in unused)
+        raise SettingsError(f"`fields` {config.fields!r}: field {unused[0]!r} is ignored by method {config.method!r}, "
+                            f"which asks for no such field (its batch_spec.fields: {asks}), and evaluation embeds "
+                            f"the default field {data.train.x_field!r}; remove it (fields: {kept})")
 
 
 def check_settings_apply(config: TrainConfig, entry: MethodEntry, settings: Any, data: DatasetSplits,
