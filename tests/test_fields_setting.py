@@ -80,6 +80,10 @@ def test_two_fields_train_from_the_cli_and_the_method_gets_each_rows_caption(pai
     assert torch.equal(caption, train.field("caption")[indices])
     expected = encode_texts([CAPTIONS[int(y)] for y in train.labels[indices]])  # the captions written, row for row
     assert torch.equal(caption[:, :expected.shape[1]], expected)
+    from contrastkit.report import evaluate_run
+
+    metrics = evaluate_run(tmp_path / "run", baselines=False, plots=False, quiet=True)  # the saved fields load again
+    assert metrics["method"] == "reads_caption" and "linear_acc" in metrics
 
 
 def test_a_field_the_method_does_not_use_is_one_line_naming_it_and_the_method(pairs, tmp_path, capsys, monkeypatch):
