@@ -202,7 +202,7 @@ class Trainer:
         data = as_splits(data)
         config = _config_for_parts(config, method, data)
         check_batching(int(config.batch_size), method, len(data.train), config.data,
-                       data.input_shape[-1] if data.modality == "sequences" else None)
+                       data.input_shape[-1] if data.modality == "sequences" else None, train=data.train)
         if augment is None and method.batch_spec.views > 0:
             augment = make_augment(config.augment, data.train, method.batch_spec)
         self._setup(method, data, config, augment, data_fingerprint(data))
