@@ -46,9 +46,10 @@ from contrastkit.methods.settings import ContrastiveSettings
 from contrastkit.models.factory import DEFAULT_ENCODERS, encoder_for_data
 from contrastkit.settings import SettingsError
 
-__all__ = ["BUILTIN_DATA", "ResolvedConfig", "Run", "build_run", "check_batch_memory", "check_batching",
-           "check_fields_used", "check_method_memory", "check_settings_apply", "fill_training_defaults",
-           "resolve_config", "resolve_run"]
+__all__ = ["BUILTIN_DATA", "ResolvedConfig", "Run", "build_run", "check_augment_applies", "check_batch_memory",
+           "check_batching", "check_data_settings_apply", "check_fields_used", "check_method_memory",
+           "check_optimizer_momentum", "check_settings_apply", "fill_training_defaults", "resolve_config",
+           "resolve_run"]
 
 #: the data sets known by name (images, then sequences), for ``--help`` and for :func:`_absolute_data`
 BUILTIN_DATA: tuple[str, ...] = (*BUILTIN_DATASETS, *SEQUENCE_DATASETS)
@@ -83,7 +84,7 @@ def resolve_run(config: TrainConfig | ResolvedConfig, sources: Mapping[str, str]
         return config
     entry = get_method(config.method)
     config = fill_training_defaults(config, entry.training_defaults)
-    _check_optimizer_momentum(config)
+    check_optimizer_momentum(config)
     _check_fields_setting(config)
     settings = method_settings(config.method, config.method_options, sources=sources, where="method_options")
     config = config.replace(data=_absolute_data(config.data), method_options=settings_to_dict(settings))
@@ -119,7 +120,7 @@ def _default_of(cls: type, name: str) -> Any:
     return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
 
-def _check_optimizer_momentum(config: TrainConfig) -> None:
+def check_optimizer_momentum(config: TrainConfig) -> None:
     """``momentum`` is SGD's and LARS's; with another optimizer only its default is accepted (it is ignored)."""
     default = _default_of(TrainConfig, "momentum")
     if config.optimizer not in _MOMENTUM_OPTIMIZERS and config.momentum != default:
@@ -281,12 +282,10 @@ def build_run(config: TrainConfig | ResolvedConfig, bank_rows: int | None = None
     if for_training:
         check_fields_used(config, spec, data)
         check_batch_memory(int(config.batch_size), spec.views, data.input_shape, device)
+    if for_training:
+        check_augment_applies(config, spec)
     if spec.views > 0:
         config = config.replace(augment=config.augment or default_augment(data.train))
-    elif config.augment is not None and for_training:
-        raise SettingsError(f"`augment` {config.augment!r} is ignored by method {config.method!r}: it takes no "
-                            f"augmented views (its batch_spec.views is 0), while augment makes the views of methods "
-                            f"that do; remove it")
     augment = make_augment(config.augment, data.train, spec) if spec.views > 0 else None
     return Run(config, device, data, method, augment.to(device) if augment is not None else None,
                data_fingerprint(data))
@@ -333,6 +332,13 @@ def check_settings_apply(config: TrainConfig, entry: MethodEntry, settings: Any,
                 raise SettingsError(f"`{name}` {value!r} is ignored by encoder {config.encoder!r}: it sets the "
                                     f"{option!r} of method {entry.name!r}'s own encoder {entry.default_encoder!r}; "
                                     f"remove it or use encoder: {entry.default_encoder}")
+    check_data_settings_apply(config, data)
+
+
+def check_data_settings_apply(config: TrainConfig, data: DatasetSplits) -> None:
+    """The settings that the data may ignore, refused in one line: ``channels_last`` for data that are not images,
+    ``workers`` for data held in memory. Run by :func:`build_run` and by a trainer given built parts
+    (:class:`~contrastkit.train.Trainer`)."""
     if config.channels_last is not None and data.modality != "images":
         raise SettingsError(f"`channels_last` {str(config.channels_last).lower()} is ignored by {data.modality} "
                             f"({config.data!r}): it is the memory format of image batches; remove it")
@@ -340,3 +346,13 @@ def check_settings_apply(config: TrainConfig, entry: MethodEntry, settings: Any,
         raise SettingsError(f"`workers` {config.workers} is ignored by {config.data!r}, which is held in memory: it "
                             f"is the decoding processes of an image folder streamed from disk; remove it, or set "
                             f"stream: true for an image folder")
+
+
+def check_augment_applies(config: TrainConfig, spec: BatchSpec, augment: object = None) -> None:
+    """``augment`` (the setting, or a module given to the trainer) makes the views of a method that takes some: a
+    method whose ``batch_spec.views`` is 0 would ignore it, so it is refused in one line."""
+    if spec.views > 0 or (config.augment is None and augment is None):
+        return
+    what = f"`augment` {config.augment!r}" if config.augment is not None else "the augmentation module given"
+    raise SettingsError(f"{what} is ignored by method {config.method!r}: it takes no augmented views (its "
+                        f"batch_spec.views is 0), while augment makes the views of methods that do; remove it")

@@ -84,7 +84,16 @@ from contrastkit.methods.registry import BUILT_AS, GENERIC_TRAINING_DEFAULTS, fi
 from contrastkit.optim import build_optimizer, warmup_cosine_schedule
 from contrastkit.process_group import processes
 from contrastkit.processes import check_processes
-from contrastkit.run import Run, build_run, check_batching, fill_training_defaults, resolve_config
+from contrastkit.run import (
+    Run,
+    build_run,
+    check_augment_applies,
+    check_batching,
+    check_data_settings_apply,
+    check_optimizer_momentum,
+    fill_training_defaults,
+    resolve_config,
+)
 from contrastkit.runfolder import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -203,6 +212,9 @@ class Trainer:
         config = _config_for_parts(config, method, data)
         check_batching(int(config.batch_size), method, len(data.train), config.data,
                        data.input_shape[-1] if data.modality == "sequences" else None, train=data.train)
+        check_optimizer_momentum(config)  # the settings these parts would ignore: errors, as from the CLI
+        check_data_settings_apply(config, data)
+        check_augment_applies(config, method.batch_spec, augment)
         if augment is None and method.batch_spec.views > 0:
             augment = make_augment(config.augment, data.train, method.batch_spec)
         self._setup(method, data, config, augment, data_fingerprint(data))

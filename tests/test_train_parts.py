@@ -224,3 +224,33 @@ def test_a_trainer_takes_built_parts_and_from_config_builds_them_once(tmp_path, 
     trainer = Trainer.from_config(config)
     assert calls == {"check_batching": 1, "make_augment": 1}  # in build_run only (were 2 each: run.py and train.py)
     assert trainer.config.encoder == "small_cnn" and trainer.batches.augment is not None
+
+
+class _NoViews(Method):
+    """A method that takes the inputs themselves (batch_spec.views 0) on vectors."""
+
+    batch_spec = BatchSpec(views=0)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(6, 3)
+
+    def forward(self, batch: Batch, group=None) -> StepOutput:
+        loss = self.encoder(batch.views[0]).square().mean()
+        return StepOutput(loss, logs={"loss": loss.detach()})
+
+
+@pytest.mark.parametrize(("given", "augment", "words"), [
+    ({"channels_last": True}, None, "`channels_last` true is ignored by vectors"),
+    ({"workers": 2}, None, "`workers` 2 is ignored by 'toy', which is held in memory"),
+    ({"optimizer": "adam", "momentum": 0.5}, None, "`momentum` 0.5 is ignored by optimizer 'adam'"),
+    ({"augment": "scarf"}, None, "`augment` 'scarf' is ignored by method 'nv': it takes no augmented views"),
+    ({}, nn.Identity(), "the augmentation module given is ignored by method 'nv'"),
+])
+def test_built_parts_refuse_the_settings_they_would_ignore(tmp_path, given, augment, words):
+    """The same rule as from a config (run.build_run): a setting the parts ignore is an error, never dropped."""
+    data = ArrayDataset(torch.randn(32, 6), torch.full((32,), -1))
+    config = TrainConfig(method="nv", data="toy", epochs=1, batch_size=8, out=str(tmp_path / "run"), **given)
+    with pytest.raises(SettingsError, match=re.escape(words)):
+        Trainer(_NoViews(), data, config, augment=augment)
+    assert not (tmp_path / "run").exists()
