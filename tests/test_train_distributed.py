@@ -161,7 +161,7 @@ def _streamed_trainer(folder: Path, out: Path, stream: bool):
     method = ContrastiveMethod(encoder, nn.Linear(8, 5), InBatchNegatives(), loss="nt_xent", temperature=0.5)
     config = TrainConfig(method="simclr", data=str(folder), out=str(out), batch_size=8, epochs=2, optimizer="sgd",
                          lr=0.5, weight_decay=0.0, warmup_epochs=0.0, precision="fp32", device="cpu",
-                         progress=False, num_threads=1, workers=1)
+                         progress=False, num_threads=1, workers=1 if stream else None)  # workers: streamed only
     return Trainer(method, load_dataset(folder, stream=stream), config, augment=_ImageViews())
 
 
@@ -239,6 +239,7 @@ def _shuffle_bn_worker(r: int, init_file: str, out: str) -> None:
     from contrastkit.distributed import encode_shuffled
     from contrastkit.methods.contrastive import ContrastiveMethod
     from contrastkit.negatives import InBatchNegatives
+    from contrastkit.process_group import processes
 
     _init(r, init_file)
     try:
@@ -249,7 +250,7 @@ def _shuffle_bn_worker(r: int, init_file: str, out: str) -> None:
         sync = ContrastiveMethod(nn.Sequential(nn.Linear(D, 6), nn.BatchNorm1d(6)), nn.Identity(),
                                  InBatchNegatives(), loss="nt_xent", batchnorm="sync")
         try:
-            sync.training_step([x, x], torch.arange(4))
+            sync.training_step([x, x], torch.arange(4), group=processes(r, 2, torch.device("cpu")))  # as trained
             refused = ""
         except ValueError as exc:
             refused = str(exc)
