@@ -29,7 +29,13 @@ from torch import Tensor, nn
 
 from contrastkit._checks import checks_enabled
 
-__all__ = ["Candidates", "InBatchNegatives", "MemoryBank", "MoCoQueue", "NegativeSource", "build_negatives"]
+__all__ = ["BANK_MOMENTUM", "QUEUE_SIZE", "Candidates", "InBatchNegatives", "MemoryBank", "MoCoQueue", "NegativeSource",
+           "build_negatives"]
+
+#: the default queue length K of MoCo (He et al. 2020 use 65,536 on ImageNet; 4,096 suits small data sets)
+QUEUE_SIZE = 4096
+#: the default momentum of a memory bank's row update (Wu et al. 2018)
+BANK_MOMENTUM = 0.5
 
 
 @dataclass
@@ -78,7 +84,7 @@ class MoCoQueue(NegativeSource):
     ``filled`` (valid entries). Until the queue has filled once only the valid entries are negatives.
     """
 
-    def __init__(self, dim: int, size: int = 4096, mask_same_sample: bool = True) -> None:
+    def __init__(self, dim: int, size: int = QUEUE_SIZE, mask_same_sample: bool = True) -> None:
         super().__init__()
         if dim < 1 or size < 1:
             raise ValueError(f"MoCoQueue: dim and size must be >= 1, got dim={dim}, size={size}")
@@ -141,7 +147,7 @@ class MemoryBank(NegativeSource):
 
     needs_keys = False
 
-    def __init__(self, num_samples: int, dim: int, momentum: float = 0.5, num_negatives: int | None = None,
+    def __init__(self, num_samples: int, dim: int, momentum: float = BANK_MOMENTUM, num_negatives: int | None = None,
                  seed: int = 0) -> None:
         super().__init__()
         if num_samples < 2 or dim < 1:
@@ -189,8 +195,9 @@ class MemoryBank(NegativeSource):
                f"num_negatives={self.num_negatives}"
 
 
-def build_negatives(kind: str, dim: int, *, num_samples: int | None = None, queue_size: int = 4096,
-                    bank_momentum: float = 0.5, num_negatives: int | None = None, seed: int = 0) -> NegativeSource:
+def build_negatives(kind: str, dim: int, *, num_samples: int | None = None, queue_size: int = QUEUE_SIZE,
+                    bank_momentum: float = BANK_MOMENTUM, num_negatives: int | None = None,
+                    seed: int = 0) -> NegativeSource:
     """A negatives source by name: ``batch``, ``queue`` or ``bank``."""
     if kind == "batch":
         return InBatchNegatives()

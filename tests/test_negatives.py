@@ -249,3 +249,26 @@ def test_queue_stores_half_precision_keys_in_its_own_dtype():
     keys = torch.tensor([[0.5, -1.25], [3.0, 0.125]], dtype=torch.bfloat16)  # exact in both dtypes
     queue.update(keys, torch.tensor([7, 8]))
     assert queue.keys.dtype == torch.float32 and queue.ordered().tolist() == [[0.5, -1.25], [3.0, 0.125]]
+
+
+def test_the_queue_bank_and_key_encoder_defaults_have_one_home() -> None:
+    """4,096 / 0.5 / 0.99 are written once, with the part they belong to; the settings' rules and every Python
+    keyword default read that constant."""
+    import inspect
+
+    from contrastkit import negatives
+    from contrastkit.methods import settings as method_settings_module
+    from contrastkit.models import momentum
+
+    def default(func, name):
+        return inspect.signature(func).parameters[name].default
+
+    assert (negatives.QUEUE_SIZE, negatives.BANK_MOMENTUM, momentum.KEY_MOMENTUM) == (4096, 0.5, 0.99)
+    assert method_settings_module.QUEUE_SIZE is negatives.QUEUE_SIZE
+    assert method_settings_module.BANK_MOMENTUM is negatives.BANK_MOMENTUM
+    assert method_settings_module.KEY_MOMENTUM is momentum.KEY_MOMENTUM
+    assert default(negatives.MoCoQueue.__init__, "size") is negatives.QUEUE_SIZE
+    assert default(negatives.build_negatives, "queue_size") is negatives.QUEUE_SIZE
+    assert default(negatives.MemoryBank.__init__, "momentum") is negatives.BANK_MOMENTUM
+    assert default(negatives.build_negatives, "bank_momentum") is negatives.BANK_MOMENTUM
+    assert default(momentum.MomentumEncoder.__init__, "momentum") is momentum.KEY_MOMENTUM

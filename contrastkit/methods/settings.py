@@ -34,6 +34,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from contrastkit.models.momentum import KEY_MOMENTUM
+from contrastkit.negatives import BANK_MOMENTUM, QUEUE_SIZE
 from contrastkit.settings import SettingsError, check_instance, setting
 
 __all__ = ["BANK_MOMENTUM", "BATCHNORM_MODES", "CONTRASTIVE_TRAINING_DEFAULTS", "KEY_ENCODERS", "KEY_MOMENTUM",
@@ -47,10 +49,8 @@ BATCHNORM_MODES = ("split", "shuffle", "sync", "local")
 NEGATIVES = ("batch", "queue", "bank")
 LOSSES = ("nt_xent", "info_nce")
 KEY_ENCODERS = ("shared", "momentum")
-#: the defaults of the dependent settings (module docstring)
-KEY_MOMENTUM = 0.99
-QUEUE_SIZE = 4096
-BANK_MOMENTUM = 0.5
+#: the defaults of the dependent settings (module docstring); the queue's, the bank's and the key encoder's live
+#: with those parts (their Python keyword defaults) and are read from there
 SPLIT_BN_GROUPS = 8
 
 

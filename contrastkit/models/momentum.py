@@ -15,13 +15,16 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MomentumEncoder"]
+__all__ = ["KEY_MOMENTUM", "MomentumEncoder"]
+
+#: the default EMA momentum of a momentum key encoder (MoCo v2 on small data; 0.999 on ImageNet)
+KEY_MOMENTUM = 0.99
 
 
 class MomentumEncoder(nn.Module):
     """EMA copy of ``online`` with momentum ``momentum`` (0.99 MoCo v2 on small data, 0.999 on ImageNet)."""
 
-    def __init__(self, online: nn.Module, momentum: float = 0.99) -> None:
+    def __init__(self, online: nn.Module, momentum: float = KEY_MOMENTUM) -> None:
         super().__init__()
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"MomentumEncoder: momentum must be in [0, 1], got {momentum}")
