@@ -12,3 +12,14 @@ def _seed() -> None:
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def registry_restored():
+    """Methods registered (or replaced) by a test are removed (restored) after it."""
+    from contrastkit.methods import registry
+
+    saved = dict(registry._REGISTRY)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)

@@ -26,14 +26,7 @@ from contrastkit.negatives import InBatchNegatives, MoCoQueue
 from contrastkit.run import BUILTIN_DATA, ResolvedConfig, build_run, resolve_config, resolve_run
 from contrastkit.settings import SettingsError, rule_of, setting
 
-
-@pytest.fixture(autouse=True)
-def _registry_restored():
-    """Methods registered (or replaced) by a test are removed (restored) after it."""
-    saved = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
+pytestmark = pytest.mark.usefixtures("registry_restored")  # methods a test registers are gone after it
 
 
 def _help(*args: str) -> str:

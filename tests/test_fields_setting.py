@@ -16,7 +16,6 @@ from torch import nn
 from contrastkit.cli import main
 from contrastkit.config import RESUMABLE_CHANGES, TrainConfig
 from contrastkit.data import encode_texts, load_dataset
-from contrastkit.methods import registry
 from contrastkit.methods.base import Batch, BatchSpec, Method, StepOutput
 from contrastkit.methods.registry import register_method
 from contrastkit.run import resolve_run
@@ -26,13 +25,7 @@ N = 48
 CAPTIONS = ("a small dot", "two lines", "a ring", "noise")
 
 
-@pytest.fixture(autouse=True)
-def _registry_restored():
-    """Methods registered by a test are removed after it."""
-    saved = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
+pytestmark = pytest.mark.usefixtures("registry_restored")  # methods a test registers are gone after it
 
 
 @pytest.fixture
