@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import gc
 import os
 import shutil
 import subprocess
@@ -100,6 +101,7 @@ def _simclr_worker(r: int, init_file: str, out: str) -> None:
         torch.save({"params": trainer.method.state_dict(), "refused": refused, "reused": reused},
                    Path(out) / f"rank{r}.pt")
         trainer = None  # DDP goes before its process group (gloo may abort at teardown otherwise)
+        gc.collect()  # and any trainer a caught error's traceback still held (a reference cycle)
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -173,6 +175,7 @@ def _streamed_worker(r: int, init_file: str, out: str) -> None:
         torch.save({"params": trainer.method.state_dict(), "streamed": trainer.data.streamed},
                    Path(out) / f"rank{r}.pt")
         trainer = None
+        gc.collect()  # and any trainer a caught error's traceback still held (a reference cycle)
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -217,6 +220,7 @@ def _state_worker(r: int, init_file: str, out: str) -> None:
             states[name] = trainer.method.state_dict()
         torch.save(states, Path(out) / f"rank{r}.pt")
         trainer = None  # DDP goes before its process group
+        gc.collect()  # and any trainer a caught error's traceback still held (a reference cycle)
         dist.barrier()
     finally:
         dist.destroy_process_group()
