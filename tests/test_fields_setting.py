@@ -103,6 +103,7 @@ def test_without_fields_the_caption_key_is_refused_pointing_to_fields(pairs, tmp
     code, err = _train(capsys, "--data", str(pairs), "--method", "simclr", "--out", str(tmp_path / "run"))
     assert code == 2 and len(err) == 1, err
     assert "'caption'" in err[0] and "`fields`" in err[0] and "fields='x,caption'" in err[0], err[0]
+    assert "--fields x,caption on the command line" in err[0], err[0]  # the flag a CLI user types
 
 
 @pytest.mark.parametrize("fields", ["x,caption", "x=vectors", "image"])

@@ -213,7 +213,8 @@ def _no_field_takes(key: str, fields: dict[str, str], path: Path, where: str) ->
     wanted = ",".join([*fields, key.removesuffix("_train").removesuffix("_test")])
     return ValueError(f"{where}: {key!r} in '{path}' is taken by no field (this load reads the field(s) {named}, "
                       f"with labels under y / labels or y_train / y_test); to load it, name its field in the "
-                      f"`fields` setting (fields='{wanted}'), or remove it from the file")
+                      f"`fields` setting (--fields {wanted} on the command line, fields='{wanted}' in Python or "
+                      f"YAML), or remove it from the file")
 
 
 def _layout(members: list[str], fields: dict[str, str], path: Path, where: str) -> _Layout:
