@@ -6,9 +6,12 @@
 ``nce_loss``              Gutmann & Hyvärinen 2010: data vs noise logistic classification
 ``info_nce``              van den Oord et al. 2018 (CPC): softmax over 1 positive + negatives
 ``nt_xent``               Chen et al. 2020 (SimCLR): InfoNCE over 2N views; SupCon with labels
+``clip_loss``             Radford et al. 2021 (CLIP): symmetric InfoNCE over (a, b) pairs
+``siglip_loss``           Zhai et al. 2023 (SigLIP): pairwise sigmoid loss over (a, b) pairs
 ========================  =====================================================================
 """
 
+from contrastkit.losses.clip import LogitScale, clip_loss
 from contrastkit.losses.contrastive import (
     ContrastiveLoss,
     PairedContrastiveLoss,
@@ -19,6 +22,7 @@ from contrastkit.losses.infonce import InfoNCELoss, info_nce
 from contrastkit.losses.logsumexp import row_logsumexp
 from contrastkit.losses.nce import NCELoss, nce_loss
 from contrastkit.losses.ntxent import NTXentLoss, nt_xent
+from contrastkit.losses.siglip import SigmoidScaleBias, siglip_loss
 from contrastkit.losses.temperature import LearnableTemperature
 from contrastkit.losses.triplet import MINING_STRATEGIES, TripletLoss, triplet_loss
 
@@ -27,15 +31,19 @@ __all__ = [
     "ContrastiveLoss",
     "InfoNCELoss",
     "LearnableTemperature",
+    "LogitScale",
     "NCELoss",
     "NTXentLoss",
     "PairedContrastiveLoss",
+    "SigmoidScaleBias",
     "TripletLoss",
+    "clip_loss",
     "contrastive_loss",
     "contrastive_loss_from_labels",
     "info_nce",
     "nce_loss",
     "nt_xent",
     "row_logsumexp",
+    "siglip_loss",
     "triplet_loss",
 ]
