@@ -36,6 +36,13 @@ which a subclass overrides (:data:`CAPABILITIES` lists them; nothing is looked u
                                    (default: the method says nothing; each process's own batch)
     check_sequence_length(length)  refuse settings that sequences of ``length`` steps make meaningless (CPC's K
                                    steps ahead within a crop); default: no limit
+    paired_fields: (str, str) | None
+                                   a two-tower method's two fields (a, b), e.g. ("audio", "text"), each with its own
+                                   encoder into one shared space (CLIP, SigLIP); None (default): one input. A pair
+                                   adds cross-modal retrieval (and zero-shot classification) to the evaluation and
+                                   makes the run searchable (``contrastkit search``)
+    embed(field, x) -> (N, D)      L2-normalised embeddings in the shared space of inputs ``x`` of ``field`` (one of
+                                   ``paired_fields``; text as stored: uint8 bytes / int32 ids); paired methods only
     evaluation_extras(context) -> EvalExtras
                                    the method's own extra metrics, plots and notes in ``contrastkit eval`` /
                                    ``plot`` (the triplet states); default none. It gets an :class:`EvalContext`
@@ -176,6 +183,7 @@ class Method(nn.Module, ABC):
     is_map: bool = False  # the features are a learned low-dimensional map (DrLIM)
     frame_features: Callable[[Tensor], Tensor] | None = None  # x (N, C, T) -> (N, T', D); None: no frames
     prediction_accuracy: Callable[[Tensor], Tensor] | None = None  # x -> (K,) accuracy per step ahead; None: none
+    paired_fields: tuple[str, str] | None = None  # a two-tower method's fields (a, b); None: one input
 
     @abstractmethod
     def forward(self, batch: Batch, group: Processes = ONE_PROCESS) -> StepOutput:
@@ -190,6 +198,12 @@ class Method(nn.Module, ABC):
     def features(self, x: Tensor) -> Tensor:
         """Frozen features (N, F) of inputs ``x`` for evaluation: ``encoder(x)``, flattened."""
         return self.encoder(x).flatten(1)
+
+    def embed(self, field: str, x: Tensor) -> Tensor:
+        """L2-normalised embeddings (N, D) in the shared space of inputs ``x`` (N, ...) of ``field`` (one of
+        :attr:`paired_fields`), for a two-tower method; a one-input method has none (a ValueError)."""
+        raise ValueError(f"{type(self).__name__} is not a two-tower method (its paired_fields is None): it has no "
+                         f"embedding of field {field!r}; use features(x)")
 
     def check_sequence_length(self, length: int) -> None:
         """Raise a ValueError (e.g. a :class:`~contrastkit.settings.SettingsError`) when training on sequences of
@@ -229,6 +243,13 @@ def _callable(value: object) -> Problem | None:
                                                     f"{value!r}")
 
 
+def _field_pair_or_none(value: object) -> Problem | None:
+    if value is None or (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value)
+                         and value[0] != value[1]):
+        return None
+    return TypeError, f"must be None or a tuple of two different field names, got {value!r}"
+
+
 def _callable_or_none(value: object) -> Problem | None:
     return None if value is None or callable(value) else (TypeError, f"must be a method (callable) or None, got "
                                                                       f"{type(value).__name__} {value!r}")
@@ -243,6 +264,8 @@ CAPABILITIES: dict[str, Callable[[object], Problem | None]] = {
     "split_bn": _integer_at_least_zero,
     "batchnorm": _batchnorm_mode,
     "check_sequence_length": _callable,
+    "paired_fields": _field_pair_or_none,
+    "embed": _callable,
     "evaluation_extras": _callable,
 }
 #: a member whose name is at least this similar (difflib's ratio) to a capability's, and not equal, is a misspelling
@@ -254,6 +277,7 @@ def _declared(method: Method) -> dict[str, object]:
     return {"features": method.features, "frame_features": method.frame_features,
             "prediction_accuracy": method.prediction_accuracy, "is_map": method.is_map, "split_bn": method.split_bn,
             "batchnorm": method.batchnorm, "check_sequence_length": method.check_sequence_length,
+            "paired_fields": method.paired_fields, "embed": method.embed,
             "evaluation_extras": method.evaluation_extras}
 
 

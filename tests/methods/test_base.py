@@ -330,8 +330,10 @@ def _tiny_splits() -> DatasetSplits:
 def test_each_capability_has_its_default() -> None:
     method = _Tiny()
     assert set(CAPABILITIES) == {"features", "frame_features", "prediction_accuracy", "is_map", "split_bn",
-                                 "batchnorm", "check_sequence_length", "evaluation_extras"}
-    assert (method.split_bn, method.batchnorm, method.is_map) == (0, None, False)
+                                 "batchnorm", "check_sequence_length", "paired_fields", "embed", "evaluation_extras"}
+    assert (method.split_bn, method.batchnorm, method.is_map, method.paired_fields) == (0, None, False, None)
+    with pytest.raises(ValueError, match=r"_Tiny is not a two-tower method .* no embedding of field 'text'"):
+        method.embed("text", torch.zeros(2, 3, dtype=torch.uint8))
     assert method.frame_features is None and method.prediction_accuracy is None
     assert method.check_sequence_length(1) is None and method.check_sequence_length(10 ** 9) is None  # no limit
     context = EvalContext(_tiny_splits(), torch.device("cpu"), scores=True, plot_dir=None)
@@ -351,6 +353,10 @@ def _with(**members) -> Method:
                                          r"'local'\), got 'group'"),
     ({"batchnorm": 1}, TypeError, r"Custom\.batchnorm must be None or one of .*, got 1"),
     ({"is_map": 1}, TypeError, r"Custom\.is_map must be True or False, got int 1"),
+    ({"paired_fields": ("audio",)}, TypeError, r"Custom\.paired_fields must be None or a tuple of two different field "
+                                               r"names, got \('audio',\)"),
+    ({"paired_fields": ("text", "text")}, TypeError, r"Custom\.paired_fields must be None or a tuple of two different"),
+    ({"paired_fields": ["audio", "text"]}, TypeError, r"Custom\.paired_fields must be None or a tuple"),
     ({"is_map": "yes"}, TypeError, r"Custom\.is_map must be True or False, got str 'yes'"),
     ({"frame_features": 3}, TypeError, r"Custom\.frame_features must be a method \(callable\) or None, got int 3"),
     ({"prediction_accuracy": "acc"}, TypeError, r"Custom\.prediction_accuracy must be a method \(callable\) or None"),
