@@ -16,6 +16,7 @@ from contrastkit.data.fields import parse_fields
 from contrastkit.data.folder import scan_image_folder
 from contrastkit.data.modality import check_modality
 from contrastkit.data.npfiles import ArraySource, load_npy, load_npz
+from contrastkit.data.pairfolder import holds_pairs, load_pair_folder
 from contrastkit.data.select import select_classes
 from contrastkit.data.split import check_seed
 from contrastkit.data.stream import ImageFiles, should_stream
@@ -114,6 +115,8 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
             ``image_test``, ...), the first being the default field; ``"x=images,caption=text"`` gives each its
             modality. A key of the file that no field takes is an error naming it. ``size`` and ``mode`` apply
             to every image field; ``modality`` to the default field.
+            A folder of pairs (``name.png`` / ``name.wav`` beside ``name.txt``; :mod:`contrastkit.data.pairfolder`)
+            has the fields ``image`` or ``audio``, then ``text``; ``fields`` may name them (the default first).
 
     Returns:
         :class:`DatasetSplits` with uint8 (N, C, H, W) images and int64 labels ``0 .. C-1`` (-1 and
@@ -155,6 +158,10 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
 
     key = str(name_or_path)
     path = Path(key).expanduser()
+    if not (isinstance(name_or_path, str) and key.lower() in (*SEQUENCE_DATASETS, *BUILTIN_DATASETS)) \
+            and holds_pairs(path):  # name.png / name.wav beside name.txt: two fields (data.pairfolder)
+        return load_pair_folder(path, test_fraction=test_fraction, seed=seed, size=size_hw, mode=mode,
+                                modality=modality, fields=fields, stream=stream, where=where)
     is_folder = not (isinstance(name_or_path, str) and key.lower() in (*SEQUENCE_DATASETS, *BUILTIN_DATASETS)) \
         and path.is_dir() and not _holds_wav_files(path)
     is_array_file = not is_folder and path.suffix.lower() in (".npy", ".npz") and path.is_file()
