@@ -39,7 +39,8 @@ from contrastkit.similarity import Measure, cosine
 
 __all__ = ["DEFAULT_TIMEOUT_S", "DistributedError", "all_gather_no_grad", "all_gather_with_grad",
            "encode_shuffled", "gathered_in_batch_info_nce", "gathered_nt_xent", "init_from_environment",
-           "is_distributed", "local_rank", "local_world_size", "rank", "threads_per_process", "world_size"]
+           "is_distributed", "local_rank", "local_world_size", "rank", "ring_pass_with_grad", "threads_per_process",
+           "world_size"]
 
 #: seconds a collective may wait for the other processes before it fails (``contrastkit train --dist-timeout``).
 #: Long enough for a slow checkpoint write or evaluation on rank 0, short enough that a dead process is noticed
@@ -156,6 +157,49 @@ def all_gather_with_grad(x: Tensor, check_shapes: bool = True) -> Tensor:
     if check_shapes:
         _check_same_shape(x, "all_gather_with_grad")
     return _GatherWithGrad.apply(x)
+
+
+def _ring_exchange(x: Tensor, send_to: int, receive_from: int) -> Tensor:
+    """Send ``x`` to process ``send_to`` while receiving a tensor of its shape from ``receive_from``."""
+    x = x.contiguous()
+    received = torch.empty_like(x)
+    ops = [dist.P2POp(dist.isend, x, send_to), dist.P2POp(dist.irecv, received, receive_from)]
+    for work in dist.batch_isend_irecv(ops):
+        work.wait()
+    return received
+
+
+class _RingPassWithGrad(torch.autograd.Function):
+    """Forward: ``x`` goes to the next process (rank + 1 mod W), the previous process's ``x`` comes in. Backward:
+    the opposite way round -- the gradient of what came in goes back to the process it came from, and the gradient
+    of what this process sent comes in from the next one."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
+        r, w = rank(), world_size()
+        return _ring_exchange(x, (r + 1) % w, (r - 1) % w)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        r, w = rank(), world_size()
+        return _ring_exchange(grad, (r - 1) % w, (r + 1) % w)
+
+
+def ring_pass_with_grad(x: Tensor, check_shapes: bool = True) -> Tensor:
+    """One hop of a ring: this process's ``x`` (N, ...) goes to the next process (rank + 1 mod W) and the previous
+    process's (rank - 1 mod W) comes back, by point-to-point send / receive; differentiable, the gradient travels
+    the opposite way, back to the process whose rows they are.
+
+    Called k times in a row, process r holds the rows of process r - k: W - 1 hops show every process every other
+    process's rows while holding one block at a time (SigLIP's neighbour exchange,
+    :func:`~contrastkit.losses.siglip_loss_ring`). Every process must pass the same shape (checked unless
+    ``check_shapes=False``, which saves one small collective per call). Outside a process group: ``x`` itself.
+    """
+    if world_size() == 1:
+        return x
+    if check_shapes:
+        _check_same_shape(x, "ring_pass_with_grad")
+    return _RingPassWithGrad.apply(x)
 
 
 @torch.no_grad()

@@ -5,10 +5,12 @@ learn its outcome (:meth:`ProcessGroup.on_rank0`: prepare the folder, write a ch
 process holds for all (:meth:`ProcessGroup.any_process`: a stop request, a non-finite loss), logged scalars
 averaged over processes (:meth:`ProcessGroup.mean`), the slowest process's time (:meth:`ProcessGroup.max`), and
 the rows of every process without gradient (:meth:`ProcessGroup.gather`: what ``after_step`` stores in a queue or
-a bank). :func:`processes` gives :class:`OneProcess` for a plain run -- every act is the identity and nothing calls
-``torch.distributed`` -- and :class:`ProcessGroup` under ``torchrun`` (W > 1), built on
-:mod:`contrastkit.distributed`. Both have ``rank``, ``world`` and ``gather(x)``: the trainer hands the same object
-to a method's ``forward`` and ``after_step`` (:mod:`contrastkit.methods.base`).
+a bank), and the two exchanges of the two-tower losses, with gradient (:meth:`ProcessGroup.gather_with_grad`:
+CLIP's gathered columns; :meth:`ProcessGroup.ring_pass`: SigLIP's neighbour exchange). :func:`processes` gives
+:class:`OneProcess` for a plain run -- every act is the identity and nothing calls ``torch.distributed`` -- and
+:class:`ProcessGroup` under ``torchrun`` (W > 1), built on :mod:`contrastkit.distributed`. Both have ``rank``,
+``world``, ``gather(x)``, ``gather_with_grad(x)`` and ``ring_pass(x)``: the trainer hands the same object to a
+method's ``forward`` and ``after_step`` (:mod:`contrastkit.methods.base`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from contrastkit.distributed import DistributedError, all_gather_no_grad
+from contrastkit.distributed import DistributedError, all_gather_no_grad, all_gather_with_grad, ring_pass_with_grad
 
 __all__ = ["ONE_PROCESS", "OneProcess", "ProcessGroup", "Processes", "processes"]
 
@@ -40,6 +42,8 @@ class Processes(Protocol):
     world: int
 
     def gather(self, x: Tensor) -> Tensor: ...
+    def gather_with_grad(self, x: Tensor, check_shapes: bool = True) -> Tensor: ...
+    def ring_pass(self, x: Tensor, check_shapes: bool = True) -> Tensor: ...
     def on_rank0(self, action: Callable[[], T], what: str) -> T: ...
     def any_process(self, flags: Tensor) -> Tensor: ...
     def mean(self, values: dict[str, Tensor]) -> dict[str, Tensor]: ...
@@ -56,6 +60,16 @@ class OneProcess:
 
     def gather(self, x: Tensor) -> Tensor:
         """The rows ``x`` (N, ...) of every process in rank order, (W N, ...), without gradient."""
+        return x
+
+    def gather_with_grad(self, x: Tensor, check_shapes: bool = True) -> Tensor:
+        """The rows ``x`` (N, ...) of every process in rank order, (W N, ...), with gradient back to each process's
+        own rows (CLIP's gathered columns)."""
+        return x
+
+    def ring_pass(self, x: Tensor, check_shapes: bool = True) -> Tensor:
+        """One ring hop: ``x`` (N, ...) goes to the next process, the previous process's comes back, with gradient
+        (SigLIP's neighbour exchange). One process is its own neighbour."""
         return x
 
     def on_rank0(self, action: Callable[[], T], what: str) -> T:
@@ -103,6 +117,16 @@ class ProcessGroup:
 
     def gather(self, x: Tensor) -> Tensor:
         return all_gather_no_grad(x)
+
+    def gather_with_grad(self, x: Tensor, check_shapes: bool = True) -> Tensor:
+        """:func:`~contrastkit.distributed.all_gather_with_grad`: the gradient of the gathered rows, summed over
+        processes, comes back to each process's own block."""
+        return all_gather_with_grad(x, check_shapes)
+
+    def ring_pass(self, x: Tensor, check_shapes: bool = True) -> Tensor:
+        """:func:`~contrastkit.distributed.ring_pass_with_grad`: point-to-point to rank + 1, from rank - 1; the
+        gradient goes the opposite way round."""
+        return ring_pass_with_grad(x, check_shapes)
 
     def on_rank0(self, action: Callable[[], T], what: str) -> T:
         """Run ``action()`` on rank 0 only and share its outcome: the other processes get its result, or a

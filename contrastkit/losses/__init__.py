@@ -8,9 +8,12 @@
 ``nt_xent``               Chen et al. 2020 (SimCLR): InfoNCE over 2N views; SupCon with labels
 ``clip_loss``             Radford et al. 2021 (CLIP): symmetric InfoNCE over (a, b) pairs
 ``siglip_loss``           Zhai et al. 2023 (SigLIP): pairwise sigmoid loss over (a, b) pairs
+``clip_loss_across``      CLIP over W processes: local rows against the gathered columns (with gradient)
+``siglip_loss_ring``      SigLIP over W processes: b-blocks passed round a ring, O(n x n) scores each
 ========================  =====================================================================
 """
 
+from contrastkit.losses.across_processes import clip_loss_across, siglip_loss_ring
 from contrastkit.losses.clip import LogitScale, clip_loss
 from contrastkit.losses.contrastive import (
     ContrastiveLoss,
@@ -38,6 +41,7 @@ __all__ = [
     "SigmoidScaleBias",
     "TripletLoss",
     "clip_loss",
+    "clip_loss_across",
     "contrastive_loss",
     "contrastive_loss_from_labels",
     "info_nce",
@@ -45,5 +49,6 @@ __all__ = [
     "nt_xent",
     "row_logsumexp",
     "siglip_loss",
+    "siglip_loss_ring",
     "triplet_loss",
 ]

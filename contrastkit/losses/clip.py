@@ -30,7 +30,8 @@ from contrastkit.losses.infonce import info_nce
 from contrastkit.precision import full_precision
 from contrastkit.similarity import cosine
 
-__all__ = ["LOGIT_SCALE_INIT", "MAX_LOGIT_SCALE", "LogitScale", "check_scalar", "clip_loss"]
+__all__ = ["LOGIT_SCALE_INIT", "MAX_LOGIT_SCALE", "LogitScale", "check_pairs", "check_scalar", "clip_loss",
+           "clip_temperature"]
 
 _WHERE = "clip_loss"
 #: CLIP's cap on the logit scale exp(t)
@@ -68,6 +69,16 @@ def check_pairs(a: Tensor, b: Tensor, where: str) -> None:
         raise ValueError(f"{where}: empty batch (`a` has 0 rows)")
 
 
+def clip_temperature(logit_scale: float | Tensor, where: str) -> float | Tensor:
+    """InfoNCE's temperature ``1 / min(exp(t), 100)`` for the log logit scale ``t`` (checked: a finite float or
+    0-dim tensor; a tensor keeps its gradient, zero beyond the clamp)."""
+    t = check_scalar(logit_scale, "logit_scale", where)
+    if isinstance(t, Tensor):
+        return t.clamp(max=math.log(MAX_LOGIT_SCALE)).neg().exp()  # 1 / min(exp(t), 100), 0-dim
+    # below exp(-700) every logit is 0 in float64 already; the floor only keeps 1 / scale finite
+    return math.exp(-max(min(t, math.log(MAX_LOGIT_SCALE)), -700.0))
+
+
 @full_precision
 def clip_loss(
     a: Tensor,
@@ -91,12 +102,7 @@ def clip_loss(
         the scalar loss, float32 (float64 for float64 inputs), also under bf16 autocast. N = 1 gives 0.
     """
     check_pairs(a, b, _WHERE)
-    t = check_scalar(logit_scale, "logit_scale", _WHERE)
-    if isinstance(t, Tensor):
-        temperature = t.clamp(max=math.log(MAX_LOGIT_SCALE)).neg().exp()  # 1 / min(exp(t), 100), 0-dim
-    else:
-        # below exp(-700) every logit is 0 in float64 already; the floor only keeps 1 / scale finite
-        temperature = math.exp(-max(min(t, math.log(MAX_LOGIT_SCALE)), -700.0))
+    temperature = clip_temperature(logit_scale, _WHERE)
     options = {"score": cosine, "memory_efficient": memory_efficient, "block_size": block_size}
     a_to_b = info_nce(a, b, None, temperature, **options)  # rows: each a_i among all b_j
     b_to_a = info_nce(b, a, None, temperature, **options)  # columns: each b_i among all a_j
