@@ -20,8 +20,8 @@ Fields, the media first (the default field):
   given, which resizes them all;
 * ``audio``: float32 (N, 1, T) at 16 kHz, read by :func:`~contrastkit.data.speech.wavfolder.read_wav` (PCM WAV,
   mono mix, resampled from any rate); every file padded with zeros at the end to the longest file rounded up to whole
-  10 ms frames (160 samples), so no transcript loses its words; ``clip_seconds`` instead sets one length (rounded
-  to whole 10 ms frames): longer files keep their beginning;
+  10 ms frames (160 samples), so no transcript loses its words; ``clip_seconds`` (of :func:`load_pair_folder`)
+  instead sets one length (rounded to whole 10 ms frames): longer files keep their beginning;
 * ``text``: the ``.txt`` file's UTF-8 text (a byte-order mark is allowed), surrounding whitespace stripped, as uint8
   (N, L) bytes (:mod:`contrastkit.data.text`; :func:`~contrastkit.data.text.decode_texts` gives the strings back).
 
