@@ -34,8 +34,24 @@ def _speech(seed: int) -> DatasetSplits:
     return build_speech(seed=seed)
 
 
+def _speech_text(seed: int) -> DatasetSplits:
+    from contrastkit.data.speech import build_speech_text
+
+    return build_speech_text(seed=seed)
+
+
+def _spoken_digits(seed: int) -> DatasetSplits:
+    from contrastkit.data.speech import build_spoken_digits
+
+    return build_spoken_digits(seed=seed)
+
+
 #: built-in sequence datasets, generated (and split) from a seed: name -> builder(seed)
-SEQUENCE_DATASETS: dict[str, Callable[[int], DatasetSplits]] = {"toyspeech": toy_speech, "speech": _speech}
+SEQUENCE_DATASETS: dict[str, Callable[[int], DatasetSplits]] = {
+    "toyspeech": toy_speech, "speech": _speech, "speech-text": _speech_text, "spoken-digits": _spoken_digits}
+#: a paired built-in dataset -> the labelled one whose test split (same seed) evaluates its runs zero-shot: a run
+#: trained on speech-text embeds each class name of spoken-digits ("zero" .. "nine") with its text tower
+ZERO_SHOT_COMPANIONS: dict[str, str] = {"speech-text": "spoken-digits"}
 
 
 def _holds_wav_files(path: Path) -> bool:
@@ -82,7 +98,9 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     Args:
         name_or_path: ``"mnist5k"`` or ``"digits"`` (see :mod:`contrastkit.data.builtin`), the sequence
             sets ``"speech"`` (eSpeak NG utterances, :mod:`contrastkit.data.speech`) and ``"toyspeech"``
-            (:mod:`contrastkit.data.toyspeech`), built from ``seed``; a folder of WAV files with one sub-folder
+            (:mod:`contrastkit.data.toyspeech`), the paired sets ``"speech-text"`` (fields ``audio`` and
+            ``text``) and ``"spoken-digits"`` (:mod:`contrastkit.data.speech.pairs`), built from ``seed``; a
+            folder of WAV files with one sub-folder
             per speaker;
             anything else, and any ``Path`` object, is a path to a folder
             (:mod:`contrastkit.data.folder`) or an ``.npy`` / ``.npz`` file
