@@ -134,6 +134,8 @@ def _worker(r: int, world: int, init_file: str, out: str) -> None:
         bad = a[rows].clone()
         bad[0, 0] = float("nan") if r == 1 else bad[0, 0]
         results["nan_on_1"] = _messages(lambda kind: _inputs(kind, bad, b[rows]), group)
+        results["float32_on_0"] = _messages(
+            lambda kind: [x.float() if r == 0 else x for x in _inputs(kind, a[rows], b[rows])], group)
         torch.save(results, Path(out) / f"rank{r}.pt")
         dist.barrier()  # every process done with its collectives before the group goes
     finally:
@@ -212,6 +214,15 @@ def test_a_bad_input_on_one_process_stops_every_process_in_one_line(spawned) -> 
             else:
                 assert message == (f"ValueError: {where}: process(es) [1] of {world} refused their input (see their "
                                    f"error); process {r} stops with them")
+
+
+def test_dtypes_that_differ_between_processes_stop_every_process(spawned) -> None:
+    world, results = spawned
+    names = ["torch.float32"] + ["torch.float64"] * (world - 1)
+    for res in results:
+        for kind, where in (("clip", "clip_loss_across"), ("siglip", "siglip_loss_ring")):
+            assert res["float32_on_0"][kind] == (f"TypeError: {where}: the processes hold different dtypes {names} "
+                                                 f"(rank order); use one dtype on every process")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
