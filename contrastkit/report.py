@@ -28,6 +28,7 @@ from contrastkit.data.fingerprint import describe_change
 from contrastkit.evaluate._text import readable
 from contrastkit.evaluate.extras import draw_map, evaluation_extras
 from contrastkit.evaluate.method import evaluate_method, method_features, raw_baseline_name
+from contrastkit.evaluate.paired import format_paired
 from contrastkit.evaluate.plots import plot_training_curves, read_training_log
 from contrastkit.methods.base import EvalContext, as_method
 from contrastkit.methods.registry import import_recorded_plugins
@@ -181,8 +182,9 @@ def format_table(*all_metrics: dict[str, Any]) -> str:
             seconds = metrics.get("train_seconds")
             rows.append((f"{metrics['method']} ({metrics['encoder']})", _pct(results["trained"]["linear_accuracy"]),
                          _pct(results["trained"]["knn_accuracy"]), "-" if seconds is None else f"{seconds:.0f}"))
+    paired = "\n\n".join(text for text in (format_paired(m) for m in all_metrics) if text)
     if not rows:
-        return "no labelled results to show"
+        return paired or "no labelled results to show"
     trained = next((m["results"]["trained"] for m in all_metrics if "trained" in m.get("results", {})), {})
     header = ("features", "linear probe", f"kNN (k={trained.get('knn_k', 20)})", "train s")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
@@ -220,7 +222,7 @@ def format_table(*all_metrics: dict[str, Any]) -> str:
                             for n, v in names))
         if "prediction_accuracy" in m:
             table += "\nprediction accuracy by k: " + " ".join(f"{100 * a:.0f}" for a in m["prediction_accuracy"])
-    return table
+    return table + (f"\n\n{paired}" if paired else "")
 
 
 def _fraction(x: float | None) -> str:

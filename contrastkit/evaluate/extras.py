@@ -12,11 +12,16 @@ The capabilities (:mod:`contrastkit.methods.base`) and what each adds, in this o
 * ``is_map`` (DrLIM): ``trustworthiness`` of the learned map of the test inputs and ``pca_trustworthiness`` of PCA
   fitted on the train inputs (:mod:`contrastkit.evaluate.maps`), and a scatter of the map, ``<name>_map.png``
   (a 2-D map only);
+* ``paired_fields`` (a two-tower method: CLIP, SigLIP), on data holding both fields: cross-modal retrieval on the
+  held-out pairs (``retrieval``: Recall@1/5/10 both ways, with chance), zero-shot classification where class names
+  exist (``zero_shot_acc``, ``zero_shot``), the same for the random initialisation under ``baselines.random_init``,
+  and the held-out similarity matrix ``similarity.png`` (:mod:`contrastkit.evaluate.paired`);
 * then the method's own :meth:`~contrastkit.methods.base.Method.evaluation_extras` (the triplet method's states).
 
 Metrics are computed when the context asks for scores, plots when it names a folder. A metric key given twice
 (by two of these, or by one of them and the evaluation itself) is a ValueError naming the method: one would
-silently replace the other.
+silently replace the other. ``baselines`` is the one key several of them fill: each adds its own feature sets (or
+its own metrics of a feature set, e.g. ``random_init``) under it, and a metric given twice there is the same error.
 """
 
 from __future__ import annotations
@@ -49,12 +54,34 @@ def evaluation_extras(method: Method, context: EvalContext) -> EvalExtras:
         extras.add(_prediction_accuracy(method, context), f"{where} (prediction_accuracy)")
     if method.is_map:
         extras.add(_map(method, context), f"{where} (is_map: the map's trustworthiness)")
+    if method.paired_fields is not None:
+        from contrastkit.evaluate.paired import paired_extras
+
+        _add_with_baselines(extras, paired_extras(method, context), f"{where} (paired_fields: retrieval, zero-shot)")
     own = method.evaluation_extras(context)
     if not isinstance(own, EvalExtras):
         raise TypeError(f"{where}.evaluation_extras returned {type(own).__name__}; it must return an EvalExtras "
                         f"(contrastkit.methods.base)")
     extras.add(own, f"{where}.evaluation_extras")
     return extras
+
+
+def _add_with_baselines(extras: EvalExtras, other: EvalExtras, where: str) -> None:
+    """``extras.add(other, where)``, with ``other``'s ``baselines`` merged into those already there (feature set by
+    feature set) instead of clashing whole; a metric of one feature set given twice is a ValueError naming
+    ``where``."""
+    theirs = other.metrics.pop("baselines", None)
+    extras.add(other, where)
+    if theirs is None:
+        return
+    ours = extras.metrics.setdefault("baselines", {})
+    for name, values in theirs.items():
+        mine = ours.setdefault(name, {})
+        clash = sorted(set(mine) & set(values))
+        if clash:
+            raise ValueError(f"{where} returned baselines.{name} metric(s) {clash}, which another part of the "
+                             f"evaluation gave already; use other names")
+        mine.update(values)
 
 
 def frame_features(method: Method, x: Tensor, device: torch.device, batch_size: int = 64) -> Tensor:

@@ -28,7 +28,8 @@ from contrastkit.evaluate._text import readable
 from contrastkit.evaluate.degenerate import DegenerateFeaturesError, centred_unit_scale, map_problem, rank_one_floor
 from contrastkit.runlog import LogFileError, read_log
 
-__all__ = ["embed_2d", "plot_embedding_2d", "plot_training_curves", "plot_triplet_states", "read_training_log"]
+__all__ = ["embed_2d", "plot_embedding_2d", "plot_similarity_matrix", "plot_training_curves", "plot_triplet_states",
+           "read_training_log"]
 
 _METHODS = ("tsne", "pca", "identity")
 
@@ -186,6 +187,26 @@ def plot_prediction_accuracy(accuracy: list[float], png_path: str | Path, title:
     axes.grid(alpha=0.3)
     if title is not None:
         axes.set_title(_label(title))
+    figure.tight_layout()
+    _save(figure, png_path)
+
+
+def plot_similarity_matrix(similarity: object, png_path: str | Path, a_name: str, b_name: str,
+                           title: str | None = None) -> None:
+    """A held-out similarity matrix (n, n) of paired data as a heat map: row i is field ``a_name``'s item of pair i,
+    column j field ``b_name``'s item of pair j, so the diagonal holds the true pairs (cosine similarity)."""
+    s = to_numpy(similarity, "similarity", "plot_similarity_matrix").astype(np.float64)
+    if s.ndim != 2 or s.shape[0] != s.shape[1] or not s.size:
+        raise ValueError(f"plot_similarity_matrix: `similarity` must be a square (n, n) matrix, got shape {s.shape}")
+    figure = Figure(figsize=(6, 5.2), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(s, cmap=_colormap("viridis"), interpolation="nearest")  # colours span the matrix's range
+    figure.colorbar(image, ax=axes, label="cosine similarity")
+    axes.set_xlabel(_label(f"{b_name} of held-out pair j"))
+    axes.set_ylabel(_label(f"{a_name} of held-out pair i"))
+    if title is not None:
+        axes.set_title(_label(title), fontsize=10)
     figure.tight_layout()
     _save(figure, png_path)
 
