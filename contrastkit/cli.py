@@ -1,4 +1,4 @@
-"""Command line: ``contrastkit train | eval | plot | demo | mi-bench`` (``--help`` on each).
+"""Command line: ``contrastkit train | eval | plot | search | demo | mi-bench`` (``--help`` on each).
 
 Examples::
 
@@ -10,6 +10,7 @@ Examples::
     contrastkit train --out runs/simclr --resume --epochs 400 # ... and extend it
     contrastkit eval runs/simclr                              # writes runs/simclr/metrics.json
     contrastkit plot runs/simclr                              # t-SNE map and training curves
+    contrastkit search runs/clip --query "seven"              # a two-tower run's held-out items nearest to text
     contrastkit demo                                          # the README's main job
     contrastkit mi-bench --json mi.json --png mi.png          # MI estimators on correlated Gaussians
 
@@ -339,6 +340,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from contrastkit.search import format_search, search_run
+
+    print(format_search(search_run(args.dir, args.query, top=args.top, item=args.item, device=args.device,
+                                   data=args.data)))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: SimCLR on mnist5k on this machine, then the evaluation table."""
     from contrastkit.config import TrainConfig
@@ -521,6 +530,18 @@ def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
             p.add_argument("--knn-k", type=_positive_int, default=None,
                            help="neighbours for kNN (default 20, or the number of training images if fewer)")
         p.set_defaults(func=func)
+    text = "print a two-tower run's (clip / siglip) held-out items nearest to typed text, and the texts nearest to one"
+    p = sub.add_parser("search", help=text, description=text, allow_abbrev=False)
+    p.add_argument("dir", type=Path, help="a run folder written by `contrastkit train --method clip` (or siglip)")
+    p.add_argument("--query", required=True, metavar="TEXT", help="the words to search the held-out items with")
+    p.add_argument("--top", type=_positive_int, default=5, metavar="K", help="answers in each list (default 5)")
+    p.add_argument("--item", type=int, default=None, metavar="N",
+                   help="the held-out item whose nearest texts are listed (default: the query's first hit)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    _add_plugin_arg(p)
+    p.add_argument("--data", default=None, metavar="DATA",
+                   help="where the run's data is now, if it moved (its fingerprint is checked)")
+    p.set_defaults(func=cmd_search)
     p = sub.add_parser("demo", help="the main job: SimCLR on mnist5k, then the accuracy table", allow_abbrev=False)
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--device", default="auto")
