@@ -20,11 +20,14 @@ paired with) is among the K candidates of highest cosine similarity:
            \qquad \mathrm{rank}_q(p) = \#\{c : s_{qc} > s_{qp}\} + \#\{c < p : s_{qc} = s_{qp}\} .
 
 Ties are broken deterministically: of candidates with equal similarity, the one that occurs first in the held-out
-split ranks higher. Chance, for a query with a single partner among M candidates, is min(K, M) / M.
+split ranks higher. Chance is the expected Recall@K of a ranking drawn at random, :math:`1 - \binom{M - P_q}{K} /
+\binom{M}{K}` for a query with :math:`P_q` partners among M candidates, averaged over the queries: min(K, M) / M
+when every query has a single partner.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["RECALL_KS", "cross_modal_recall", "distinct_items", "recall_at_1", "recall_at_k"]
+__all__ = ["RECALL_KS", "chance_at_k", "cross_modal_recall", "distinct_items", "recall_at_1", "recall_at_k"]
 
 #: the K of Recall@K reported for cross-modal retrieval (CLIP reports R@1, R@5, R@10)
 RECALL_KS = (1, 5, 10)
@@ -113,6 +116,13 @@ def recall_at_k(queries: Tensor, candidates: Tensor, query_of_link: Tensor, cand
     return {int(k): float((best < k).double().mean()) for k in ks}
 
 
+def chance_at_k(partners: Sequence[int], candidates: int, k: int) -> float:
+    """The expected Recall@K of a random ranking of ``candidates`` (module docstring), for queries with
+    ``partners[q]`` true partners each: the mean of 1 - C(M - P, K) / C(M, K)."""
+    total = math.comb(candidates, min(k, candidates))
+    return sum(1 - math.comb(candidates - p, min(k, candidates)) / total for p in partners) / len(partners)
+
+
 def cross_modal_recall(a: Tensor, b: Tensor, a_of_pair: Tensor, b_of_pair: Tensor,
                        ks: Sequence[int] = RECALL_KS) -> dict[str, Any]:
     """Recall@K of paired data in both directions (module docstring): ``a`` (M_a, D) and ``b`` (M_b, D) are the
@@ -120,7 +130,8 @@ def cross_modal_recall(a: Tensor, b: Tensor, a_of_pair: Tensor, b_of_pair: Tenso
     ``a_of_pair[i]`` of ``a`` with item ``b_of_pair[i]`` of ``b`` (N,) each (:func:`distinct_items` gives them).
 
     Returns ``{"a_to_b": {"r1", "r5", "r10", "queries", "candidates", "chance": {"r1", ...}}, "b_to_a": {...},
-    "pairs": N}``; ``a_to_b`` queries with the items of ``a`` among the candidates of ``b``."""
+    "pairs": N}``; ``a_to_b`` queries with the items of ``a`` among the candidates of ``b``; ``chance`` is a random
+    ranking's expected Recall@K (:func:`chance_at_k`)."""
     for name, emb in (("a", a), ("b", b)):
         if not isinstance(emb, Tensor) or emb.ndim != 2 or emb.shape[0] == 0:
             raise ValueError(f"cross_modal_recall: `{name}` must be a non-empty (M, D) tensor of embeddings, got "
@@ -141,8 +152,9 @@ def cross_modal_recall(a: Tensor, b: Tensor, a_of_pair: Tensor, b_of_pair: Tenso
     def direction(queries: Tensor, candidates: Tensor, q_of: Tensor, c_of: Tensor) -> dict[str, Any]:
         recall = recall_at_k(queries, candidates, q_of, c_of, ks)
         m = candidates.shape[0]
+        partners = torch.bincount(q_of, minlength=queries.shape[0]).tolist()  # P_q of each query
         return {**{f"r{k}": value for k, value in recall.items()}, "queries": int(queries.shape[0]),
-                "candidates": int(m), "chance": {f"r{k}": min(k, m) / m for k in ks}}
+                "candidates": int(m), "chance": {f"r{k}": chance_at_k(partners, m, k) for k in ks}}
 
     return {"a_to_b": direction(a, b, links[0], links[1]), "b_to_a": direction(b, a, links[1], links[0]),
             "pairs": int(a_of_pair.shape[0])}

@@ -136,7 +136,7 @@ def test_the_learned_shape_towers_match_the_loop():
         embedding.update({("t", t): method.embed("text", encode_texts([t]))[0].tolist() for t in words})
     want = _loop_recall([("x", tuple(row.tolist())) for row in x], [("t", t) for t in texts], embedding)
     for direction in ("a_to_b", "b_to_a"):
-        recall, queries, candidates = want[direction]
+        recall, queries, candidates, _ = want[direction]
         got = metrics["retrieval"][direction]
         assert _recalls(got) == tuple(recall[k] for k in ("r1", "r5", "r10"))
         assert (got["queries"], got["candidates"]) == (queries, candidates)

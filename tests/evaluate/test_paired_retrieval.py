@@ -1,6 +1,6 @@
 """Cross-modal retrieval (contrastkit.evaluate.retrieval.cross_modal_recall, distinct_items) against a slow loop
 written from the definition, and hand-built cases whose answers are known: distinct items by content, any true
-partner in the top K, ties to the candidate that occurs first, chance."""
+partner in the top K, ties to the candidate that occurs first, the chance of a random ranking."""
 
 import math
 import random
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from contrastkit.data.text import encode_texts
-from contrastkit.evaluate.retrieval import cross_modal_recall, distinct_items, recall_at_k
+from contrastkit.evaluate.retrieval import chance_at_k, cross_modal_recall, distinct_items, recall_at_k
 
 
 def _loop_recall(a_rows: list, b_rows: list, embedding: dict, ks=(1, 5, 10)) -> dict:
@@ -24,12 +24,17 @@ def _loop_recall(a_rows: list, b_rows: list, embedding: dict, ks=(1, 5, 10)) -> 
         queries = list(dict.fromkeys(queries_rows))
         candidates = list(dict.fromkeys(candidate_rows))
         hits = dict.fromkeys(ks, 0)
+        chance = dict.fromkeys(ks, 0.0)
+        m = len(candidates)
         for q in queries:
             partners = {c for qq, c in zip(queries_rows, candidate_rows, strict=True) if qq == q}
-            ranked = sorted(range(len(candidates)), key=lambda j: (-cosine(embedding[q], embedding[candidates[j]]), j))
+            ranked = sorted(range(m), key=lambda j: (-cosine(embedding[q], embedding[candidates[j]]), j))
             for k in ks:
                 hits[k] += any(candidates[j] in partners for j in ranked[:k])
-        return {f"r{k}": hits[k] / len(queries) for k in ks}, len(queries), len(candidates)
+                # a random ranking misses when each of its first K draws is one of the M - P others
+                chance[k] += 1 - math.prod((m - len(partners) - i) / (m - i) for i in range(min(k, m)))
+        return ({f"r{k}": hits[k] / len(queries) for k in ks}, len(queries), m,
+                {f"r{k}": chance[k] / len(queries) for k in ks})
 
     return {"a_to_b": one_way(a_rows, b_rows), "b_to_a": one_way(b_rows, a_rows)}
 
@@ -54,11 +59,10 @@ def test_cross_modal_recall_matches_a_loop(seed):
     got = cross_modal_recall(a, b, a_of_pair, b_of_pair)
     want = _loop_recall(a_rows, b_rows, embedding)
     for direction in ("a_to_b", "b_to_a"):
-        recall, queries, candidates = want[direction]
+        recall, queries, candidates, chance = want[direction]
         assert {k: got[direction][k] for k in ("r1", "r5", "r10")} == pytest.approx(recall, abs=1e-12)
         assert (got[direction]["queries"], got[direction]["candidates"]) == (queries, candidates)
-        assert got[direction]["chance"] == pytest.approx({f"r{k}": min(k, candidates) / candidates
-                                                          for k in (1, 5, 10)})
+        assert got[direction]["chance"] == pytest.approx(chance, abs=1e-12)
     assert got["pairs"] == 40
 
 
@@ -116,7 +120,12 @@ def test_a_query_hits_through_any_of_its_partners():
     # audio 3 (0.6, 0.8, 0) -> "seven" (0.8) before "nine" (0.6): a miss at 1
     assert result["a_to_b"]["r1"] == pytest.approx(2 / 4)
     assert (result["a_to_b"]["queries"], result["a_to_b"]["candidates"]) == (4, 3)
-    assert result["a_to_b"]["chance"]["r1"] == pytest.approx(1 / 3)
+    assert result["a_to_b"]["chance"]["r1"] == pytest.approx(1 / 3)  # one partner among 3 texts
+    # "seven" has 2 of the 4 audio clips as partners (a random pick hits 2/4 times), "two" and "nine" 1 each (1/4)
+    assert result["b_to_a"]["chance"]["r1"] == pytest.approx((2 / 4 + 1 / 4 + 1 / 4) / 3)
+    assert result["b_to_a"]["chance"]["r5"] == 1.0  # K = 5 covers all 4 candidates
+    # at K = 2, "seven" misses only when both picks are the other 2 clips (1 of the 6 pairs of picks)
+    assert chance_at_k([2, 1, 1], 4, 2) == pytest.approx((5 / 6 + 2 / 4 + 2 / 4) / 3)
 
 
 def test_bad_inputs_are_one_line_errors():
