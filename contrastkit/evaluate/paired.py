@@ -260,7 +260,7 @@ def paired_extras(method: Method, context: EvalContext) -> EvalExtras:
                 result["retrieval"] = retrieval_metrics(which, pairs, fields, context.device)
             result.update(zero_shot_metrics(which, sets, fields, context.device))
         extras.metrics.update(results.pop("trained"))
-        if results:
+        if results.get("random_init"):
             extras.metrics["baselines"] = results
     if context.plot_dir is not None and pairs is not None:
         from contrastkit.evaluate.plots import plot_similarity_matrix
