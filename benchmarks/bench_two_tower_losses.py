@@ -17,7 +17,8 @@
 
 Memory: the growth of the process's peak resident set (``resource.getrusage(...).ru_maxrss``) over a baseline
 taken after imports, inputs and a small warm-up call, each case in a fresh process (benchmarks/_harness.py;
-``tracemalloc`` does not see torch's allocations). Time: median of ``--repeats`` after one full-size warm-up call.
+``tracemalloc`` does not see torch's allocations). Time: median of ``--repeats`` after one full-size warm-up call
+(one timed call from B = 32,768 on).
 The single-process cases use torch's default threads (all cores).
 
 Usage: python benchmarks/bench_two_tower_losses.py [--quick] [--sizes 4096 16384 65536] [--ring-sizes 4096 16384]
@@ -43,6 +44,7 @@ from _harness import in_child, measure, print_table
 DIM = 128
 FLOOR_BLOCK = 4096  # rows per block of the floor's products
 DIRECT_CLIP_LIMIT = 8 * 2**30  # bytes: the direct CLIP row is run only where its two B x B matrices fit in this
+BIG = 32768  # from this B on, one timed call per case (each call takes tens of seconds on 2 cores)
 LOG_SCALE, SIGLIP_T, SIGLIP_BIAS = math.log(1 / 0.07), math.log(10.0), -10.0
 
 
@@ -139,23 +141,31 @@ def _ring_child(case: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": max(r["seconds"] for r in results), "peak_mib": max(r["peak_mib"] for r in results)}
 
 
+def _progress(row: dict[str, Any]) -> dict[str, Any]:
+    """Print a finished case to stderr at once (the tables come at the end), then return it."""
+    took = f"{row['seconds']:.4g} s, {row['peak_mib']:.4g} MiB" if "seconds" in row else row.get("error", "?")
+    print(f"  done: {row['impl']} B={row['b']:,}: {took}", file=sys.stderr, flush=True)
+    return row
+
+
 def single_rows(sizes: list[int], repeats: int) -> list[dict[str, Any]]:
     from contrastkit.losses.siglip import default_chunk_size
 
     script, rows = Path(__file__), []
     for b in sizes:
-        floor = in_child(script, {"impl": "floor", "b": b, "repeats": repeats})
+        repeats_b = 1 if b >= BIG else repeats
+        floor = _progress(in_child(script, {"impl": "floor", "b": b, "repeats": repeats_b}))
         floor["how"] = f"3 products, {min(b, FLOOR_BLOCK):,}-row blocks"
         rows.append(floor)
         for impl in ("clip direct", "clip memory-efficient", "siglip"):
-            case = {"impl": impl, "b": b, "repeats": repeats}
+            case = {"impl": impl, "b": b, "repeats": repeats_b}
             if impl == "clip direct" and 2 * 4 * b * b > DIRECT_CLIP_LIMIT:
                 rows.append({**case, "how": "direct", "error": f"skipped: two {b:,} x {b:,} float32 matrices "
                                                               f"({2 * 4 * b * b / 2**30:.0f} GiB)"})
                 continue
             if impl == "clip memory-efficient":
                 case["block"] = _clip_block(b)
-            result = in_child(script, case)
+            result = _progress(in_child(script, case))
             result["ratio"] = result.get("seconds", math.nan) / floor.get("seconds", math.nan)
             chunk = default_chunk_size(b)
             result["how"] = {"clip direct": "direct",
@@ -174,12 +184,12 @@ def ring_rows(sizes: list[int], repeats: int) -> list[dict[str, Any]]:
     for b in sizes:
         n = b // 2
         chunk = min(default_chunk_size(n), n)
-        ring = in_child(script, {"impl": "ring", "b": b, "repeats": repeats, "ring": True})
+        ring = _progress(in_child(script, {"impl": "ring", "b": b, "repeats": repeats, "ring": True}))
         ring["how"] = f"{chunk:,} x {n:,} scores at a time"
         rows.append(ring)
         for impl, how in (("gathered", f"{n:,} x {b:,} scores"),
                           ("gathered chunked", f"{min(default_chunk_size(n), n):,} x {b:,} scores at a time")):
-            result = in_child(script, {"impl": impl, "b": b, "repeats": repeats, "ring": True})
+            result = _progress(in_child(script, {"impl": impl, "b": b, "repeats": repeats, "ring": True}))
             result["how"] = how
             result["memory_vs_ring"] = result.get("peak_mib", math.nan) / max(ring.get("peak_mib", math.nan), 1e-9)
             rows.append(result)
