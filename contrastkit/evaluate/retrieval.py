@@ -120,7 +120,7 @@ def chance_at_k(partners: Sequence[int], candidates: int, k: int) -> float:
     """The expected Recall@K of a random ranking of ``candidates`` (module docstring), for queries with
     ``partners[q]`` true partners each: the mean of 1 - C(M - P, K) / C(M, K)."""
     total = math.comb(candidates, min(k, candidates))
-    return sum(1 - math.comb(candidates - p, min(k, candidates)) / total for p in partners) / len(partners)
+    return sum((total - math.comb(candidates - p, min(k, candidates))) / total for p in partners) / len(partners)
 
 
 def cross_modal_recall(a: Tensor, b: Tensor, a_of_pair: Tensor, b_of_pair: Tensor,
