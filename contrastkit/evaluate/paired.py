@@ -269,8 +269,8 @@ def paired_extras(method: Method, context: EvalContext) -> EvalExtras:
         a = embed_field(method, fields.a, pairs.a[pairs.a_of_pair[chosen]], context.device)  # (n, D)
         b = embed_field(method, fields.b, pairs.b[pairs.b_of_pair[chosen]], context.device)  # (n, D)
         path = context.plot_dir / "similarity.png"
-        plot_similarity_matrix(a @ b.T, path, fields.a, fields.b,
-                               title=f"{context.title}: held-out similarity, {len(chosen)} pairs (diagonal: true)")
+        title = f"{context.title}\nheld-out similarity of {len(chosen)} pairs (diagonal: true pairs)"
+        plot_similarity_matrix(a @ b.T, path, fields.a, fields.b, title=title)
         extras.plots.append(path)
     return extras
 

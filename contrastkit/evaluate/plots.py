@@ -194,7 +194,8 @@ def plot_prediction_accuracy(accuracy: list[float], png_path: str | Path, title:
 def plot_similarity_matrix(similarity: object, png_path: str | Path, a_name: str, b_name: str,
                            title: str | None = None) -> None:
     """A held-out similarity matrix (n, n) of paired data as a heat map: row i is field ``a_name``'s item of pair i,
-    column j field ``b_name``'s item of pair j, so the diagonal holds the true pairs (cosine similarity)."""
+    column j field ``b_name``'s item of pair j, so the diagonal holds the true pairs (cosine similarity). ``title`` may
+    hold line breaks."""
     s = to_numpy(similarity, "similarity", "plot_similarity_matrix").astype(np.float64)
     if s.ndim != 2 or s.shape[0] != s.shape[1] or not s.size:
         raise ValueError(f"plot_similarity_matrix: `similarity` must be a square (n, n) matrix, got shape {s.shape}")
@@ -205,8 +206,8 @@ def plot_similarity_matrix(similarity: object, png_path: str | Path, a_name: str
     figure.colorbar(image, ax=axes, label="cosine similarity")
     axes.set_xlabel(_label(f"{b_name} of held-out pair j"))
     axes.set_ylabel(_label(f"{a_name} of held-out pair i"))
-    if title is not None:
-        axes.set_title(_label(title), fontsize=10)
+    if title is not None:  # a line each (a data path, then what is shown)
+        axes.set_title("\n".join(_label(line) for line in title.split("\n")), fontsize=10)
     figure.tight_layout()
     _save(figure, png_path)
 
