@@ -33,20 +33,11 @@ from torch import Tensor, nn
 from contrastkit.augment import AUGMENTS, get_augment
 from contrastkit.augment.sequence import RandomCrop1d
 from contrastkit.augment.tabular import ScarfAugment
-from contrastkit.data.batches import uint8_to_float
+from contrastkit.data.batches import model_input
 from contrastkit.data.containers import ArrayDataset, SampleSet
-from contrastkit.data.text import is_text
 from contrastkit.methods.base import Batch, BatchSpec
 
 __all__ = ["AUGMENTS", "BatchMaker", "KeepText", "default_augment", "make_augment", "model_input"]
-
-
-def model_input(x: Tensor) -> Tensor:
-    """Stored inputs -> encoder inputs: uint8 images -> float in [0, 1]; vectors and sequences as float32; text
-    (uint8 bytes or int32 token ids (N, L), :mod:`contrastkit.data.text`) unchanged: a text encoder reads integers."""
-    if is_text(x):
-        return x
-    return uint8_to_float(x) if x.dtype == torch.uint8 else x.float()
 
 
 class KeepText(nn.Module):

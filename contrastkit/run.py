@@ -258,7 +258,8 @@ def build_run(config: TrainConfig | ResolvedConfig, bank_rows: int | None = None
             raise
         raise err.with_subject(f"`image_size` {config.image_size}", hint="choose a smaller `image_size`") from None
     entry = get_method(config.method)
-    encoder_name = config.encoder or entry.default_encoder or DEFAULT_ENCODERS.get(data.modality)
+    encoder_name = config.encoder or entry.default_encoder or entry.modality_encoders.get(data.modality) \
+        or DEFAULT_ENCODERS.get(data.modality)
     if encoder_name is None:
         raise SettingsError(f"no built-in encoder reads {data.modality} (the default field {data.train.x_field!r} of "
                             f"{config.data!r}) and method {config.method!r} brings none: the built-in encoders read "
@@ -274,7 +275,7 @@ def build_run(config: TrainConfig | ResolvedConfig, bank_rows: int | None = None
     check_method_memory(settings, feature_dim, num_samples)
     method = build_method(config.method, encoder, feature_dim, num_samples=num_samples, seed=config.seed,
                           settings=settings, num_classes=data.num_classes, modality=data.modality,
-                          train_inputs=None if data.streamed else data.train.x).to(device)
+                          train_inputs=None if data.streamed else data.train.x, data=data).to(device)
     if for_training:
         check_batching(int(config.batch_size), method, len(data.train), config.data,
                        data.input_shape[-1] if data.modality == "sequences" else None, train=data.train)

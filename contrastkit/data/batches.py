@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.data.split import check_seed, seeded_permutation
+from contrastkit.data.text import is_text
 
 
 def uint8_to_float(batch: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -90,3 +91,11 @@ def take_batch(images: Tensor, index: Tensor, pin_memory: bool = False) -> Tenso
         return images.index_select(0, index)
     out = torch.empty((index.shape[0], *images.shape[1:]), dtype=images.dtype, pin_memory=True)
     return torch.index_select(images, 0, index, out=out)
+
+
+def model_input(x: Tensor) -> Tensor:
+    """Stored inputs -> encoder inputs: uint8 images -> float in [0, 1]; vectors and sequences as float32; text
+    (uint8 bytes or int32 token ids (N, L), :mod:`contrastkit.data.text`) unchanged: a text encoder reads integers."""
+    if is_text(x):
+        return x
+    return uint8_to_float(x) if x.dtype == torch.uint8 else x.float()

@@ -122,6 +122,7 @@ class BuildContext:
     modality: str = "images"  # images | vectors | sequences
     seed: int = 0
     train_inputs: Tensor | None = None  # (N, ...) the training inputs, stored form (DrLIM's neighbour graph)
+    data: DatasetSplits | None = None  # the training data (its fields, for a method with a tower per field)
 
 
 @dataclass(frozen=True)

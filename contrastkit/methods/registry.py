@@ -46,6 +46,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from contrastkit.data.containers import DatasetSplits
 from contrastkit.methods.base import BuildContext, check_method
 from contrastkit.methods.contrastive import ContrastiveMethod
 from contrastkit.methods.cpc import (
@@ -59,6 +60,15 @@ from contrastkit.methods.cpc import (
 from contrastkit.methods.drlim import DRLIM_TRAINING_DEFAULTS, DrLIMSettings, build_drlim
 from contrastkit.methods.settings import CONTRASTIVE_TRAINING_DEFAULTS, PRESETS, ContrastiveSettings, resolve_settings
 from contrastkit.methods.triplet import TRIPLET_TRAINING_DEFAULTS, TripletSettings, build_triplet
+from contrastkit.methods.two_tower import (
+    CLIP_PRESET,
+    SIGLIP_PRESET,
+    TWO_TOWER_ENCODERS,
+    TWO_TOWER_TRAINING_DEFAULTS,
+    TwoTowerSettings,
+    build_clip,
+    build_siglip,
+)
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
 from contrastkit.settings import SettingsError, parse_settings
@@ -81,9 +91,10 @@ class MethodEntry:
     refuses contradictions, and the training defaults (epochs, batch size, optimizer, ...).
 
     ``default_encoder`` names the encoder of :mod:`contrastkit.models.factory` the method uses when the config sets
-    none, and ``encoder_settings`` maps settings of the method to options of that encoder (CPC: ``channels`` ->
-    ``width``): they configure that encoder only, so with another ``encoder`` a value other than the default is
-    an error (:func:`contrastkit.run.build_run`), never dropped."""
+    none (``modality_encoders``: one per modality of the default field, where the method prefers another than the
+    modality's usual default), and ``encoder_settings`` maps settings of the method to options of that encoder
+    (CPC: ``channels`` -> ``width``): they configure that encoder only, so with another ``encoder`` a value other
+    than the default is an error (:func:`contrastkit.run.build_run`), never dropped."""
 
     name: str
     build: Builder
@@ -94,6 +105,7 @@ class MethodEntry:
     description: str = ""
     default_encoder: str | None = None
     encoder_settings: Mapping[str, str] = field(default_factory=dict)
+    modality_encoders: Mapping[str, str] = field(default_factory=dict)  # modality -> encoder, before the usual
 
     def encoder_options(self, settings: Any) -> dict[str, Any]:
         """The options of ``default_encoder`` that ``settings`` give (``encoder_settings``)."""
@@ -140,7 +152,7 @@ def register_method(name: str, build: Builder, *, settings: type | None = None,
                     presets: Mapping[str, Any] | None = None, resolve: Callable[[Any, int | None], Any] | None = None,
                     training_defaults: Mapping[str, Any] | None = None, description: str = "",
                     default_encoder: str | None = None, encoder_settings: Mapping[str, str] | None = None,
-                    replace: bool = False) -> MethodEntry:
+                    modality_encoders: Mapping[str, str] | None = None, replace: bool = False) -> MethodEntry:
     """Register ``build(ctx: BuildContext, settings) -> method`` under ``name`` (see the module docstring)."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"register_method: `name` must be an identifier-like string, got {name!r}")
@@ -160,7 +172,7 @@ def register_method(name: str, build: Builder, *, settings: type | None = None,
                          f"{sorted(GENERIC_TRAINING_DEFAULTS)}")
     entry = MethodEntry(name, build, settings, dict(presets or {}), resolve,
                         {**GENERIC_TRAINING_DEFAULTS, **(training_defaults or {})}, description, default_encoder,
-                        dict(encoder_settings or {}))
+                        dict(encoder_settings or {}), dict(modality_encoders or {}))
     _REGISTRY[name] = entry
     return entry
 
@@ -267,19 +279,19 @@ def settings_to_dict(settings: Any) -> dict[str, Any]:
 
 def build_method(name: str, encoder: nn.Module, feature_dim: int, *, num_samples: int | None = None,
                  seed: int = 0, settings: Any = None, num_classes: int = 0, modality: str = "images",
-                 train_inputs: Tensor | None = None, **overrides: Any) -> nn.Module:
+                 train_inputs: Tensor | None = None, data: DatasetSplits | None = None, **overrides: Any) -> nn.Module:
     """Build the registered method ``name`` around ``encoder`` (features of size ``feature_dim``).
 
     ``overrides`` are fields of the method's settings (checked); ``settings`` passes already-resolved settings
     instead. ``num_samples`` (the training-set size) is needed by the memory bank, ``train_inputs`` (N, ...)
-    by DrLIM.
+    by DrLIM, ``data`` by the two-tower methods (a tower per field).
     """
     entry = get_method(name)
     if settings is None:
         settings = method_settings(name, overrides, where="build_method", num_samples=num_samples)
     elif overrides:
         raise ValueError("build_method: give either `settings` or keyword overrides, not both")
-    context = BuildContext(encoder, int(feature_dim), num_samples, num_classes, modality, seed, train_inputs)
+    context = BuildContext(encoder, int(feature_dim), num_samples, num_classes, modality, seed, train_inputs, data)
     method = _call_builder(entry, context, settings)
     if isinstance(method, nn.Module):  # the name it was built under: the trainer compares it with config.method
         setattr(method, BUILT_AS, name)
@@ -348,3 +360,9 @@ register_method("triplet", build_triplet, settings=TripletSettings, training_def
                 description="supervised triplet embedding, online semi-hard mining on P x K batches (FaceNet)")
 register_method("drlim", build_drlim, settings=DrLIMSettings, training_defaults=DRLIM_TRAINING_DEFAULTS,
                 description="DrLIM: a 2-D map from k-nearest-neighbour pairs and the margin loss (Hadsell et al. 2006)")
+register_method("clip", build_clip, settings=TwoTowerSettings, presets=CLIP_PRESET,
+                training_defaults=TWO_TOWER_TRAINING_DEFAULTS, modality_encoders=TWO_TOWER_ENCODERS,
+                description="CLIP: two towers on paired fields, symmetric InfoNCE, learnable logit scale")
+register_method("siglip", build_siglip, settings=TwoTowerSettings, presets=SIGLIP_PRESET,
+                training_defaults=TWO_TOWER_TRAINING_DEFAULTS, modality_encoders=TWO_TOWER_ENCODERS,
+                description="SigLIP: two towers on paired fields, pairwise sigmoid loss, learnable scale and bias")

@@ -41,7 +41,7 @@ def _sequences(c: int = 2, t: int = 120) -> DatasetSplits:
 
 
 def test_default_encoders_cover_every_modality() -> None:
-    assert DEFAULT_ENCODERS == {"images": "small_cnn", "vectors": "mlp", "sequences": "conv1d"}
+    assert DEFAULT_ENCODERS == {"images": "small_cnn", "vectors": "mlp", "sequences": "conv1d", "text": "byte_cnn"}
     assert all(ENCODER_MODALITY[name] == modality for modality, name in DEFAULT_ENCODERS.items())
 
 
@@ -78,11 +78,12 @@ def test_sequences_get_the_conv1d_encoder() -> None:
 @pytest.mark.parametrize(("name", "data", "match"), [
     ("small_cnn", _vectors(), r"encoder 'small_cnn' is for images, but 'table' holds vectors; use one of \['mlp'\]"),
     ("resnet18", _sequences(), r"encoder 'resnet18' is for images, but 'waves' holds sequences; "
-                                r"use one of \['conv1d', 'cpc'\]"),
+                                r"use one of \['conv1d', 'cpc', 'mel_cnn'\]"),
     ("mlp", _images(), r"encoder 'mlp' is for vectors, but 'pics' holds images; use one of "
                        r"\['resnet18', 'small_cnn', 'small_cnn_gap'\]"),
     ("conv1d", _vectors(), r"encoder 'conv1d' is for sequences, but 'table' holds vectors"),
-    ("transformer", _vectors(), r"unknown encoder 'transformer'; choose one of \['conv1d', 'cpc', 'mlp'"),
+    ("transformer", _vectors(), r"unknown encoder 'transformer'; choose one of \['byte_cnn', 'conv1d', 'cpc', "
+                                r"'mel_cnn', 'mlp'"),
 ])
 def test_encoder_of_another_modality_is_refused(name, data, match) -> None:
     with pytest.raises(ValueError, match=match):
