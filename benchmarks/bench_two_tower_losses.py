@@ -18,11 +18,11 @@
 Memory: the growth of the process's peak resident set (``resource.getrusage(...).ru_maxrss``) over a baseline
 taken after imports, inputs and a small warm-up call, each case in a fresh process (benchmarks/_harness.py;
 ``tracemalloc`` does not see torch's allocations). Time: median of ``--repeats`` after one full-size warm-up call
-(one timed call from B = 32,768 on).
-The single-process cases use torch's default threads (all cores).
+(from B = 32,768 on: one timed call, no full-size warm-up).
+The single-process cases use torch's default threads (all cores) unless ``--threads`` says otherwise.
 
 Usage: python benchmarks/bench_two_tower_losses.py [--quick] [--sizes 4096 16384 65536] [--ring-sizes 4096 16384]
-       [--repeats 3] [--skip-ring]
+       [--repeats 3] [--skip-ring] [--threads N]
 The default takes a few minutes on the project's 2-core machine; ``--quick`` (B = 4,096, one repeat) under a
 minute; B = 65,536 adds several minutes per case.
 """
@@ -34,12 +34,14 @@ import json
 import math
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import in_child, measure, print_table
+from _harness import in_child, measure, peak_rss_mib, print_table
 
 DIM = 128
 FLOOR_BLOCK = 4096  # rows per block of the floor's products
@@ -56,6 +58,26 @@ def _clip_block(b: int) -> int:
     return min(default_block_size(b), b // 4)
 
 
+def _measure(case: dict[str, Any], run: Callable[[], Any], warm_up: Callable[[], Any] | None) -> dict[str, float]:
+    """The harness's median of ``case["repeats"]`` after a full-size warm-up call; from B = 32,768 on, one timed call
+    after the small warm-up only (a full-size call takes minutes there on 2 cores)."""
+    if case["b"] < BIG:
+        return measure(run, warm_up, case["repeats"])
+    if warm_up is not None:
+        warm_up()
+    baseline = peak_rss_mib()
+    start = time.perf_counter()
+    run()
+    return {"seconds": time.perf_counter() - start, "peak_mib": max(0.0, peak_rss_mib() - baseline)}
+
+
+def _threads(case: dict[str, Any]) -> None:
+    import torch
+
+    if case.get("threads"):
+        torch.set_num_threads(case["threads"])
+
+
 def _inputs(b: int, seed: int = 0):
     import torch
 
@@ -68,6 +90,7 @@ def _single_child(case: dict[str, Any]) -> dict[str, Any]:
 
     from contrastkit.losses import clip_loss, siglip_loss
 
+    _threads(case)
     a0, b0 = _inputs(case["b"])
     if case["impl"] == "floor":
         def floor() -> None:
@@ -78,7 +101,7 @@ def _single_child(case: dict[str, Any]) -> dict[str, Any]:
                 _ = scores @ b0  # dA rows
                 grad_b.addmm_(scores.T, block)  # dB
 
-        return measure(floor, None, case["repeats"])
+        return _measure(case, floor, None)
 
     def run(m: int = case["b"]) -> float:
         a, b = a0[:m].clone().requires_grad_(True), b0[:m].clone().requires_grad_(True)
@@ -93,7 +116,7 @@ def _single_child(case: dict[str, Any]) -> dict[str, Any]:
         return loss.item()
 
     # warm up on 64 rows so lazy initialisation stays out of the peak-memory baseline
-    return measure(run, lambda: run(64), case["repeats"])
+    return _measure(case, run, lambda: run(64))
 
 
 def _ring_worker(rank: int, case: dict[str, Any], folder: str) -> None:
@@ -126,7 +149,7 @@ def _ring_worker(rank: int, case: dict[str, Any], folder: str) -> None:
         loss.backward()
         return loss.item()
 
-    result = measure(run, lambda: run(64), case["repeats"])
+    result = _measure(case, run, lambda: run(64))
     Path(folder, f"rank{rank}.json").write_text(json.dumps(result))
     dist.barrier()
     dist.destroy_process_group()
@@ -148,17 +171,17 @@ def _progress(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def single_rows(sizes: list[int], repeats: int) -> list[dict[str, Any]]:
+def single_rows(sizes: list[int], repeats: int, threads: int | None) -> list[dict[str, Any]]:
     from contrastkit.losses.siglip import default_chunk_size
 
     script, rows = Path(__file__), []
     for b in sizes:
         repeats_b = 1 if b >= BIG else repeats
-        floor = _progress(in_child(script, {"impl": "floor", "b": b, "repeats": repeats_b}))
+        floor = _progress(in_child(script, {"impl": "floor", "b": b, "repeats": repeats_b, "threads": threads}))
         floor["how"] = f"3 products, {min(b, FLOOR_BLOCK):,}-row blocks"
         rows.append(floor)
         for impl in ("clip direct", "clip memory-efficient", "siglip"):
-            case = {"impl": impl, "b": b, "repeats": repeats_b}
+            case = {"impl": impl, "b": b, "repeats": repeats_b, "threads": threads}
             if impl == "clip direct" and 2 * 4 * b * b > DIRECT_CLIP_LIMIT:
                 rows.append({**case, "how": "direct", "error": f"skipped: two {b:,} x {b:,} float32 matrices "
                                                               f"({2 * 4 * b * b / 2**30:.0f} GiB)"})
@@ -210,6 +233,7 @@ def main() -> None:
                                                                   "default 4096 16384)")
     parser.add_argument("--repeats", type=int, help="timed calls per case (default 3; 1 with --quick)")
     parser.add_argument("--skip-ring", action="store_true", help="no 2-process table")
+    parser.add_argument("--threads", type=int, help="torch threads of the one-process cases (default: torch's)")
     args = parser.parse_args()
     sizes = args.sizes or ([4096] if args.quick else [4096, 16384])
     ring_sizes = args.ring_sizes or ([4096] if args.quick else [4096, 16384])
@@ -217,8 +241,10 @@ def main() -> None:
     bad = [s for s in sizes + ring_sizes if s < 128] + [s for s in ring_sizes if s % 2]
     if bad or repeats < 1:
         parser.error(f"sizes must be >= 128 (ring sizes even) and --repeats >= 1, got {bad or repeats}")
-    print(f"CLIP and SigLIP losses, D = {DIM}, float32, forward + backward, one process; ratio = loss / floor")
-    print_table(single_rows(sizes, repeats), [("impl", "case"), ("size", "size"), ("how", "how"),
+    threads = f"{args.threads} thread(s)" if args.threads else "torch's default threads"
+    print(f"CLIP and SigLIP losses, D = {DIM}, float32, forward + backward, one process ({threads}); "
+          f"ratio = loss / floor")
+    print_table(single_rows(sizes, repeats, args.threads), [("impl", "case"), ("size", "size"), ("how", "how"),
                                               ("seconds", "seconds"), ("peak_mib", "peak MiB"), ("ratio", "ratio"),
                                               ("error", "error")])
     if not args.skip_ring:
