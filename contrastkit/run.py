@@ -37,7 +37,7 @@ from contrastkit.data import BUILTIN_DATASETS, DatasetSplits, load_dataset
 from contrastkit.data.containers import SampleSet
 from contrastkit.data.fields import parse_fields
 from contrastkit.data.fingerprint import data_fingerprint
-from contrastkit.data.load import SEQUENCE_DATASETS
+from contrastkit.data.load import BUILTIN_FIELDS, SEQUENCE_DATASETS
 from contrastkit.device import resolve_device
 from contrastkit.memory import NotEnoughMemoryError, check_fits
 from contrastkit.methods.base import BatchSpec, as_method
@@ -99,7 +99,8 @@ def resolve_config(config: TrainConfig | ResolvedConfig) -> TrainConfig:
 
 def _check_fields_setting(config: TrainConfig) -> None:
     """``fields`` must read as :func:`~contrastkit.data.fields.parse_fields` reads it, and names the fields of an
-    array file: a built-in data set holds one field, ``x`` (images, or sequences for the sequence sets)."""
+    array file: a built-in data set holds its own fields (``x``: images, or sequences for the sequence sets; the
+    paired speech sets ``audio`` and ``text``), which ``fields`` may repeat but not change."""
     if config.fields is None:
         return
     try:
@@ -109,11 +110,12 @@ def _check_fields_setting(config: TrainConfig) -> None:
     name = config.data.lower()
     if name not in BUILTIN_DATA:
         return
-    holds = "sequences" if name in SEQUENCE_DATASETS else "images"
-    if list(named) != ["x"] or named["x"] not in ("auto", holds):
+    holds = BUILTIN_FIELDS.get(name, {"x": "sequences" if name in SEQUENCE_DATASETS else "images"})
+    if list(named) != list(holds) or any(named[f] not in ("auto", kind) for f, kind in holds.items()):
+        listed = ", ".join(f"{f} ({kind})" for f, kind in holds.items())
         raise SettingsError(f"`fields` {config.fields!r} is ignored by the built-in data set {config.data!r}, which "
-                            f"holds one field, x ({holds}): `fields` names the fields of an .npy / .npz file; "
-                            f"remove it")
+                            f"holds {'one field,' if len(holds) == 1 else 'the fields'} {listed}: `fields` names the "
+                            f"fields of an .npy / .npz file; remove it")
 
 
 def _default_of(cls: type, name: str) -> Any:

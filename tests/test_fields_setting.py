@@ -113,6 +113,14 @@ def test_a_built_in_data_set_takes_no_fields(fields):
         resolve_run(TrainConfig(data="mnist5k", fields=fields))
 
 
+@pytest.mark.parametrize("fields", ["x", "audio", "text,audio", "audio=vectors,text"])
+def test_the_paired_built_in_sets_hold_audio_and_text(fields):
+    with pytest.raises(SettingsError, match=rf"^`fields` '{fields}' is ignored by the built-in data set 'speech-text', "
+                                            r"which holds the fields audio \(sequences\), text \(text\): "):
+        resolve_run(TrainConfig(method="clip", data="speech-text", fields=fields))
+    resolve_run(TrainConfig(method="clip", data="speech-text", fields="audio,text=text"))  # what it holds: no error
+
+
 def test_fields_that_change_nothing_for_a_built_in_set_and_bad_text():
     assert resolve_run(TrainConfig(data="mnist5k", fields="x")).config.fields == "x"
     assert resolve_run(TrainConfig(data="toyspeech", method="cpc", fields="x=sequences")).config.fields \

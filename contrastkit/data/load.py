@@ -52,6 +52,9 @@ SEQUENCE_DATASETS: dict[str, Callable[[int], DatasetSplits]] = {
 #: a paired built-in dataset -> the labelled one whose test split (same seed) evaluates its runs zero-shot: a run
 #: trained on speech-text embeds each class name of spoken-digits ("zero" .. "nine") with its text tower
 ZERO_SHOT_COMPANIONS: dict[str, str] = {"speech-text": "spoken-digits"}
+#: the built-in data sets with named fields (field -> modality, the default field first); the others hold one, x
+BUILTIN_FIELDS: dict[str, dict[str, str]] = {"speech-text": {"audio": "sequences", "text": "text"},
+                                             "spoken-digits": {"audio": "sequences", "text": "text"}}
 
 
 def _holds_wav_files(path: Path) -> bool:

@@ -81,9 +81,9 @@ class TwoTowerSettings:
 CLIP_PRESET: dict[str, Any] = {"temperature": 0.07}
 SIGLIP_PRESET: dict[str, Any] = {"temperature": 0.1}
 #: tower a's default encoder by modality with these methods (the others: the modality's usual default)
-TWO_TOWER_ENCODERS = {"sequences": "mel_cnn"}
+TWO_TOWER_ENCODERS = {"sequences": "mel_cnn", "text": "byte_cnn"}
 #: training defaults: tuned on speech-text (20,000 pairs) on a 2-core CPU (the README gives the measured recall)
-TWO_TOWER_TRAINING_DEFAULTS: dict[str, Any] = dict(epochs=8, batch_size=256, optimizer="adamw", lr=2e-3,
+TWO_TOWER_TRAINING_DEFAULTS: dict[str, Any] = dict(epochs=12, batch_size=256, optimizer="adamw", lr=2e-3,
                                                    weight_decay=0.05, warmup_epochs=1)
 
 

@@ -15,7 +15,7 @@ cpc             sequences   CPC's g_enc (van den Oord et al. 2018): strides 5, 4
 mel_cnn         sequences   :class:`~contrastkit.models.audio.MelCNN`: a log-mel front end (16 kHz audio), four
                             1-D convolutions, max + mean over time (the clip / siglip audio tower)
 byte_cnn        text        :class:`~contrastkit.models.text.ByteCNN`: convolutions over UTF-8 bytes, max over
-                            the text (the default for text)
+                            the text (the default of a text field)
 ==============  ==========  =====================================================================
 """
 
@@ -31,12 +31,15 @@ from contrastkit.models.sequence import Conv1dEncoder
 from contrastkit.models.tabular import MLPEncoder, Standardize
 from contrastkit.models.text import ByteCNN
 
-__all__ = ["DEFAULT_ENCODERS", "ENCODER_MODALITY", "encoder_for_data", "encoder_for_field", "feature_dim_of"]
+__all__ = ["DEFAULT_ENCODERS", "ENCODER_MODALITY", "FIELD_ENCODERS", "encoder_for_data", "encoder_for_field",
+           "feature_dim_of"]
 
 ENCODER_MODALITY = {"small_cnn": "images", "small_cnn_gap": "images", "resnet18": "images", "mlp": "vectors",
                     "conv1d": "sequences", "cpc": "sequences", "mel_cnn": "sequences", "byte_cnn": "text"}
 CPC_STRIDES = (5, 4, 2, 2, 2)
-DEFAULT_ENCODERS = {"images": "small_cnn", "vectors": "mlp", "sequences": "conv1d", "text": "byte_cnn"}
+DEFAULT_ENCODERS = {"images": "small_cnn", "vectors": "mlp", "sequences": "conv1d"}
+#: the default encoder of a further field (a two-tower method's second tower): text has one too
+FIELD_ENCODERS = {**DEFAULT_ENCODERS, "text": "byte_cnn"}
 
 
 def feature_dim_of(module: nn.Module, input_shape: tuple[int, ...], sample: Tensor | None = None) -> int:
@@ -72,7 +75,7 @@ def encoder_for_field(name: str | None, data: DatasetSplits, field: str, **optio
     """The encoder ``name`` (None: the default of the field's modality) built for field ``field`` of ``data``, and
     its feature size (a dry run); ``options`` go to the sequence encoders."""
     modality = data.field_modality(field)
-    name = name or DEFAULT_ENCODERS[modality]
+    name = name or FIELD_ENCODERS[modality]
     if name not in ENCODER_MODALITY:
         raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODER_MODALITY)}")
     if ENCODER_MODALITY[name] != modality:

@@ -41,7 +41,7 @@ def _sequences(c: int = 2, t: int = 120) -> DatasetSplits:
 
 
 def test_default_encoders_cover_every_modality() -> None:
-    assert DEFAULT_ENCODERS == {"images": "small_cnn", "vectors": "mlp", "sequences": "conv1d", "text": "byte_cnn"}
+    assert DEFAULT_ENCODERS == {"images": "small_cnn", "vectors": "mlp", "sequences": "conv1d"}
     assert all(ENCODER_MODALITY[name] == modality for modality, name in DEFAULT_ENCODERS.items())
 
 
