@@ -1,12 +1,18 @@
 r"""An audio tower: a log-mel front end computed in the network, then 1-D convolutions over time, pooled.
 
 ``(N, 1, T) waveform -> LogMel (N, n_mels, F) -> [Conv1d -> BatchNorm1d -> ReLU] x 4 (strides 1, 2, 2, 1)
--> [max over time, mean over time] -> (N, 4 * width)``.
+-> [max, mean over the steps of speech] -> (N, 4 * width)``.
 
 The front end is fixed (no parameters): a short-time Fourier transform (Hann window of 25 ms, hop 10 ms at the
 given sample rate), power, the HTK mel filterbank of :func:`contrastkit.evaluate.audio_features.mel_filterbank`
-(the one the probes' MFCC baseline uses), :math:`\log(E + 10^{-6})`, then each utterance standardised over all its
-frames and bands (so a recording's gain and level do not matter). It runs in float32 even under bf16 autocast.
+(the one the probes' MFCC baseline uses), :math:`\log(E + 10^{-6})`, then each utterance standardised over its
+*active* frames and all bands (so a recording's gain and level do not matter). It runs in float32 even under bf16
+autocast. A frame is active when its loudness (log of its summed mel energy) lies at least halfway (in log terms)
+from the clip's background level (the 10th percentile of its frames) to its loudest frame (every frame, when the
+loudest is less than 10 dB above the background: a clip without silence); the standardisation and
+the pooling read active frames only, so the silence a short word is padded with does not change its embedding.
+Measured: a CLIP model trained on sentences (``speech-text``) with plain pooling over the whole 2.8 s clip classified
+isolated spoken digits zero-shot at 54 %, and at 94.5 % when the same clips were cut to their first 0.6 s.
 Starting from mel energies rather than raw samples is what speech models have done for decades: the first
 strided layers of a waveform encoder (CPC's, :class:`~contrastkit.models.sequence.Conv1dEncoder` with CPC's
 strides, also available as the ``cpc`` encoder) spend most of their compute learning a filterbank. Pooling both
@@ -16,16 +22,27 @@ fixed-size vector for any length.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit.evaluate.audio_features import mel_filterbank
 
-__all__ = ["LogMel", "MelCNN"]
+__all__ = ["ACTIVE_FRACTION", "FLOOR_QUANTILE", "MIN_SPREAD", "LogMel", "MelCNN"]
+
+#: a frame is active (speech) when its log loudness is at least this fraction of the way from the clip's background
+#: level (the FLOOR_QUANTILE of its frames' levels) to its loudest frame's
+ACTIVE_FRACTION = 0.5
+FLOOR_QUANTILE = 0.1
+#: a clip whose loudest frame is less than 10 dB above its background level has no silence: every frame is active
+MIN_SPREAD = math.log(10.0)
 
 
 class LogMel(nn.Module):
-    """``(N, 1, T)`` or ``(N, T)`` waveform -> ``(N, n_mels, F)`` standardised log-mel energies, F = T // hop + 1."""
+    """``(N, 1, T)`` or ``(N, T)`` waveform -> ``(N, n_mels, F)`` standardised log-mel energies and the ``(N, F)``
+    mask of active (speech) frames, F = T // hop + 1 (module docstring)."""
 
     def __init__(self, sample_rate: int = 16_000, n_mels: int = 40, n_fft: int = 512) -> None:
         super().__init__()
@@ -38,7 +55,8 @@ class LogMel(nn.Module):
         self.register_buffer("filterbank", bank, persistent=False)
         self.register_buffer("hann", torch.hann_window(self.window), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def energies(self, x: Tensor) -> Tensor:
+        """Mel energies ``E`` (N, n_mels, F) in float32 of waveforms (N, 1, T) or (N, T)."""
         if x.dim() == 3:
             if x.shape[1] != 1:
                 raise ValueError(f"LogMel: expects mono audio (N, 1, T), got {tuple(x.shape)}")
@@ -48,12 +66,23 @@ class LogMel(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             spec = torch.stft(x.float(), self.n_fft, self.hop, self.window, self.hann, center=True,
                               return_complex=True)  # (N, n_fft // 2 + 1, F)
-            power = spec.real.square() + spec.imag.square()  # (N, n_fft // 2 + 1, F); faster than abs().square()
-            energy = self.filterbank @ power  # (N, n_mels, F)
+            power = spec.real.square() + spec.imag.square()  # faster than abs().square()
+            return self.filterbank @ power  # (N, n_mels, F)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.autocast(x.device.type, enabled=False):
+            energy = self.energies(x)  # (N, M, F)
             logmel = torch.log(energy + 1e-6)
-            mean = logmel.mean(dim=(1, 2), keepdim=True)
-            std = logmel.std(dim=(1, 2), keepdim=True)
-            return (logmel - mean) / (std + 1e-5)
+            level = torch.log(energy.sum(dim=1) + 1e-10)  # (N, F) each frame's loudness
+            floor = torch.quantile(level, FLOOR_QUANTILE, dim=1, keepdim=True)  # the background's level
+            spread = level.amax(dim=1, keepdim=True) - floor  # (N, 1) natural log of a power ratio
+            threshold = torch.where(spread >= MIN_SPREAD, floor + ACTIVE_FRACTION * spread, floor)
+            active = level >= threshold  # (N, F): all frames when the clip has no quieter background
+            weight = active[:, None, :].float()  # (N, 1, F)
+            count = weight.sum(dim=(1, 2), keepdim=True) * logmel.shape[1]
+            mean = (logmel * weight).sum(dim=(1, 2), keepdim=True) / count
+            var = ((logmel - mean).square() * weight).sum(dim=(1, 2), keepdim=True) / count
+            return (logmel - mean) / (var.sqrt() + 1e-5), active
 
 
 def _block(inputs: int, outputs: int, kernel: int, stride: int) -> list[nn.Module]:
@@ -74,5 +103,9 @@ class MelCNN(nn.Module):
         self.feature_dim = 4 * width
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.net(self.frontend(x))  # (N, 2 width, F / 4)
-        return torch.cat([h.amax(dim=2), h.mean(dim=2)], dim=1)  # (N, 4 width)
+        logmel, active = self.frontend(x)  # (N, n_mels, F), (N, F)
+        h = self.net(logmel)  # (N, 2 width, F')
+        keep = F.adaptive_max_pool1d(active[:, None, :].float(), h.shape[2]) > 0  # (N, 1, F') steps over speech
+        largest = h.masked_fill(~keep, torch.finfo(h.dtype).min).amax(dim=2)
+        mean = (h * keep).sum(dim=2) / keep.sum(dim=2)
+        return torch.cat([largest, mean], dim=1)  # (N, 4 width)
