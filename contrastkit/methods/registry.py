@@ -68,6 +68,8 @@ from contrastkit.methods.two_tower import (
     TwoTowerSettings,
     build_clip,
     build_siglip,
+    resolve_clip,
+    resolve_siglip,
 )
 from contrastkit.models.heads import ProjectionHead
 from contrastkit.negatives import build_negatives
@@ -360,9 +362,9 @@ register_method("triplet", build_triplet, settings=TripletSettings, training_def
                 description="supervised triplet embedding, online semi-hard mining on P x K batches (FaceNet)")
 register_method("drlim", build_drlim, settings=DrLIMSettings, training_defaults=DRLIM_TRAINING_DEFAULTS,
                 description="DrLIM: a 2-D map from k-nearest-neighbour pairs and the margin loss (Hadsell et al. 2006)")
-register_method("clip", build_clip, settings=TwoTowerSettings, presets=CLIP_PRESET,
+register_method("clip", build_clip, settings=TwoTowerSettings, presets=CLIP_PRESET, resolve=resolve_clip,
                 training_defaults=TWO_TOWER_TRAINING_DEFAULTS, modality_encoders=TWO_TOWER_ENCODERS,
                 description="CLIP: two towers on paired fields, symmetric InfoNCE, learnable logit scale")
-register_method("siglip", build_siglip, settings=TwoTowerSettings, presets=SIGLIP_PRESET,
+register_method("siglip", build_siglip, settings=TwoTowerSettings, presets=SIGLIP_PRESET, resolve=resolve_siglip,
                 training_defaults=TWO_TOWER_TRAINING_DEFAULTS, modality_encoders=TWO_TOWER_ENCODERS,
                 description="SigLIP: two towers on paired fields, pairwise sigmoid loss, learnable scale and bias")

@@ -50,7 +50,7 @@ from contrastkit.process_group import ONE_PROCESS, Processes
 from contrastkit.settings import SettingsError, check_instance, setting
 
 __all__ = ["CLIP_PRESET", "SIGLIP_PRESET", "TWO_TOWER_ENCODERS", "TWO_TOWER_TRAINING_DEFAULTS", "TwoTowerMethod",
-           "TwoTowerSettings", "build_clip", "build_siglip", "build_two_tower"]
+           "TwoTowerSettings", "build_clip", "build_siglip", "build_two_tower", "resolve_clip", "resolve_siglip"]
 
 LOSSES = ("clip", "siglip")
 
@@ -85,6 +85,34 @@ TWO_TOWER_ENCODERS = {"sequences": "mel_cnn", "text": "byte_cnn"}
 #: training defaults: tuned on speech-text (20,000 pairs) on a 2-core CPU (the README gives the measured recall)
 TWO_TOWER_TRAINING_DEFAULTS: dict[str, Any] = dict(epochs=12, batch_size=256, optimizer="adamw", lr=2e-3,
                                                    weight_decay=0.05, warmup_epochs=1)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TwoTowerSettings)}
+
+
+def _resolve(s: TwoTowerSettings, loss: str) -> TwoTowerSettings:
+    """Refuse a setting the method would ignore: ``sigmoid_bias`` with CLIP, ``memory_efficient`` with SigLIP (its
+    loss is always computed in row chunks), ``head_hidden`` with a one-layer head."""
+    if loss == "clip" and s.sigmoid_bias != _DEFAULTS["sigmoid_bias"]:
+        raise SettingsError(f"`sigmoid_bias` {s.sigmoid_bias} is ignored by method 'clip' (a softmax has no bias): it "
+                            f"is the initial logit bias of siglip; remove it or use method siglip")
+    if loss == "siglip" and s.memory_efficient:
+        raise SettingsError("`memory_efficient` is ignored by method 'siglip': its loss is always computed in row "
+                            "chunks that never hold the whole B x B matrix; remove it")
+    if s.head_layers == 1 and s.head_hidden != _DEFAULTS["head_hidden"]:
+        raise SettingsError(f"`head_hidden` {s.head_hidden} is ignored by a one-layer (linear) projection head "
+                            f"(head_layers: 1); remove it or set head_layers >= 2")
+    return s
+
+
+def resolve_clip(s: TwoTowerSettings, num_samples: int | None = None) -> TwoTowerSettings:
+    """The settings rules of ``clip`` (:func:`_resolve`)."""
+    return _resolve(s, "clip")
+
+
+def resolve_siglip(s: TwoTowerSettings, num_samples: int | None = None) -> TwoTowerSettings:
+    """The settings rules of ``siglip`` (:func:`_resolve`)."""
+    return _resolve(s, "siglip")
 
 
 def _head(in_dim: int, s: TwoTowerSettings) -> nn.Module:

@@ -19,7 +19,7 @@ from contrastkit.data.text import encode_texts
 from contrastkit.losses import clip_loss, siglip_loss
 from contrastkit.methods.base import Batch, BuildContext, check_method
 from contrastkit.methods.two_tower import TwoTowerMethod, TwoTowerSettings, build_clip, build_siglip
-from contrastkit.run import build_run
+from contrastkit.run import build_run, resolve_run
 from contrastkit.settings import SettingsError
 from contrastkit.train import Trainer
 from tests.helpers import assert_same_state, train_in_two_sessions
@@ -108,6 +108,18 @@ def test_the_fields_come_from_the_data_or_a_one_line_error() -> None:
     assert method.paired_fields == ("x", "body")
     with pytest.raises(SettingsError, match=r"pairs two fields of the data; build it through build_run"):
         build_clip(BuildContext(encoder, 6), s)
+
+
+@pytest.mark.parametrize(("method", "options", "match"), [
+    ("clip", {"sigmoid_bias": -5.0}, r"`sigmoid_bias` -5.0 is ignored by method 'clip'"),
+    ("siglip", {"memory_efficient": True}, r"`memory_efficient` is ignored by method 'siglip'"),
+    ("clip", {"head_hidden": 64}, r"`head_hidden` 64 is ignored by a one-layer \(linear\) projection head"),
+])
+def test_a_setting_the_method_ignores_is_an_error(method: str, options: dict, match: str) -> None:
+    with pytest.raises(SettingsError, match=match):
+        resolve_run(TrainConfig(method=method, data="speech-text", method_options=options))
+    if "head_hidden" in options:  # with a hidden layer it is used
+        resolve_run(TrainConfig(method=method, data="speech-text", method_options={**options, "head_layers": 2}))
 
 
 def _trainer(path: Path, out: Path, method: str = "clip", epochs: int = 12) -> Trainer:
