@@ -17,14 +17,17 @@
 
 Memory: the growth of the process's peak resident set (``resource.getrusage(...).ru_maxrss``) over a baseline
 taken after imports, inputs and a small warm-up call, each case in a fresh process (benchmarks/_harness.py;
-``tracemalloc`` does not see torch's allocations). Time: median of ``--repeats`` after one full-size warm-up call
+``tracemalloc`` does not see torch's allocations). glibc keeps freed blocks below its mmap threshold (dynamic, up
+to 32 MiB) in the heap, so a case whose score blocks are that small can show a peak above its live tensors (the
+ring at B = 4,096 works on 16 MiB blocks); ``MALLOC_MMAP_THRESHOLD_=1048576`` in the environment makes the peak
+follow the live tensors more closely. Time: median of ``--repeats`` after one full-size warm-up call
 (from B = 32,768 on: one timed call, no full-size warm-up).
 The single-process cases use torch's default threads (all cores) unless ``--threads`` says otherwise.
 
 Usage: python benchmarks/bench_two_tower_losses.py [--quick] [--sizes 4096 16384 65536] [--ring-sizes 4096 16384]
        [--repeats 3] [--skip-ring] [--threads N]
-The default takes a few minutes on the project's 2-core machine; ``--quick`` (B = 4,096, one repeat) under a
-minute; B = 65,536 adds several minutes per case.
+On the project's 2-core machine (shared, ``--threads 1``) the default took 7 minutes and ``--sizes 65536
+--skip-ring`` 7 more (one call per case); ``--quick`` (B = 4,096, one repeat) takes about a minute.
 """
 
 from __future__ import annotations
