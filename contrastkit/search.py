@@ -25,7 +25,7 @@ from torch import Tensor
 
 from contrastkit.data.containers import SampleSet
 from contrastkit.data.text import decode_texts, encode_texts
-from contrastkit.evaluate.paired import PairFields, embed_field, pair_fields
+from contrastkit.evaluate.paired import PairFields, pair_fields, shared_embeddings
 from contrastkit.evaluate.retrieval import distinct_items
 from contrastkit.methods.base import Method, as_method
 
@@ -99,9 +99,9 @@ def search_method(method: Method, split: SampleSet, query: str, top: int = 5, it
     texts_first, text_of_pair = distinct_items(texts)  # (M_t,), (N,)
     items_first, item_of_pair = distinct_items(items)  # (M_i,), (N,)
     transcripts = decode_texts(texts)  # the text of each held-out pair
-    text_emb = embed_field(method, fields.text, texts[texts_first], device)  # (M_t, D)
-    item_emb = embed_field(method, fields.items, items[items_first], device)  # (M_i, D)
-    typed = embed_field(method, fields.text, encode_texts([query], what="the query", where="search"), device)[0]
+    text_emb = shared_embeddings(method, fields.text, texts[texts_first], device)  # (M_t, D)
+    item_emb = shared_embeddings(method, fields.items, items[items_first], device)  # (M_i, D)
+    typed = shared_embeddings(method, fields.text, encode_texts([query], what="the query", where="search"), device)[0]
     hits = [Hit(index, similarity, transcripts[index])
             for _, index, similarity in _nearest(typed, item_emb, items_first, top)]
     chosen = hits[0].index if item is None else item

@@ -38,9 +38,9 @@ from contrastkit.evaluate.features import embed_inputs
 from contrastkit.evaluate.retrieval import cross_modal_recall, distinct_items
 from contrastkit.methods.base import EvalContext, EvalExtras, Method
 
-__all__ = ["PLOTTED_PAIRS", "HeldOutPairs", "PairFields", "ZeroShotSet", "embed_field", "format_paired", "pair_fields",
-           "paired_extras", "plotted_pairs", "retrieval_metrics", "zero_shot_accuracy", "zero_shot_companions",
-           "zero_shot_metrics", "zero_shot_sets"]
+__all__ = ["PLOTTED_PAIRS", "HeldOutPairs", "PairFields", "ZeroShotSet", "format_paired", "pair_fields",
+           "paired_extras", "plotted_pairs", "retrieval_metrics", "shared_embeddings", "zero_shot_accuracy",
+           "zero_shot_companions", "zero_shot_metrics", "zero_shot_sets"]
 
 #: pairs shown in the held-out similarity matrix (``similarity.png``)
 PLOTTED_PAIRS = 50
@@ -75,7 +75,7 @@ def pair_fields(method: Method, data: DatasetSplits | SampleSet, data_name: str)
     return PairFields(a, b, None, None)
 
 
-def embed_field(method: Method, field: str, x: Tensor, device: torch.device | None = None) -> Tensor:
+def shared_embeddings(method: Method, field: str, x: Tensor, device: torch.device | None = None) -> Tensor:
     """``method.embed(field, .)`` of stored inputs ``x`` (N, ...) in eval mode without gradient, 512 at a time
     (:func:`~contrastkit.evaluate.features.embed_inputs`), as (N, D) float64 unit rows on the CPU."""
     out = embed_inputs(method, x, features=lambda inputs: method.embed(field, inputs), device=device)
@@ -112,8 +112,8 @@ def retrieval_metrics(method: Method, pairs: HeldOutPairs, fields: PairFields,
     """``metrics.json``'s ``retrieval`` of ``method`` on ``pairs``: the field names, the number of pairs, Recall@K
     both ways with their queries, candidates and chance (:func:`~contrastkit.evaluate.retrieval.cross_modal_recall`)
     and how ties are broken."""
-    a = embed_field(method, fields.a, pairs.a, device)  # (M_a, D)
-    b = embed_field(method, fields.b, pairs.b, device)  # (M_b, D)
+    a = shared_embeddings(method, fields.a, pairs.a, device)  # (M_a, D)
+    b = shared_embeddings(method, fields.b, pairs.b, device)  # (M_b, D)
     return {"a": fields.a, "b": fields.b, **cross_modal_recall(a, b, pairs.a_of_pair, pairs.b_of_pair), "ties": TIES}
 
 
@@ -206,8 +206,8 @@ def zero_shot_metrics(method: Method, sets: Sequence[ZeroShotSet], fields: PairF
     by_set = {}
     for one in sets:
         names = encode_texts(list(one.class_names), what=f"the class names of {one.name}", where="zero-shot")
-        classes = embed_field(method, fields.text, names, device)  # (C, D)
-        items = embed_field(method, fields.items, one.items, device)  # (N, D)
+        classes = shared_embeddings(method, fields.text, names, device)  # (C, D)
+        items = shared_embeddings(method, fields.items, one.items, device)  # (N, D)
         by_set[one.name] = {"acc": zero_shot_accuracy(items, classes, one.labels), "chance": 1 / len(one.class_names),
                             "classes": len(one.class_names), "items": len(one.labels)}
     first = sets[0].name
@@ -266,8 +266,8 @@ def paired_extras(method: Method, context: EvalContext) -> EvalExtras:
         from contrastkit.evaluate.plots import plot_similarity_matrix
 
         chosen = plotted_pairs(pairs)  # (n,) split positions
-        a = embed_field(method, fields.a, pairs.a[pairs.a_of_pair[chosen]], context.device)  # (n, D)
-        b = embed_field(method, fields.b, pairs.b[pairs.b_of_pair[chosen]], context.device)  # (n, D)
+        a = shared_embeddings(method, fields.a, pairs.a[pairs.a_of_pair[chosen]], context.device)  # (n, D)
+        b = shared_embeddings(method, fields.b, pairs.b[pairs.b_of_pair[chosen]], context.device)  # (n, D)
         path = context.plot_dir / "similarity.png"
         title = f"{context.title}\nheld-out similarity of {len(chosen)} pairs (diagonal: true pairs)"
         plot_similarity_matrix(a @ b.T, path, fields.a, fields.b, title=title)
