@@ -83,8 +83,8 @@ def encoder_for_field(name: str | None, data: DatasetSplits, field: str, **optio
         where = f"{data.name!r}" if field == data.field_names[0] else f"field {field!r} of {data.name!r}"
         raise ValueError(f"encoder {name!r} is for {ENCODER_MODALITY[name]}, but {where} holds {modality}; "
                          f"use one of {suitable}")
-    stored = data.train.field_inputs(field)
-    shape = tuple(int(v) for v in stored.shape[1:])
+    stored = data.train.field_inputs(field)  # a tensor, or the image files of streamed data (the default field)
+    shape = data.input_shape if field == data.field_names[0] else tuple(int(v) for v in stored.shape[1:])
     if modality == "images":
         encoder = build_encoder(name, in_channels=shape[0], image_size=shape[1])
     elif modality == "vectors":
