@@ -107,7 +107,8 @@ def test_encoder_augment_and_data_choices_are_the_registries():
     from contrastkit.data.load import SEQUENCE_DATASETS
 
     assert set(BUILTIN_DATA) == {*BUILTIN_DATASETS, *SEQUENCE_DATASETS}  # the data registries' names, each once
-    with pytest.raises(SettingsError, match=r"`encoder` must be one of 'small_cnn', .*'cpc' .*got 'vgg'"):
+    with pytest.raises(SettingsError, match=r"`encoder` must be one of 'small_cnn', .*'cpc', 'mel_cnn', 'byte_cnn' "
+                                            r".*got 'vgg'"):
         TrainConfig(encoder="vgg")
 
 
