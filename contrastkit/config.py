@@ -48,7 +48,8 @@ class TrainConfig:
     method: str = setting("simclr", "the method, by its registered name (`contrastkit train --help` lists them)",
                           metavar="NAME")
     data: str = setting("mnist5k", "a built-in data set by name, an image folder (one sub-folder per class), a "
-                                   "folder of speakers' WAV files, or a .npy / .npz file", metavar="DATA")
+                                   "folder of pairs (name.png / name.wav beside name.txt), a folder of speakers' WAV "
+                                   "files, or a .npy / .npz file", metavar="DATA")
     classes: str | None = setting(None, "keep only these classes, by name, comma-separated (e.g. 4,9 of mnist5k), "
                                         "renumbered in the data's order (default: all)", metavar="NAMES")
     modality: str = setting("auto", "what an array file holds (auto: images, or vectors for a 2-D table); of its "

@@ -206,8 +206,8 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     builtin_names = ", ".join(sorted([*BUILTIN_DATASETS, *SEQUENCE_DATASETS]))
     if not path.exists():
         raise DatasetNotFoundError(f"{where}: {key!r} is neither a built-in dataset ({builtin_names}) nor an "
-                                   f"existing path (an image folder, a folder of speakers' WAV files, .npy or "
-                                   f".npz file)")
+                                   f"existing path (an image folder, a folder of pairs (name.png / name.wav + "
+                                   f"name.txt), a folder of speakers' WAV files, .npy or .npz file)")
     if path.is_dir() and _holds_wav_files(path):
         if modality not in ("auto", "sequences") or size_hw is not None or channels is not None:
             raise ValueError(f"{where}: {key!r} is a folder of WAV files (sequences); `modality`, `size` and "

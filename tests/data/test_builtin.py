@@ -112,7 +112,8 @@ def test_mode_and_size_keep_the_split(mnist) -> None:
 
 def test_unknown_name_lists_builtins(tmp_path) -> None:
     missing = str(tmp_path / "no_such_dataset")
-    with pytest.raises(DatasetNotFoundError, match="digits, mnist5k, speech, toyspeech") as info:
+    names = "digits, mnist5k, speech, speech-text, spoken-digits, toyspeech"
+    with pytest.raises(DatasetNotFoundError, match=names) as info:
         load_dataset(missing)
     assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, ValueError)
     assert "no_such_dataset" in str(info.value)
