@@ -26,9 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-import numpy as np
-
-from contrastkit.data.speech.sentences import ADJECTIVES, NAMES, NOUNS, PLACES, PREPOSITIONS
+from contrastkit.data.speech.sentences import ADJECTIVES, NAMES, NOUNS, PLACES, PREPOSITIONS, draw_distinct
 
 __all__ = ["DIGITS", "make_captions", "plural"]
 
@@ -74,8 +72,9 @@ def _purchase(pick: _Pick) -> str:
 
 def _other(pick: _Pick, options: tuple[str, ...], than: str) -> str:
     """A pick from ``options`` other than ``than`` (``Anna met Ben``, never ``Anna met Anna``)."""
-    while (word := pick(options)) == than:
-        pass
+    word = pick(options)
+    while word == than:
+        word = pick(options)
     return word
 
 
@@ -116,19 +115,4 @@ def make_captions(count: int, seed: int | list[int], exclude: Collection[str] = 
     """``count`` distinct captions (none in ``exclude``), drawn from ``np.random.default_rng(seed)``.
 
     The grammar gives over 10**7 captions, so draws end quickly for the tens of thousands a dataset needs."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValueError(f"make_captions: `count` must be an integer >= 0, got {count!r}")
-    rng = np.random.default_rng(seed)
-
-    def pick(options: tuple[str, ...]) -> str:
-        return options[int(rng.integers(len(options)))]
-
-    seen = set(exclude)
-    out: list[str] = []
-    while len(out) < count:
-        caption = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))](pick)
-        caption = caption[0].upper() + caption[1:]
-        if caption not in seen:
-            seen.add(caption)
-            out.append(caption)
-    return out
+    return draw_distinct(_TEMPLATES, count, seed, exclude, "make_captions")

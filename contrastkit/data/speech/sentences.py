@@ -8,11 +8,11 @@ sentence twice. :func:`make_sentences` returns distinct sentences, a function of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
-__all__ = ["make_sentences"]
+__all__ = ["draw_distinct", "make_sentences"]
 
 NAMES = ("Anna", "Ben", "Clara", "David", "Emma", "Frank", "Grace", "Henry", "Isabel", "Jack", "Kate", "Leo",
          "Maria", "Nathan", "Olivia", "Peter", "Rosa", "Samuel", "Tina", "Victor", "Walter", "Yvonne", "Zoe",
@@ -86,8 +86,15 @@ def make_sentences(count: int, seed: int, exclude: Collection[str] = ()) -> list
 
     Draws continue until ``count`` new sentences are found; the grammar can produce far more than a
     dataset needs (over 10**9), so this ends quickly."""
+    return draw_distinct(_TEMPLATES, count, seed, exclude, "make_sentences")
+
+
+def draw_distinct(templates: Sequence[Callable[[_Pick], str]], count: int, seed: int | list[int],
+                  exclude: Collection[str], where: str) -> list[str]:
+    """``count`` distinct texts (none in ``exclude``): each draw picks a template, then the template its words, all
+    from ``np.random.default_rng(seed)``; the first letter is capitalised. ``where`` names the caller in errors."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValueError(f"make_sentences: `count` must be an integer >= 0, got {count!r}")
+        raise ValueError(f"{where}: `count` must be an integer >= 0, got {count!r}")
     rng = np.random.default_rng(seed)
 
     def pick(options: tuple[str, ...]) -> str:
@@ -96,9 +103,9 @@ def make_sentences(count: int, seed: int, exclude: Collection[str] = ()) -> list
     seen = set(exclude)
     out: list[str] = []
     while len(out) < count:
-        sentence = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))](pick)
-        sentence = sentence[0].upper() + sentence[1:]
-        if sentence not in seen:
-            seen.add(sentence)
-            out.append(sentence)
+        text = templates[int(rng.integers(len(templates)))](pick)
+        text = text[0].upper() + text[1:]
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
     return out
