@@ -114,7 +114,8 @@ def test_encoder_augment_and_data_choices_are_the_registries():
 
 def test_method_help_shows_only_that_methods_settings_in_a_group_of_its_own():
     everything = _help()
-    assert _groups(everything) == ["simclr, moco, membank", "cpc, cpc_paper", "triplet", "drlim", "clip, siglip"]
+    assert _groups(everything) == ["simclr, moco, membank", "cpc, cpc_paper", "triplet", "drlim", "clip, siglip",
+                                   "supervised"]
     moco = _help("--method", "moco")
     assert _groups(moco) == ["moco"]
     assert "--queue-size" in moco and "--channels CHANNELS" not in moco and "--steps-ahead" not in moco

@@ -31,7 +31,8 @@ field whose name is taken with another type is refused.
 This module holds the generic machinery and the registrations only: each built-in method's settings class, its
 rules (``resolve``), encoder settings and training defaults live in the method's own module
 (:mod:`~contrastkit.methods.settings` for the contrastive family, :mod:`~contrastkit.methods.cpc`,
-:mod:`~contrastkit.methods.triplet`, :mod:`~contrastkit.methods.drlim`). The built-in settings are frozen.
+:mod:`~contrastkit.methods.triplet`, :mod:`~contrastkit.methods.drlim`, :mod:`~contrastkit.methods.supervised`). The
+built-in settings are frozen.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from contrastkit.methods.cpc import (
 )
 from contrastkit.methods.drlim import DRLIM_TRAINING_DEFAULTS, DrLIMSettings, build_drlim
 from contrastkit.methods.settings import CONTRASTIVE_TRAINING_DEFAULTS, PRESETS, ContrastiveSettings, resolve_settings
+from contrastkit.methods.supervised import SUPERVISED_TRAINING_DEFAULTS, SupervisedSettings, build_supervised
 from contrastkit.methods.triplet import TRIPLET_TRAINING_DEFAULTS, TripletSettings, build_triplet
 from contrastkit.methods.two_tower import (
     CLIP_PRESET,
@@ -368,3 +370,6 @@ register_method("clip", build_clip, settings=TwoTowerSettings, presets=CLIP_PRES
 register_method("siglip", build_siglip, settings=TwoTowerSettings, presets=SIGLIP_PRESET, resolve=resolve_siglip,
                 training_defaults=TWO_TOWER_TRAINING_DEFAULTS, modality_encoders=TWO_TOWER_ENCODERS,
                 description="SigLIP: two towers on paired fields, pairwise sigmoid loss, learnable scale and bias")
+register_method("supervised", build_supervised, settings=SupervisedSettings,
+                training_defaults=SUPERVISED_TRAINING_DEFAULTS,
+                description="the supervised ceiling: the same encoder, a linear classifier, cross-entropy")

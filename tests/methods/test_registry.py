@@ -308,7 +308,7 @@ def test_builtin_methods_are_registered() -> None:
 
 # --- issue 15 item 3: frozen settings, each method's rules and defaults in its own module ----------------------------
 
-BUILTIN_METHODS = ("simclr", "moco", "membank", "cpc", "cpc_paper", "triplet", "drlim", "clip", "siglip")
+BUILTIN_METHODS = ("simclr", "moco", "membank", "cpc", "cpc_paper", "triplet", "drlim", "clip", "siglip", "supervised")
 
 
 @pytest.mark.parametrize("name", BUILTIN_METHODS)
