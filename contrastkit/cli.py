@@ -71,7 +71,7 @@ def _data_help() -> str:
     from contrastkit.run import BUILTIN_DATA
 
     return (f"a built-in data set ({', '.join(BUILTIN_DATA)}), an image folder (one sub-folder per class), a folder "
-            f"of speakers' WAV files, or a .npy / .npz file")
+            f"of IDX files (train-images-idx3-ubyte ...), a folder of speakers' WAV files, or a .npy / .npz file")
 
 
 def _settings_defaults(cls: type, methods: list[str]) -> dict[str, str]:

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from contrastkit.data.arrays import channels_for_mode, convert_channels, parse_size, resize_images
-from contrastkit.data.assemble import presplit_arrays, split_arrays, split_files
-from contrastkit.data.builtin import BUILTIN_DATASETS
+from contrastkit.data.assemble import contiguous_labels, presplit_arrays, split_arrays, split_files
+from contrastkit.data.builtin import BUILTIN_DATASETS, INSTALLED_DATASETS, DatasetNotFoundError, Presplit
 from contrastkit.data.containers import DatasetSplits
 from contrastkit.data.fields import parse_fields
 from contrastkit.data.folder import scan_image_folder
+from contrastkit.data.idx import IDX_FILE_NAMES, holds_idx_files, read_idx_folder
 from contrastkit.data.modality import check_modality
 from contrastkit.data.npfiles import ArraySource, load_npy, load_npz
 from contrastkit.data.pairfolder import holds_pairs, load_pair_folder
@@ -22,10 +23,6 @@ from contrastkit.data.split import check_seed
 from contrastkit.data.stream import ImageFiles, should_stream
 from contrastkit.data.toyspeech import toy_speech
 from contrastkit.memory import check_fits, format_bytes
-
-
-class DatasetNotFoundError(FileNotFoundError, ValueError):
-    """Neither a built-in dataset name nor an existing path (catchable as either base class)."""
 
 
 def _speech(seed: int) -> DatasetSplits:
@@ -96,23 +93,28 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
                  modality: str = "auto", classes: str | Sequence[str] | None = None,
                  stream: bool | None = None, workers: int | None = None,
                  fields: str | Sequence[str] | Mapping[str, str] | None = None) -> DatasetSplits:
-    """Load a built-in dataset by name, or an image folder / ``.npy`` / ``.npz`` file by path.
+    """Load a built-in dataset by name, or an image folder / IDX folder / ``.npy`` / ``.npz`` file by path.
 
     Args:
-        name_or_path: ``"mnist5k"`` or ``"digits"`` (see :mod:`contrastkit.data.builtin`), the sequence
+        name_or_path: ``"mnist5k"``, ``"digits"`` or ``"fashion-mnist"`` (its official 60,000 / 10,000 split, read
+            from the system package ``dataset-fashion-mnist`` or ``$CONTRASTKIT_DATA/fashion-mnist``; see
+            :mod:`contrastkit.data.builtin`), the sequence
             sets ``"speech"`` (eSpeak NG utterances, :mod:`contrastkit.data.speech`) and ``"toyspeech"``
             (:mod:`contrastkit.data.toyspeech`), the paired sets ``"speech-text"`` (fields ``audio`` and
             ``text``) and ``"spoken-digits"`` (:mod:`contrastkit.data.speech.pairs`), built from ``seed``; a
             folder of WAV files with one sub-folder
             per speaker;
             anything else, and any ``Path`` object, is a path to a folder
-            (:mod:`contrastkit.data.folder`) or an ``.npy`` / ``.npz`` file
+            (:mod:`contrastkit.data.folder`), a folder of IDX files with their own split
+            (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+            ``t10k-labels-idx1-ubyte``: MNIST, Fashion-MNIST, KMNIST, EMNIST; :mod:`contrastkit.data.idx`), or an
+            ``.npy`` / ``.npz`` file
             (:mod:`contrastkit.data.npfiles`). A str equal to a built-in name (any case) means the
             built-in set; write ``"./digits"`` for a folder of that name.
         size: resize every image to (H, W) (an int means square). For a folder whose images
             differ in size this is required.
-        test_fraction: share of each class put in the test split, in [0, 1). Unused when an
-            ``.npz`` file brings its own ``x_train`` / ``x_test``.
+        test_fraction: share of each class put in the test split, in [0, 1). Unused when the data brings its
+            own split: an ``.npz`` file with ``x_train`` / ``x_test``, an IDX folder, ``fashion-mnist``.
         seed: the *split* seed (not a training seed: pass the same value to keep the same
             split). The defaults give the canonical splits: mnist5k 4,000 / 1,000 (100 test
             per class) and digits 1,438 / 359.
@@ -143,16 +145,20 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         :class:`DatasetSplits` with uint8 (N, C, H, W) images and int64 labels ``0 .. C-1`` (-1 and
         ``num_classes == 0`` when the data carries no labels). Built-in sets and folders number
         their classes ``0 .. C-1`` themselves (folders: sub-folder names in sorted order). Labels
-        from an ``.npy`` / ``.npz`` file may be any non-negative integers: they are renumbered
+        from an ``.npy`` / ``.npz`` file or an IDX folder may be any non-negative integers: they are renumbered
         ``0 .. C-1`` in ascending order over both splits, and ``class_names`` holds the original
         ids as strings (labels ``{3, 10**9}`` -> classes 0, 1 named ``"3"``, ``"1000000000"``).
 
     Raises:
-        DatasetNotFoundError: neither a built-in name nor an existing path.
+        DatasetNotFoundError: neither a built-in name nor an existing path; or (its subclass
+            :class:`~contrastkit.data.builtin.DataNotInstalledError`) ``fashion-mnist`` whose files are in none of
+            the folders looked in (the message says how to install them).
         ValueError: anything wrong with the arguments or the data, in one line that names the file
             (and the key of an ``.npz``): unreadable or non-numpy files, pickles and object arrays
             (never unpickled), images that are not uint8 / integers in [0, 255] / floats in [0, 1],
-            labels that are not integer class ids >= 0 (or all -1: -1 means "no label").
+            labels that are not integer class ids >= 0 (or all -1: -1 means "no label"); for an IDX file, a
+            header that does not match the file, a corrupt gzip stream, missing or duplicate files in the folder,
+            label counts that differ from the image counts.
         contrastkit.memory.NotEnoughMemoryError: (a ValueError) the data, at ``size`` / ``mode``, would not fit
             in this machine's memory; checked from array headers and image counts before anything large is
             allocated, and named in the message (the file, ``size``, or ``stream`` for a folder).
@@ -179,12 +185,12 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
 
     key = str(name_or_path)
     path = Path(key).expanduser()
-    if not (isinstance(name_or_path, str) and key.lower() in (*SEQUENCE_DATASETS, *BUILTIN_DATASETS)) \
-            and holds_pairs(path):  # name.png / name.wav beside name.txt: two fields (data.pairfolder)
+    named = isinstance(name_or_path, str) and key.lower() in (*SEQUENCE_DATASETS, *BUILTIN_DATASETS)
+    is_idx_folder = not named and holds_idx_files(path)  # train-images-idx3-ubyte ...: its own split, no sub-folders
+    if not named and not is_idx_folder and holds_pairs(path):  # name.png / name.wav beside name.txt (data.pairfolder)
         return load_pair_folder(path, test_fraction=test_fraction, seed=seed, size=size_hw, mode=mode,
                                 modality=modality, fields=fields, stream=stream, where=where)
-    is_folder = not (isinstance(name_or_path, str) and key.lower() in (*SEQUENCE_DATASETS, *BUILTIN_DATASETS)) \
-        and path.is_dir() and not _holds_wav_files(path)
+    is_folder = not named and not is_idx_folder and path.is_dir() and not _holds_wav_files(path)
     is_array_file = not is_folder and path.suffix.lower() in (".npy", ".npz") and path.is_file()
     if fields is not None and list(field_modalities) != ["x"] and not is_array_file:
         raise ValueError(f"{where}: `fields` names the fields of an .npy / .npz file; {key!r} holds one input (x)")
@@ -198,16 +204,31 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
     if isinstance(name_or_path, str) and key.lower() in BUILTIN_DATASETS:
         if modality not in ("auto", "images"):
             raise ValueError(f"{where}: {key!r} holds images; `modality` {modality!r} applies to array files")
-        images, labels, class_names = BUILTIN_DATASETS[key.lower()]()
+        loaded = BUILTIN_DATASETS[key.lower()]()
+        if isinstance(loaded, Presplit):  # the set's own split (fashion-mnist): `test_fraction` and `seed` unused
+            return _presplit_images(key.lower(), loaded, channels, size_hw, where)
+        images, labels, class_names = loaded
         _check_shape_memory([images], channels, size_hw, key.lower(), where, split=True)
         return split_arrays(key.lower(), _shape_arrays(images, channels, size_hw), labels,
                             test_fraction=test_fraction, seed=seed, class_names=class_names, where=where)
 
-    builtin_names = ", ".join(sorted([*BUILTIN_DATASETS, *SEQUENCE_DATASETS]))
+    builtin_names = ", ".join(sorted(name for name in [*BUILTIN_DATASETS, *SEQUENCE_DATASETS]
+                                     if name not in INSTALLED_DATASETS))
+    if INSTALLED_DATASETS:
+        builtin_names += f"; from a system package: {', '.join(INSTALLED_DATASETS)}"
     if not path.exists():
         raise DatasetNotFoundError(f"{where}: {key!r} is neither a built-in dataset ({builtin_names}) nor an "
-                                   f"existing path (an image folder, a folder of pairs (name.png / name.wav + "
-                                   f"name.txt), a folder of speakers' WAV files, .npy or .npz file)")
+                                   f"existing path (an image folder, a folder of IDX files ({IDX_FILE_NAMES[0]}, "
+                                   f"...), a folder of pairs (name.png / name.wav + name.txt), a folder of speakers' "
+                                   f"WAV files, .npy or .npz file)")
+    if is_idx_folder:
+        if modality not in ("auto", "images"):
+            raise ValueError(f"{where}: {key!r} is a folder of IDX images; `modality` {modality!r} applies to array "
+                             f"files")
+        idx = read_idx_folder(path, where)
+        (train_labels, test_labels), ids = contiguous_labels(idx.train_labels, idx.test_labels)
+        return _presplit_images(path.name, Presplit(idx.train_images, train_labels, idx.test_images, test_labels, ids),
+                                channels, size_hw, where)
     if path.is_dir() and _holds_wav_files(path):
         if modality not in ("auto", "sequences") or size_hw is not None or channels is not None:
             raise ValueError(f"{where}: {key!r} is a folder of WAV files (sequences); `modality`, `size` and "
@@ -231,11 +252,21 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
         return dataclasses.replace(splits, train=splits.train.load(where), test=splits.test.load(where))
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
-        raise ValueError(f"{where}: cannot load '{path}': expected a folder of images or of speakers' WAV files, "
-                         f"an .npy or an .npz file, or a built-in name ({builtin_names})")
+        raise ValueError(f"{where}: cannot load '{path}': expected a folder of images, of IDX files or of speakers' "
+                         f"WAV files, an .npy or an .npz file, or a built-in name ({builtin_names})")
     source = load_npy(path, where, modality, field_modalities) if suffix == ".npy" \
         else load_npz(path, where, modality, field_modalities)
     return _array_splits(source, path, size_hw, channels, test_fraction, seed, where)
+
+
+def _presplit_images(name: str, loaded: Presplit, channels: int | None, size_hw: tuple[int, int] | None,
+                     where: str) -> DatasetSplits:
+    """Images that came split (a built-in set such as fashion-mnist, an IDX folder), shaped to ``size`` / ``mode``,
+    their split kept (``train_indices`` / ``test_indices`` None)."""
+    _check_shape_memory([loaded.train_images, loaded.test_images], channels, size_hw, name, where, split=False)
+    return presplit_arrays(name, _shape_arrays(loaded.train_images, channels, size_hw), loaded.train_labels,
+                           _shape_arrays(loaded.test_images, channels, size_hw), loaded.test_labels, where,
+                           class_names=loaded.class_names)
 
 
 def _array_splits(source: ArraySource, path: Path, size_hw: tuple[int, int] | None, channels: int | None,
