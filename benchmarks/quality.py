@@ -165,10 +165,12 @@ def baseline_row(dataset: str, args: argparse.Namespace, budget: dict[str, Any])
 def method_row(method: str, dataset: str, args: argparse.Namespace, budget: dict[str, Any]) -> dict[str, Any] | None:
     """Train ``method`` on ``dataset`` with its defaults under the budget and score it; a method the library refuses
     for this data is a skipped row with its reason. None: training was interrupted (Ctrl-C), nothing to store."""
+    started = time.perf_counter()
     try:
         trainer = Trainer.from_config(_config(method, dataset, args))
     except (ValueError, TypeError, OSError) as exc:  # the library's checks: this method does not apply here
         return {"status": "skipped", "method": method, "reason": str(exc), **budget}
+    build_seconds = time.perf_counter() - started  # data, method (DrLIM's neighbour graph): outside the budget
     summary = trainer.fit(overwrite=True)
     if summary.get("interrupted"):
         return None
@@ -178,8 +180,9 @@ def method_row(method: str, dataset: str, args: argparse.Namespace, budget: dict
     return {"status": "ok", "method": method, **budget, "linear_acc": metrics.get("linear_acc"),
             "knn_acc": metrics.get("knn_acc"), "recall_at_1": metrics.get("recall_at_1"),
             "classifier_acc": metrics.get("classifier_acc"), "eval_seconds": time.perf_counter() - started,
+            "build_seconds": build_seconds,
             "train_seconds": summary["train_seconds"], "images_per_s": summary["images_per_s"],
-            "steps": trainer.step, "steps_per_epoch": trainer.steps_per_epoch,
+            "steps": trainer.step, "steps_per_epoch": trainer.steps_per_epoch, "total_steps": trainer.total_steps,
             "epochs_reached": trainer.step / trainer.steps_per_epoch, "epochs_planned": config.epochs,
             "stopped_early": summary["stopped_early"], "final_loss": summary["final_loss"],
             "settings": {key: getattr(config, key) for key in ("encoder", "augment", "optimizer", "lr",
@@ -210,12 +213,23 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
+def budget_text(row: dict[str, Any]) -> str:
+    """The budget a row was measured under, in words."""
+    epochs = row.get("epochs")
+    defaults = (f"each method's registered defaults but {epochs} epoch{'s' if epochs > 1 else ''}" if epochs
+                else "each method's registered training defaults")
+    return f"Budget: {row['minutes']:g} minutes of training per method (`max_minutes`), {defaults}, seed {row['seed']}."
+
+
 def format_dataset(dataset: str, result: dict[str, Any]) -> str:
     lines = [f"### {dataset}", ""]
     if result.get("skipped"):
         return "\n".join([*lines, f"Skipped: {result['skipped']}", ""])
-    if result.get("about"):
-        lines += [result["about"], ""]
+    measured = next((row for row in [result.get("baselines") or {}, *result["methods"].values()]
+                     if row.get("status") == "ok"), None)
+    about = " ".join(text for text in (result.get("about"), budget_text(measured) if measured else None) if text)
+    if about:
+        lines += [about, ""]
     lines += ["| features | linear probe | kNN | R@1 | train s | steps (epochs of planned) |",
               "|---|---:|---:|---:|---:|---:|"]
     for label, row in table_rows(result):
@@ -238,23 +252,26 @@ def format_dataset(dataset: str, result: dict[str, Any]) -> str:
     return "\n".join(lines + ([""] if skipped or failed else []))
 
 
-def format_report(results: dict[str, dict[str, Any]], info: dict[str, Any], args: argparse.Namespace,
-                  command: str) -> str:
-    """The markdown of every data set, the machine and the protocol in its header."""
-    budget = f"{args.minutes:g} minutes of training per method (`max_minutes`)"
-    epochs = (f"each method's registered defaults but {args.epochs} epoch{'s' if args.epochs > 1 else ''}"
-              if args.epochs else "each method's registered training defaults")
+def _rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [row for row in [result.get("baselines") or {}, *result["methods"].values()] if row.get("status")]
+
+
+def format_report(results: dict[str, dict[str, Any]], info: dict[str, Any]) -> str:
+    """The markdown of every data set (each with its budget), the machine, the protocol and the commands that
+    measured the rows in its header."""
     lines = ["# Every method at an equal budget", "",
-             f"Machine: {describe_machine(info)}. Budget: {budget}, {epochs}, seed {args.seed}.", "",
+             f"Machine: {describe_machine(info)}.", "",
              "Protocol (`contrastkit eval`'s): weighted kNN (k = 20, cosine, exp(s / 0.07) votes) and a standardised "
              "logistic-regression probe with C by cross-validation on the train split, scored on the test split; "
              "R@1: is each test image's nearest other test image (Euclidean, on the method's features) of its "
              "class. Each method is scored on the features its evaluation uses (the encoder's output; triplet: its "
              "embedding; drlim: its 2-D map). Random init: the default encoder at its seeded initialisation, "
-             "untrained (where every method starts).", "",
-             f"Command: `{command}`", ""]
-    others = sorted({describe_machine(row["machine"]) for result in results.values()
-                     for row in [result.get("baselines") or {}, *result["methods"].values()]
+             "untrained (where every method starts).", ""]
+    commands = list(dict.fromkeys(row["command"] for result in results.values() for row in _rows(result)
+                                  if row.get("command")))
+    lines += [f"Command{'s' if len(commands) > 1 else ''}: " + "; ".join(f"`{c}`" for c in commands), ""] \
+        if commands else []
+    others = sorted({describe_machine(row["machine"]) for result in results.values() for row in _rows(result)
                      if row.get("machine") and row["machine"] != info})
     if others:
         lines += ["Rows measured on another machine (kept from an earlier run): " + "; ".join(others), ""]
@@ -288,7 +305,8 @@ def plot_results(results: dict[str, dict[str, Any]], path: Path, title: str) -> 
         low = max(0.0, min(scored, default=0.0) - 5)
         ax.set_xlim(low, 100)
         ax.set_xlabel("accuracy on the test split (%)")
-        ax.set_title(dataset)
+        minutes = next((row["minutes"] for row in _rows(results[dataset]) if row.get("status") == "ok"), None)
+        ax.set_title(dataset if minutes is None else f"{dataset}: {minutes:g} training minutes per method")
         ax.grid(axis="x", alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
     figure.legend(handles, names, loc="lower center", ncol=len(METRICS), fontsize="small", frameon=False)
@@ -389,7 +407,8 @@ def run_dataset(dataset: str, methods: list[str], args: argparse.Namespace, budg
             if row is None:
                 print(f"[{dataset}] {name}: interrupted; its row is not stored", flush=True)
                 return result, False
-            row.update(dataset=dataset, machine=info, finished=datetime.now(UTC).isoformat(timespec="seconds"))
+            row.update(dataset=dataset, machine=info, command=args.command, about=about,
+                       finished=datetime.now(UTC).isoformat(timespec="seconds"))
             write_row(path, row)
             print(f"[{dataset}] {name}: {_summary(row)} -> {path}", flush=True)
         if name == BASELINES:
@@ -422,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine(device)
     budget = {"minutes": args.minutes, "epochs": args.epochs, "seed": args.seed}
     out = Path(args.out)
-    command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"machine: {describe_machine(info)}", flush=True)
     results: dict[str, dict[str, Any]] = {}
     finished = True
@@ -433,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     read_row(row_path(out, dataset, name), budget)
         for dataset in args.datasets:
             results[dataset], finished = run_dataset(dataset, methods, args, budget, info, out)
-            write_report(results, info, args, command, out)
+            write_report(results, info, args, out)
             if not finished:
                 break
     except ValueError as exc:  # a stored row of another budget, or not a row
@@ -448,13 +467,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if finished else 130
 
 
-def write_report(results: dict[str, dict[str, Any]], info: dict[str, Any], args: argparse.Namespace, command: str,
+def stored_results(out: Path, leave_out: set[str]) -> dict[str, dict[str, Any]]:
+    """The rows stored in ``out`` for data sets other than those in ``leave_out`` (folder names): earlier runs of
+    this folder, e.g. another data set measured with another budget, by data set name."""
+    found: dict[str, dict[str, Any]] = {}
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name not in leave_out):
+        rows: dict[str, dict[str, Any]] = {}
+        for path in sorted(folder.glob("*.json")):
+            try:
+                row = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(row, dict) and row.get("status") in ("ok", "skipped"):
+                rows[path.stem] = row
+        base = rows.pop(BASELINES, None)
+        if not rows and base is None:
+            continue
+        name = next((row["dataset"] for row in [base or {}, *rows.values()] if row.get("dataset")), folder.name)
+        found[name] = {"about": next((row["about"] for row in [base or {}, *rows.values()] if row.get("about")),
+                                     None),
+                       "baselines": base, "methods": {method: rows[method] for method in method_order(rows)}}
+    return found
+
+
+def write_report(results: dict[str, dict[str, Any]], info: dict[str, Any], args: argparse.Namespace,
                  out: Path) -> None:
-    """``quality.md`` and ``quality.png`` in ``out`` from the rows so far."""
+    """``quality.md`` and ``quality.png`` in ``out``: the data sets of this run, then those stored there before."""
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "quality.md", format_report(results, info, args, command))
-    title = f"every method at {args.minutes:g} training minutes; {info['cpu']}, {info['cores']} cores"
-    if not plot_results(results, out / "quality.png", title) and (out / "quality.png").exists():
+    every = {**results, **stored_results(out, {slug(name) for name in results})}
+    write_text_atomic(out / "quality.md", format_report(every, info))
+    title = f"every method at an equal training budget; {info['cpu']}, {info['cores']} cores"
+    if not plot_results(every, out / "quality.png", title) and (out / "quality.png").exists():
         (out / "quality.png").unlink()  # no scored row: no stale chart
 
 

@@ -90,6 +90,13 @@ def test_a_tiny_benchmark_writes_rows_table_and_chart_and_a_rerun_keeps_them(qua
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "baselines.json was measured with minutes 0.02, this run asks for 0.5" in err
 
+    # a run on other data in the same folder keeps the stored data sets' tables, each with its own budget
+    assert quality.main(["--minutes", "3", "--datasets", "nosuch", "--out", str(out), "--runs", str(tmp_path)]) == 0
+    both = (out / "quality.md").read_text()
+    assert both.index("### nosuch") < both.index("### digits")
+    assert "Budget: 0.02 minutes of training per method (`max_minutes`), each method's registered defaults but 1 " \
+           "epoch, seed 0." in both and "| supervised (ceiling) |" in both
+
 
 def test_an_unknown_method_or_data_set(quality, tmp_path, capsys):
     assert quality.main(["--methods", "simclr,nosuch", "--out", str(tmp_path / "out")]) == 2
