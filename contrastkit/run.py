@@ -288,7 +288,7 @@ def build_run(config: TrainConfig | ResolvedConfig, bank_rows: int | None = None
     if for_training:
         check_augment_applies(config, spec)
     if spec.views > 0:
-        config = config.replace(augment=config.augment or default_augment(data.train))
+        config = config.replace(augment=config.augment or data.augment or default_augment(data.train))
     augment = make_augment(config.augment, data.train, spec) if spec.views > 0 else None
     return Run(config, device, data, method, augment.to(device) if augment is not None else None,
                data_fingerprint(data))

@@ -33,10 +33,12 @@ from contrastkit.augment import (
     cifar_preset,
     get_augment,
     mnist_preset,
+    objects_preset,
     rgb_to_grayscale,
     simclr_preset,
     to_float,
 )
+from contrastkit.augment.pipeline import OBJECT_CROP_SCALE
 
 
 def gen(seed: int) -> torch.Generator:
@@ -482,3 +484,32 @@ def test_view_augment_moves_like_a_module():
     out = augment.to("cpu")(torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8),
                             generator=torch.Generator().manual_seed(0))
     assert out.shape == (3, 1, 28, 28) and torch.isfinite(out).all()
+
+
+def test_objects_preset_flips_half_never_rotates_and_keeps_range() -> None:
+    aug = objects_preset()
+    p = aug.sample_params((2000, 1, 28, 28), gen(26))
+    assert 0.45 < float(p.crop.flip.float().mean()) < 0.55  # p = 0.5: mirrored clothes are still clothes
+    assert float(p.crop.angle.abs().max()) == 0.0
+    assert aug.crop.scale == (OBJECT_CROP_SCALE, 1.0) and aug.grayscale is None and aug.blur is None
+    x = (torch.rand(6, 1, 28, 28, generator=gen(27)) * 255).to(torch.uint8)
+    out = aug(x, generator=gen(28))
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    rgb = objects_preset(32)((torch.rand(4, 3, 32, 32, generator=gen(29)) * 255).to(torch.uint8), gen(30))
+    assert rgb.shape == (4, 3, 32, 32)
+    assert get_augment("objects").crop.size == (28, 28) and get_augment("objects", 32).crop.size == (32, 32)
+    with pytest.raises(ValueError, match="objects_preset: `normalize` is not available"):
+        objects_preset(normalize=True)
+
+
+def test_a_flip_mirrors_the_image_exactly() -> None:
+    # a full-image "crop" with the flip bit set is the image mirrored left-right, pixel for pixel
+    x = (torch.rand(3, 1, 28, 28, generator=gen(31)) * 255).to(torch.uint8)
+    aug = objects_preset()
+    params = aug.sample_params(x.shape, gen(32))
+    full = torch.tensor([[14.0, 14.0, 28.0, 28.0]] * 3)  # (cx, cy, w, h): the whole image
+    crop = CropParams(full, torch.tensor([True, False, True]), torch.zeros(3), (28, 28))
+    out = aug.apply(x, ViewParams(crop, None, params.grayscale, params.blur))
+    expected = x.float() / 255
+    expected[[0, 2]] = expected[[0, 2]].flip(-1)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)

@@ -63,7 +63,15 @@ from contrastkit.augment.color import (
 )
 from contrastkit.augment.geometry import CropParams, RandomResizedCrop, crop_theta
 from contrastkit.augment.pipeline import _PRESETS as _IMAGE_PRESETS
-from contrastkit.augment.pipeline import ViewAugment, ViewParams, cifar_preset, get_augment, mnist_preset, simclr_preset
+from contrastkit.augment.pipeline import (
+    ViewAugment,
+    ViewParams,
+    cifar_preset,
+    get_augment,
+    mnist_preset,
+    objects_preset,
+    simclr_preset,
+)
 
 #: the view augmentations by name, per modality (the first is the modality's default; gray images take mnist,
 #: colour images cifar): images through the presets above, vectors through SCARF corruption
@@ -93,6 +101,7 @@ __all__ = [
     "gaussian_kernels",
     "get_augment",
     "mnist_preset",
+    "objects_preset",
     "rgb_to_grayscale",
     "simclr_preset",
     "to_float",

@@ -147,3 +147,7 @@ BUILTIN_DATASETS: dict[str, Callable[[], Loaded | Presplit]] = {
 }
 #: the built-in names whose files come from a system package (listed apart in errors: they may be absent)
 INSTALLED_DATASETS: tuple[str, ...] = ("fashion-mnist",)
+
+#: the view augmentation preset each built-in image set defaults to when it is not the modality's
+#: (:func:`contrastkit.batching.default_augment`): fashion-mnist's photos of objects may be mirrored, digits may not
+BUILTIN_AUGMENTS: dict[str, str] = {"fashion-mnist": "objects"}

@@ -281,6 +281,9 @@ class DatasetSplits:
     frame_class_names: tuple[str, ...] = ()  # names of the frame classes (e.g. phones), when frames are labelled
     train_indices: np.ndarray | None = field(default=None, repr=False)
     test_indices: np.ndarray | None = field(default=None, repr=False)
+    #: the view augmentation preset chosen for this data (e.g. ``objects`` for fashion-mnist), the default of a run
+    #: that names none; None: the modality's default (:func:`contrastkit.batching.default_augment`)
+    augment: str | None = None
 
     def __post_init__(self) -> None:
         where = "DatasetSplits"

@@ -10,7 +10,13 @@ import numpy as np
 
 from contrastkit.data.arrays import channels_for_mode, convert_channels, parse_size, resize_images
 from contrastkit.data.assemble import contiguous_labels, presplit_arrays, split_arrays, split_files
-from contrastkit.data.builtin import BUILTIN_DATASETS, INSTALLED_DATASETS, DatasetNotFoundError, Presplit
+from contrastkit.data.builtin import (
+    BUILTIN_AUGMENTS,
+    BUILTIN_DATASETS,
+    INSTALLED_DATASETS,
+    DatasetNotFoundError,
+    Presplit,
+)
 from contrastkit.data.containers import DatasetSplits
 from contrastkit.data.fields import parse_fields
 from contrastkit.data.folder import scan_image_folder
@@ -206,7 +212,8 @@ def load_dataset(name_or_path: str | Path, *, size: int | tuple[int, int] | None
             raise ValueError(f"{where}: {key!r} holds images; `modality` {modality!r} applies to array files")
         loaded = BUILTIN_DATASETS[key.lower()]()
         if isinstance(loaded, Presplit):  # the set's own split (fashion-mnist): `test_fraction` and `seed` unused
-            return _presplit_images(key.lower(), loaded, channels, size_hw, where)
+            splits = _presplit_images(key.lower(), loaded, channels, size_hw, where)
+            return dataclasses.replace(splits, augment=BUILTIN_AUGMENTS.get(key.lower()))
         images, labels, class_names = loaded
         _check_shape_memory([images], channels, size_hw, key.lower(), where, split=True)
         return split_arrays(key.lower(), _shape_arrays(images, channels, size_hw), labels,

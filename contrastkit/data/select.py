@@ -65,4 +65,4 @@ def select_classes(data: DatasetSplits, classes: str | Sequence[str], where: str
         positions.append(None if indices is None else indices[keep.numpy()])
     return DatasetSplits(data.name, parts[0], parts[1], num_classes=len(kept),
                          class_names=tuple(known[k] for k in kept), frame_class_names=data.frame_class_names,
-                         train_indices=positions[0], test_indices=positions[1])
+                         train_indices=positions[0], test_indices=positions[1], augment=data.augment)
