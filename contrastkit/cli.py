@@ -322,10 +322,13 @@ def _report_write_errors(metrics: dict[str, Any]) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from contrastkit.evaluate.method import format_timings
     from contrastkit.report import evaluate_run
 
     metrics = evaluate_run(args.dir, device=args.device, baselines=not args.no_baselines, plots=not args.no_plots,
                            knn_k=args.knn_k, data=args.data)
+    if metrics.get("timings"):  # the seconds of each phase (also in metrics.json)
+        print(format_timings(metrics["timings"]))
     status = _report_write_errors(metrics)
     if not status:
         print(f"wrote {Path(args.dir) / 'metrics.json'}")

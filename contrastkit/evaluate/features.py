@@ -10,6 +10,7 @@ directly comparable.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -140,15 +141,18 @@ def pixel_features(images: Tensor | np.ndarray, preprocess: Preprocess | None = 
 
 
 def embed_inputs(module: nn.Module, x: Tensor | ImageFiles, *, features: Callable[[Tensor], Tensor] | None = None,
-                 batch_size: int = 512, device: torch.device | str | None = None) -> Tensor:
+                 batch_size: int = 1024, device: torch.device | str | None = None,
+                 autocast_dtype: torch.dtype | None = None, channels_last: bool = False) -> Tensor:
     """Frozen features (N, F) float32 on the CPU of stored inputs ``x`` of any modality.
 
     ``x`` may also be image files streamed from disk (:class:`~contrastkit.data.stream.ImageFiles`), decoded in
     order by its worker processes (:func:`~contrastkit.data.stream.iterate_inputs`). Batches go to ``device``
     (default: the module's) in their stored form, become encoder inputs there by the one conversion
     (:func:`contrastkit.batching.model_input`: uint8 images -> float in [0, 1]), and pass through ``features``
-    (default ``module``; a method gives ``method.features``) in eval mode under ``no_grad``; every submodule's
-    train/eval mode is restored afterwards.
+    (default ``module``; a method gives ``method.features``) in eval mode under ``torch.inference_mode``; every
+    submodule's train/eval mode is restored afterwards. ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the
+    module under ``torch.autocast`` and ``channels_last`` passes 4-D inputs in that memory format (the trainer's
+    fast path); the features are returned as float32 either way.
     """
     from contrastkit.batching import model_input
 
@@ -163,11 +167,16 @@ def embed_inputs(module: nn.Module, x: Tensor | ImageFiles, *, features: Callabl
     target = _module_device(module) if device is None else torch.device(device)
     modes = {m: m.training for m in module.modules()}
     chunks: list[Tensor] = []
+    cast = (contextlib.nullcontext() if autocast_dtype is None
+            else torch.autocast(target.type, dtype=autocast_dtype))
     try:
         module.eval()
-        with torch.no_grad():
+        with torch.inference_mode(), cast:
             for stored in iterate_inputs(x, batch_size):
-                out = fn(model_input(stored.to(target)))
+                inputs = model_input(stored.to(target))
+                if channels_last and inputs.dim() == 4:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                out = fn(inputs)
                 if not isinstance(out, Tensor) or out.dim() != 2:
                     raise ValueError(f"{where}: features must be (batch, F), got "
                                      f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
@@ -175,7 +184,7 @@ def embed_inputs(module: nn.Module, x: Tensor | ImageFiles, *, features: Callabl
     finally:
         for m, training in modes.items():
             m.training = training
-    result = torch.cat(chunks)
+    result = torch.cat(chunks)  # outside inference mode: an ordinary tensor
     if not bool(torch.isfinite(result).all()):
         raise ValueError(f"{where}: the features hold {int((~torch.isfinite(result)).sum())} NaN/Inf values")
     return result
@@ -221,7 +230,8 @@ def _knn_k(knn_k: int | None, n_train: int, notes: list[str], where: str) -> int
 def evaluate_features(train_features: Tensor | np.ndarray, train_labels: Tensor | np.ndarray,
                       test_features: Tensor | np.ndarray, test_labels: Tensor | np.ndarray, *,
                       knn_k: int | None = None, temperature: float = 0.07, linear: bool = True,
-                      seed: int = 0, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+                      seed: int = 0, class_names: Sequence[str] | None = None,
+                      seconds: dict[str, float] | None = None) -> dict[str, Any]:
     """The fixed evaluation protocol on frozen features; every choice is made on the train split only.
 
     Weighted kNN (cosine, exp(s / 0.07) votes; :func:`~contrastkit.evaluate.knn.knn_accuracy`) and, when
@@ -244,7 +254,8 @@ def evaluate_features(train_features: Tensor | np.ndarray, train_labels: Tensor 
       direction for the cosine). Empty when the protocol ran as described.
 
     Nothing is changed silently: every skip or adjustment has its note. An empty test split gives
-    None accuracies and a note.
+    None accuracies and a note. ``seconds``, when given, receives the wall time of ``"knn"`` and
+    ``"linear_probe"`` (cross-validation and refit included).
     """
     where = "evaluate_features"
     train = as_feature_tensor(train_features, "train_features", where)
@@ -261,7 +272,10 @@ def evaluate_features(train_features: Tensor | np.ndarray, train_labels: Tensor 
         result["notes"] = notes
         return result
     notes.extend(probe_notes(train, test))  # features all one point, or rows without a direction
+    seconds = {} if seconds is None else seconds
+    start = time.perf_counter()
     result["knn_accuracy"] = knn_accuracy(train, train_y, test, test_y, k=k, temperature=temperature)
+    seconds["knn"] = time.perf_counter() - start
     train_classes = torch.unique(train_y)
     unseen = sorted(set(torch.unique(test_y).tolist()) - set(train_classes.tolist()))
     if unseen:
@@ -272,7 +286,9 @@ def evaluate_features(train_features: Tensor | np.ndarray, train_labels: Tensor 
             notes.append(f"linear probe skipped: the train split holds a single class "
                          f"({class_label(train_classes[0], class_names)}); a probe needs at least two")
         else:
+            start = time.perf_counter()
             probe = linear_probe_accuracy(train, train_y, test, test_y, seed=seed, class_names=class_names)
+            seconds["linear_probe"] = time.perf_counter() - start
             result.update(linear_accuracy=probe.accuracy, linear_C=probe.C, linear_cv_accuracy=probe.cv_accuracy,
                           linear_folds=probe.folds)
             notes.extend(f"linear probe: {note}" for note in probe.notes)
