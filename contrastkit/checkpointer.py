@@ -2,10 +2,11 @@
 
 :class:`Checkpointer` knows the parts whose state makes a run resumable -- the method (encoder, head, queue or
 bank, momentum copy), the optimizer, the schedule, the augmentation generator, every process's RNG states and
-the :class:`Progress` (optimizer steps, seconds of training) -- and the run's settings and data fingerprint, which
-a resume must match. It writes ``checkpoint.pt`` (rank 0 writes, every process takes part: the RNG states of all
-processes are gathered), keeps ``keep_checkpoints`` step-numbered copies of the periodic saves, and loads a
-checkpoint only into the run that wrote it (same settings but those in
+the :class:`Progress` (optimizer steps, seconds of training), the schedule planned for a time budget (when there is
+one: :class:`~contrastkit.budget.BudgetPlanner`, saved as ``schedule_plan``) -- and the run's settings and data
+fingerprint, which a resume must match. It writes ``checkpoint.pt`` (rank 0 writes, every process takes part:
+the RNG states of all processes are gathered), keeps ``keep_checkpoints`` step-numbered copies of the periodic
+saves, and loads a checkpoint only into the run that wrote it (same settings but those in
 :data:`~contrastkit.config.RESUMABLE_CHANGES`, same data, a step within the run). The file format and its safe
 reading are :mod:`contrastkit.checkpoint`'s.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,7 +30,15 @@ from contrastkit.process_group import Processes
 from contrastkit.runfolder import CHECKPOINT_NAME, check_config_yaml
 from contrastkit.settings import SettingsError
 
-__all__ = ["Checkpointer", "Progress"]
+__all__ = ["Checkpointer", "Progress", "StatePart"]
+
+
+class StatePart(Protocol):
+    """A part whose state is plain values (numbers, strings, lists, dicts): :class:`~contrastkit.budget.BudgetPlanner`.
+    An empty ``state_dict()`` is not saved."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -46,13 +55,16 @@ class Checkpointer:
 
     ``step`` is the step of ``folder/checkpoint.pt`` as this checkpointer last wrote or read it (None: none yet).
     Under a process group :meth:`state`, :meth:`save` and :meth:`save_periodic` are collectives: every process
-    calls them."""
+    calls them. ``schedule_plan`` (optional) is the plan of the schedule for a time budget: saved as
+    ``schedule_plan`` when it holds anything, and restored (or cleared, for a checkpoint without one) by
+    :meth:`load`."""
 
     def __init__(self, folder: Path, *, method: nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator, progress: Progress,
                  config: TrainConfig, fingerprint: dict[str, Any], processes: Processes, total_steps: int,
-                 device: torch.device) -> None:
+                 device: torch.device, schedule_plan: StatePart | None = None) -> None:
         self.folder, self.method, self.optimizer, self.scheduler = folder, method, optimizer, scheduler
+        self.schedule_plan = schedule_plan  # the budget's plan: saved when it holds anything
         self.generator, self.progress, self.config, self.fingerprint = generator, progress, config, fingerprint
         self.processes, self.total_steps, self.device = processes, total_steps, device
         self.step: int | None = None
@@ -63,7 +75,7 @@ class Checkpointer:
 
     def state(self) -> dict[str, Any]:
         """Everything a checkpoint holds. Under W processes also ``rank_rng``: the RNG states of every process,
-        rank order (a collective: every process must call this)."""
+        rank order (a collective: every process must call this); with a plan for a time budget, ``schedule_plan``."""
         rng = capture_rng(self.generator)
         state = {
             "method": self.method.state_dict(),
@@ -74,6 +86,9 @@ class Checkpointer:
             "config": self.config.to_dict(),
             "data": self.fingerprint,
         }
+        plan = self.schedule_plan.state_dict() if self.schedule_plan is not None else {}
+        if plan:
+            state["schedule_plan"] = plan
         if self.processes.world > 1:
             states: list[Any] = [None] * self.processes.world
             dist.all_gather_object(states, rng)
@@ -134,6 +149,8 @@ class Checkpointer:
             self.method.load_state_dict(ckpt["method"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.schedule_plan is not None:
+                self.schedule_plan.load_state_dict(dict(ckpt.get("schedule_plan") or {}))
             self.progress.step = int(ckpt["progress"]["step"])
             notes = self.restore_rng(ckpt)
             self.progress.train_seconds = float(ckpt["progress"].get("train_seconds", 0.0))

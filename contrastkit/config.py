@@ -89,8 +89,9 @@ class TrainConfig:
     precision: str = setting("auto", "auto (bf16 on GPUs and on CPUs with native bf16) | fp32 | bf16",
                              choices=_PRECISIONS)
     channels_last: bool | None = setting(None, "channels_last memory format of images (default: with bf16)")
-    max_minutes: float | None = setting(None, "stop after this many minutes of training (a checkpoint is kept)",
-                                        low=0, low_open=True)
+    max_minutes: float | None = setting(None, "train for at most this many minutes: the learning-rate schedule is "
+                                              "planned to end with them, from the step rate measured after the first "
+                                              "steps (a checkpoint is kept)", low=0, low_open=True)
     checkpoint_every: int = setting(0, "also checkpoint every N steps (0: once per epoch)", low=0)
     keep_checkpoints: int = setting(0, "keep this many step-numbered copies of periodic checkpoints "
                                        "(0: only the latest, DIR/checkpoint.pt)", low=0)
@@ -126,9 +127,10 @@ class TrainConfig:
 
 #: settings that may differ between a checkpoint and the run that resumes it (``epochs`` extends or shortens
 #: the run: the cosine schedule is then recomputed for the new length, so the continuation is not the run an
-#: uninterrupted job of that length would have been). ``plugins`` says where the method's code was found, not what
-#: it computes: a plugin file moved to another folder (``--plugin NEW/PATH.py``) resumes, and the method's name,
-#: its settings and its checkpointed state are compared as before
+#: uninterrupted job of that length would have been; a schedule planned for ``max_minutes`` is re-planned from the
+#: step reached instead, never raising the rate: :mod:`contrastkit.budget`). ``plugins`` says where the method's
+#: code was found, not what it computes: a plugin file moved to another folder (``--plugin NEW/PATH.py``) resumes,
+#: and the method's name, its settings and its checkpointed state are compared as before
 RESUMABLE_CHANGES = ("epochs", "out", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
                      "max_minutes", "device", "num_threads", "stream", "workers", "plugins")
 

@@ -111,10 +111,11 @@ def step_row(step: int, epoch: int, lr: float, images_per_s: float, elapsed_s: f
 
 
 class Throughput:
-    """Images per second since the last logged row (the window restarts at every :meth:`rate`)."""
+    """Images per second since the last logged row (the window restarts at every :meth:`rate`); ``start``: the
+    time it starts at, on the clock that :meth:`rate` is given (default: ``time.perf_counter()`` now)."""
 
-    def __init__(self) -> None:
-        self.start, self.images = time.perf_counter(), 0
+    def __init__(self, start: float | None = None) -> None:
+        self.start, self.images = time.perf_counter() if start is None else start, 0
 
     def add(self, images: int) -> None:
         self.images += images
@@ -208,6 +209,11 @@ class RunLog:
 
     def write(self, message: str) -> None:
         self.bar.write(message)
+
+    def set_total(self, total_steps: int) -> None:
+        """The run's last step changed (a schedule planned for the budget): the progress bar ends there."""
+        self.bar.total = total_steps
+        self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()

@@ -23,6 +23,9 @@ import torch
 
 from contrastkit.process_group import OneProcess, Processes
 
+#: the start of the reason a run stops at the end of the schedule planned for its ``max_minutes``
+PLAN_DONE = "the schedule planned"
+
 
 class SignalStop:
     """Context manager: while inside, ``signals`` set :attr:`reason` (the signal's name) instead of interrupting.
@@ -66,7 +69,8 @@ class SignalStop:
 
 class StopConditions:
     """The reasons a training stops before its last epoch, checked after each step: a signal (Ctrl-C / SIGTERM,
-    :class:`SignalStop`), ``max_minutes`` of training spent (over all sessions of the run), ``max_steps``
+    :class:`SignalStop`), the end of the schedule planned for ``max_minutes`` (:mod:`contrastkit.budget`: the
+    rate is at its end value), ``max_minutes`` of training spent (over all sessions of the run), ``max_steps``
     optimizer steps done (in all). Under a process group the signal and the minutes are agreed with an
     all-reduce every step (any process's says stop for all), so every process stops after the same step and none
     waits for one that left; ``max_steps`` is the same everywhere.
@@ -96,10 +100,11 @@ class StopConditions:
         return (f"max_minutes={self.max_minutes:g} already spent ({train_seconds:.0f} s of training at step {step}); "
                 f"raise --max-minutes to continue")
 
-    def after_step(self, step: int, train_seconds: float) -> str | None:
-        """Why the run stops after optimizer step ``step`` (``interrupted (SIGINT)``, ``max_minutes=M``,
-        ``max_steps=N``), or None to go on. A collective under a process group: every process calls it every
-        step."""
+    def after_step(self, step: int, train_seconds: float, planned_steps: int | None = None) -> str | None:
+        """Why the run stops after optimizer step ``step`` (``interrupted (SIGINT)``, ``the schedule planned for
+        max_minutes=M is done`` when ``step`` reaches ``planned_steps``, ``max_minutes=M``, ``max_steps=N``, in that
+        order), or None to go on. A collective under a process group: every process calls it every step
+        (``planned_steps`` is the same on every process: the plan is made from agreed numbers)."""
         out_of_time = self._out_of_time(train_seconds)
         if self.processes.world > 1:
             flags = self.processes.any_process(torch.tensor([self.signals.requested, out_of_time]))
@@ -108,17 +113,28 @@ class StopConditions:
                 self.signals.request("a signal to another process")
         if self.signals.requested:
             return f"interrupted ({self.signals.reason})"
+        if planned_steps is not None and step >= planned_steps:
+            return f"{PLAN_DONE} for max_minutes={self.max_minutes:g} is done"
         if out_of_time:
             return f"max_minutes={self.max_minutes:g}"
         if self.max_steps is not None and step >= self.max_steps:
             return f"max_steps={self.max_steps}"
         return None
 
-    def resume_message(self, reason: str, step: int, total_steps: int, train_seconds: float, out: Path) -> str:
+    def resume_message(self, reason: str, step: int, total_steps: int, train_seconds: float, out: Path,
+                       planned_steps: int | None = None) -> str:
         """What the user reads when the run stopped early for ``reason``: where it stopped and the command that
-        continues it (with twice the minutes when they ran out)."""
+        continues it (with twice the minutes when they ran out). ``planned_steps``: where the schedule planned for
+        the budget ends, when it ends before the epochs' ``total_steps``."""
+        if reason.startswith(PLAN_DONE):
+            return (f"stopped at step {step} of {total_steps} after {train_seconds:.0f} s of training ({reason}: the "
+                    f"learning rate is at its end value); checkpoint saved in {out}; to train longer, start a new "
+                    f"run with more --max-minutes (a resume does not reopen an ended schedule)")
         more = f" --max-minutes {2 * self.max_minutes:g}" if reason.startswith("max_minutes") else ""
-        return (f"stopped at step {step} of {total_steps} after {train_seconds:.0f} s of training ({reason}); "
+        of = f"{total_steps}" if planned_steps is None else f"{planned_steps} planned ({total_steps} in the epochs)"
+        early = ", before the end of the schedule planned for it" \
+            if planned_steps is not None and reason.startswith("max_minutes") else ""
+        return (f"stopped at step {step} of {of} after {train_seconds:.0f} s of training ({reason}{early}); "
                 f"checkpoint saved in {out}; continue with `contrastkit train --out {out} --resume{more}`")
 
     def __enter__(self) -> StopConditions:

@@ -17,7 +17,12 @@ is a part of its own, tested on its own:
 * :class:`~contrastkit.stopping.StopConditions` -- stop after this step? (signal, ``max_minutes``, ``max_steps``,
   agreed by the processes) and the message that says how to resume;
 * :class:`~contrastkit.runlog.RunLog` -- ``train_log.csv`` (every key of ``StepOutput.logs`` is a column, fixed
-  by the first logged step), TensorBoard and the progress bar.
+  by the first logged step), TensorBoard and the progress bar;
+* :class:`~contrastkit.budget.BudgetPlanner` -- with ``max_minutes``, the learning-rate schedule
+  (:class:`~contrastkit.optim.WarmupCosine`, :attr:`Trainer.schedule`) planned to end when the budget does: the
+  step rate measured after the first steps, re-measured every tenth of the budget, the plan in the log, the
+  checkpoint and the summary; the run stops where the plan ends (the rate at its end value) or when the minutes
+  are spent, whichever comes first.
 
 * The training inputs sit on the device in their stored form (uint8 images; float vectors and sequences)
   and become the method's batch there (:mod:`contrastkit.batching`: per-sample random views).
@@ -49,7 +54,15 @@ is a part of its own, tested on its own:
   states (``rank_rng``), so a resume on the same number of processes is exact. On another number of processes
   it works but is not bit-exact: a process without a saved state reseeds from (seed, rank, step).
 * Stop decisions (Ctrl-C / SIGTERM, ``max_minutes``) are agreed every step with an all-reduce, so every process
-  stops after the same step and no process waits for one that has left.
+  stops after the same step and no process waits for one that has left; with ``max_minutes`` the schedule's plan
+  is made from the slowest process's training seconds (another all-reduce per step), so every process makes the
+  same plan at the same step.
+
+**Reading the schedule** (a method's own schedule, e.g. a momentum that follows the run's length):
+:attr:`Trainer.schedule` is the :class:`~contrastkit.optim.WarmupCosine` the learning rate follows;
+``schedule.total_steps`` is the step it ends at (the planned one under ``max_minutes``) and ``schedule.progress(
+step)`` how far along its cosine it is (0 in the warm-up, 1 at the end; it never falls, even across re-plans):
+a schedule computed from ``progress`` ends exactly when the learning rate's does.
 """
 
 from __future__ import annotations
@@ -59,7 +72,7 @@ import copy
 import inspect
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +84,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from contrastkit._checks import checks_disabled
 from contrastkit.batching import BatchMaker, make_augment
+from contrastkit.budget import BudgetPlanner
 from contrastkit.checkpointer import Checkpointer, Progress
 from contrastkit.config import TrainConfig
 from contrastkit.data.containers import ArrayDataset, DatasetSplits
@@ -81,7 +95,7 @@ from contrastkit.device import cpu_has_fast_bf16, resolve_device
 from contrastkit.distributed import local_rank, local_world_size, rank, threads_per_process, world_size
 from contrastkit.methods.base import Method, as_method, check_method, check_step_output
 from contrastkit.methods.registry import BUILT_AS, GENERIC_TRAINING_DEFAULTS, find_method
-from contrastkit.optim import build_optimizer, warmup_cosine_schedule
+from contrastkit.optim import WarmupCosine, build_optimizer, lr_scheduler
 from contrastkit.process_group import processes
 from contrastkit.processes import check_processes
 from contrastkit.run import (
@@ -259,7 +273,14 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.optimizer = build_optimizer(cfg.optimizer, self.method, cfg.lr, cfg.weight_decay, cfg.momentum)
         warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
-        self.scheduler = warmup_cosine_schedule(self.optimizer, self.total_steps, warmup)
+        #: the learning-rate multiplier per step (module docstring: "Reading the schedule")
+        self.schedule = WarmupCosine(self.total_steps, warmup)
+        self.scheduler = lr_scheduler(self.optimizer, self.schedule)
+        #: plans the schedule for ``max_minutes`` (nothing without it); its state is checkpointed
+        self.budget = BudgetPlanner(self.schedule, cfg.max_minutes, self.total_steps, self.processes)
+        #: the clock of the training seconds (the ``max_minutes`` stop and the budget's plan read them); a test
+        #: may put a simulated one here
+        self.clock: Callable[[], float] = time.perf_counter
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + rank_)
         # the seeded initialisation, for the random-init baseline of evaluate()
         self.initial_state = {k: v.detach().clone() for k, v in self.method.state_dict().items()}
@@ -267,7 +288,8 @@ class Trainer:
         self.checkpointer = Checkpointer(self.out, method=self.method, optimizer=self.optimizer,
                                          scheduler=self.scheduler, generator=self.generator, progress=self.progress,
                                          config=cfg, fingerprint=fingerprint, processes=self.processes,
-                                         total_steps=self.total_steps, device=self.device)
+                                         total_steps=self.total_steps, device=self.device,
+                                         schedule_plan=self.budget)
         self._load_notes: list[str] = []
         self._lock: RunLock | None = None  # held by rank 0 during fit()
         self._loader: StreamLoader | None = None  # streamed data: built on the first epoch of fit()
@@ -478,7 +500,10 @@ class Trainer:
         files first). The folder is locked for the whole call (:mod:`contrastkit.runlock`): another training
         there -- another process, or another trainer in this one -- is refused with a ``RunFolderBusyError``.
         ``max_steps`` stops (with a checkpoint) after that many optimizer steps in all -- the schedule still spans
-        ``epochs``. Ctrl-C / SIGTERM stop after the current step with a checkpoint (``summary["interrupted"]``).
+        ``epochs``. With ``max_minutes`` the schedule is planned to end with the budget (:mod:`contrastkit.budget`;
+        ``summary["schedule_plan"]``); a resume with the same ``max_minutes`` continues its plan, one with another
+        re-plans the rest from the remaining budget. Ctrl-C / SIGTERM stop after the current step with a
+        checkpoint (``summary["interrupted"]``).
         A non-finite loss raises ``FloatingPointError`` before its step is applied (:meth:`_check_finite`).
 
         Under a process group every process calls ``fit`` with the same arguments; rank 0 prepares the folder
@@ -493,6 +518,9 @@ class Trainer:
             if has_checkpoint:
                 self.load()
                 notes = notes + self._load_notes
+                replanned = self.budget.resumed(self.step, self.train_seconds)
+                if replanned is not None:
+                    notes = [*notes, replanned]
             config_text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
             self.processes.on_rank0(lambda: write_text_atomic(self.out / CONFIG_NAME, config_text),
                                     "write config.yaml")
@@ -517,36 +545,45 @@ class Trainer:
         for note in notes:
             say(note)
         session_start, images, last_loss, reason = self.train_seconds, 0, None, None
-        spent = stop.already_spent(self.train_seconds, self.step, self.total_steps)
-        if spent is not None:  # the earlier sessions used the minutes: nothing to train
+        budget = self.budget
+        if budget.planned_steps is not None:
+            log.set_total(budget.planned_steps)
+        spent = budget.finished(self.step) or stop.already_spent(self.train_seconds, self.step,
+                                                                 budget.planned_steps or self.total_steps)
+        if spent is not None:  # the earlier sessions ended the planned schedule or used the minutes: nothing to train
             say(spent)
             log.close()
             return self._summary(0, session_start, None, spent, stop)
         start_epoch, start_batch = divmod(self.step, self.steps_per_epoch)
-        throughput = Throughput()
+        throughput = Throughput(start=self.clock())
         try:
             for epoch in range(start_epoch, cfg.epochs):
                 batches = self._epoch_batches(epoch, start_batch if epoch == start_epoch else 0)
                 while reason is None:
-                    t0 = time.perf_counter()  # waiting for a streamed batch counts as training time
+                    t0 = self.clock()  # waiting for a streamed batch counts as training time
                     index, inputs = next(batches, (None, None))
                     if index is None:
                         break
                     logs = self.train_step(index) if inputs is None else self.train_step(index, inputs)
                     images += len(index) * self.world  # the global batch
                     throughput.add(len(index) * self.world)
-                    if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                        logs, now = self.processes.mean(logs), time.perf_counter()
+                    if self.step % cfg.log_every == 0 or self.step in (self.total_steps, budget.planned_steps):
+                        logs, now = self.processes.mean(logs), self.clock()
                         log.log(step_row(self.step, epoch, self.scheduler.get_last_lr()[0], throughput.rate(now),
                                          self.train_seconds + (now - t0), logs))
                         last_loss = float(logs["loss"])  # finite: train_step checked it
-                    self.train_seconds += time.perf_counter() - t0
+                    self.train_seconds += self.clock() - t0
+                    planned = budget.after_step(self.step, self.train_seconds)  # before a save: it is checkpointed
+                    if planned is not None:
+                        say(planned)
+                        log.set_total(budget.planned_steps or self.total_steps)
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                         self.checkpointer.save_periodic()
-                    reason = stop.after_step(self.step, self.train_seconds)
+                    reason = stop.after_step(self.step, self.train_seconds, budget.planned_steps)
                 self.save()
                 if reason is not None:
-                    say(stop.resume_message(reason, self.step, self.total_steps, self.train_seconds, self.out))
+                    say(stop.resume_message(reason, self.step, self.total_steps, self.train_seconds, self.out,
+                                            budget.planned_steps))
                     break
         finally:
             log.close()
@@ -556,8 +593,14 @@ class Trainer:
     def _summary(self, images: int, session_start: float, last_loss: float | None, reason: str | None,
                  stop: StopConditions) -> dict[str, Any]:
         """What :meth:`fit` returns: steps and seconds of the run, this session's images and images/s (the group's
-        slowest process's time), the last logged loss, whether and why it stopped early."""
+        slowest process's time), the last logged loss, whether and why it stopped early (``stop_reason``), the
+        learning rate after the last step (``final_lr``: the schedule's end value when it ran its course) and the
+        schedule's plan for ``max_minutes`` (``schedule_plan``: :class:`~contrastkit.budget.BudgetPlan`'s fields,
+        None without one)."""
         session_seconds = self.processes.max(self.train_seconds - session_start)
+        plan = self.budget.plan
         return {"steps": self.step, "train_seconds": self.train_seconds, "images": images,
                 "images_per_s": images / max(session_seconds, 1e-9), "final_loss": last_loss,
-                "stopped_early": reason is not None, "interrupted": stop.interrupted}
+                "stopped_early": reason is not None, "interrupted": stop.interrupted, "stop_reason": reason,
+                "final_lr": float(self.scheduler.get_last_lr()[0]),
+                "schedule_plan": plan.as_dict() if plan is not None else None}
