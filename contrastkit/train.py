@@ -230,7 +230,7 @@ class Trainer:
         check_data_settings_apply(config, data)
         check_augment_applies(config, method.batch_spec, augment)
         if augment is None and method.batch_spec.views > 0:
-            augment = make_augment(config.augment, data.train, method.batch_spec)
+            augment = make_augment(config.augment or data.augment, data.train, method.batch_spec)
         self._setup(method, data, config, augment, data_fingerprint(data))
 
     @classmethod

@@ -45,3 +45,18 @@ def test_other_data_keeps_the_modalitys_default(tmp_path) -> None:
     # an IDX folder given by path is not known to hold objects: the gray-image default (no flips)
     folder = write_idx_folder(tmp_path / "idx", *tiny_set(classes=3))
     assert load_dataset(str(folder)).augment is None
+
+
+def test_a_trainer_built_from_parts_takes_the_datas_preset(tiny_fashion) -> None:
+    from contrastkit.methods.registry import build_method
+    from contrastkit.models.encoders import SmallCNN
+    from contrastkit.train import Trainer
+
+    data = load_dataset("fashion-mnist")
+    encoder = SmallCNN(1, 8, width=2, feature_dim=8)
+    method = build_method("simclr", encoder, encoder.feature_dim)
+    config = TrainConfig(method="simclr", data="fashion-mnist", out=str(tiny_fashion / "parts"), epochs=1, batch_size=8,
+                         device="cpu")
+    assert Trainer(method, data, config).batches.augment.crop.flip_p == 0.5
+    mnist = Trainer(method, data, config.replace(augment="mnist")).batches.augment
+    assert mnist.crop.flip_p == 0.0
