@@ -66,6 +66,14 @@ def _timed(compute: Any) -> tuple[Any, float]:
     return value, time.perf_counter() - start
 
 
+class _Rows(list):
+    """The table's rows, each also printed as it is measured (a long run shows its progress)."""
+
+    def append(self, row: dict[str, Any]) -> None:
+        super().append(row)
+        print(f"  {row['phase']}: {row['seconds']:.1f} s {row.get('accuracy', '')}", flush=True)
+
+
 def _sklearn_probe(x: np.ndarray, y: np.ndarray, grid: list[float], seed: int = 0) -> float:
     """The probe's previous code: scikit-learn lbfgs (one BLAS thread), 5-fold CV walking C with warm starts, refit;
     returns the chosen C."""
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     torch.manual_seed(0)
     encoder = build_encoder("small_cnn", in_channels=1, image_size=28)
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = _Rows()
     features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for precision in ("fp32", "bf16"):
         options = {"autocast_dtype": torch.bfloat16, "channels_last": True} if precision == "bf16" else {}

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from contrastkit.evaluate import fit_linear_probe, linear_probe_accuracy
+from contrastkit.evaluate import DEFAULT_CS, fit_linear_probe, linear_probe_accuracy
 from contrastkit.evaluate.linear_probe import Standardizer
 from contrastkit.evaluate.softmax_regression import eigenbasis, fit_softmax, rotate
 
@@ -127,3 +127,23 @@ def test_float32_features_give_the_float64_answer(digits: tuple[np.ndarray, ...]
     as32 = linear_probe_accuracy(torch.from_numpy(train_x).float(), train_y, test_x.astype(np.float32), test_y,
                                  Cs=(0.01, 0.1, 1.0))
     assert as32.C == as64.C and abs(as32.accuracy - as64.accuracy) <= 1 / test_y.size
+
+
+def test_on_one_held_out_fold_the_walk_up_the_grid_stops_after_two_cs_no_better(digits: tuple[np.ndarray, ...]
+                                                                                ) -> None:
+    train_x, test_x, train_y, test_y = digits
+    grid = sorted(DEFAULT_CS)
+    fit_idx, val_idx = next(iter(StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(train_x, train_y)))
+    scaler = StandardScaler().fit(train_x[fit_idx])
+    scores = [np.mean(LogisticRegression(C=c, tol=1e-8, max_iter=20_000).fit(
+        scaler.transform(train_x[fit_idx]), train_y[fit_idx]).predict(scaler.transform(train_x[val_idx]))
+        == train_y[val_idx]) for c in grid]
+    stop = next(j for j in range(len(grid)) if j - int(np.argmax(scores[:j + 1])) >= 2)  # the reference's rule
+    assert stop + 1 < len(grid)  # the data is such that the walk stops early
+    result = linear_probe_accuracy(train_x, train_y, test_x, test_y, holdout_above=1000)
+    assert sorted(result.cv_accuracies) == grid[:stop + 1]
+    best = grid[int(np.argmax(scores[:stop + 1]))]
+    assert best == result.C
+    assert result.notes[1] == (f"C grid walked upward and stopped at C = {grid[stop]:g}: the 2 Cs after the best so "
+                               f"far (C = {best:g}) scored no better on the held-out fold; C = "
+                               f"{', '.join(f'{c:g}' for c in grid[stop + 1:])} not fitted")
