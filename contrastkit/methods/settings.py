@@ -94,8 +94,9 @@ class ContrastiveSettings:
 
 #: the core choices of each contrastive method (the rest: :class:`ContrastiveSettings` defaults and rules)
 PRESETS: dict[str, dict[str, Any]] = {
-    # Chen et al. 2020: end-to-end, in-batch negatives, NT-Xent over 2N views, MLP head
-    "simclr": dict(negatives="batch", key_encoder="shared", temperature=0.5, head_layers=2),
+    # Chen et al. 2020: end-to-end, in-batch negatives, NT-Xent over 2N views, MLP head; tau 0.2 (the paper's CIFAR
+    # runs used 0.5): on Fashion-MNIST 0.2 scored 0.7-0.9 points more kNN, on mnist5k within noise of 0.5
+    "simclr": dict(negatives="batch", key_encoder="shared", temperature=0.2, head_layers=2),
     # He et al. 2020 / Chen et al. 2020b (MoCo v2): momentum key encoder, FIFO queue, InfoNCE, MLP head
     "moco": dict(negatives="queue", key_encoder="momentum", temperature=0.2, head_layers=2),
     # Wu et al. 2018: memory bank of one vector per sample, non-parametric softmax, linear head

@@ -70,7 +70,7 @@ class SmallCNN(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 16,
-                 feature: str = "flatten", feature_dim: int = 128) -> None:
+                 feature: str = "flatten", feature_dim: int = 512) -> None:
         super().__init__()
         where = "SmallCNN"
         _check_int(in_channels, "in_channels", where, 1)

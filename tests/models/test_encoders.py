@@ -126,7 +126,7 @@ def test_channels_last_and_bf16_autocast_match_fp32(name: str) -> None:
 
 def test_registry_builds_each_name_with_its_feature_dim() -> None:
     assert available_encoders() == ["resnet18", "small_cnn", "small_cnn_gap"]
-    assert build_encoder("small_cnn", 1, 28).feature_dim == 128
+    assert build_encoder("small_cnn", 1, 28).feature_dim == 512
     assert build_encoder("small_cnn_gap", 1, 28, width=8).feature_dim == 32
     assert build_encoder("resnet18", 3, 32, width=8).feature_dim == 64
     with pytest.raises(ValueError, match="unknown encoder 'vit'"):
