@@ -285,6 +285,7 @@ def test_a_plain_module_method_is_evaluated_with_the_default_capabilities():
     metrics, test_features = evaluate_method(plain, data, baselines=False)
     with torch.no_grad():
         assert torch.equal(test_features, plain.encoder(data.test.x))
-    assert set(metrics) == {"results", "linear_acc", "knn_acc", "recall_at_1", "protocol", "notes"}
+    assert set(metrics) == {"results", "linear_acc", "knn_acc", "recall_at_1", "protocol", "notes", "timings",
+                            "feature_precision"}
     assert evaluation_extras(as_method(plain), EvalContext(data, CPU, plot_dir=Path("unused"))) == EvalExtras()
     assert math.isfinite(metrics["knn_acc"])
