@@ -169,4 +169,4 @@ def test_weakly_regularised_cv_scores_are_the_optima_not_the_warm_starts_paths()
             scores[f, j] = np.mean(model.predict(scaler.transform(x[val_idx])) == y[val_idx])
     for j, c in enumerate(grid):  # at most two validation samples in 2,000 differ
         assert abs(probe.cv_accuracies[c] - scores[:, j].mean()) <= 2 / 2000 + 1e-12, (c, probe.cv_accuracies)
-    assert probe.C == grid[int(np.argmax(scores.mean(axis=0)))]
+    assert grid[int(np.argmax(scores.mean(axis=0)))] == probe.C
