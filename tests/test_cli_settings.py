@@ -124,7 +124,7 @@ def test_method_help_shows_only_that_methods_settings_in_a_group_of_its_own():
     cpc = _help("--method", "cpc")
     assert _groups(cpc) == ["cpc"] and "--channels CHANNELS" in cpc and "--queue-size" not in cpc
     # without --method, a shared settings class shows each method's preset where they differ
-    assert "default: simclr 0.5, moco 0.2, membank 0.07" in everything
+    assert "default: simclr 0.2, moco 0.2, membank 0.07" in everything
     # drlim shares `margin` with triplet: its group says where the flag is
     assert "also --margin (listed with triplet)" in everything
 

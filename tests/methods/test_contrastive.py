@@ -55,7 +55,7 @@ def test_registry_builds_the_documented_compositions():
     assert simclr.key_net is None and simclr.num_views == 2
     assert isinstance(moco.negatives, MoCoQueue) and moco.key_net is not None and moco.split_bn == 8
     assert isinstance(bank.negatives, MemoryBank) and bank.num_views == 1
-    assert simclr.temperature() == 0.5 and moco.temperature() == 0.2 and bank.temperature() == 0.07
+    assert simclr.temperature() == 0.2 and moco.temperature() == 0.2 and bank.temperature() == 0.07
 
 
 def test_simclr_with_a_queue_is_a_setting():
