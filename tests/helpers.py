@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from contrastkit.train import Trainer
@@ -51,3 +52,16 @@ def spy_block_sizes(monkeypatch, module: object) -> list[int | None]:
 
     monkeypatch.setattr(module, "row_logsumexp", spy)
     return calls
+
+
+def write_quadrant_npz(folder: Path) -> Path:
+    """``folder/tiny.npz``: 64 grey 8x8 images in 4 classes (a bright quadrant is the class), with noise."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 16)
+    images = rng.integers(0, 60, size=(64, 8, 8))
+    for i, y in enumerate(labels):
+        r, c = divmod(int(y), 2)
+        images[i, 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 180
+    path = folder / "tiny.npz"
+    np.savez(path, x=images.astype(np.uint8), y=labels)
+    return path

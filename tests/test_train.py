@@ -3,28 +3,19 @@
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from contrastkit.checkpoint import load_checkpoint, save_checkpoint
 from contrastkit.config import TrainConfig
 from contrastkit.train import Trainer, resolve_config
-from tests.helpers import assert_same_state
+from tests.helpers import assert_same_state, write_quadrant_npz
 
 
 @pytest.fixture(scope="module")
 def tiny_npz(tmp_path_factory) -> Path:
     """64 grey 8x8 images in 4 classes (bright quadrant = class), with noise."""
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 16)
-    images = rng.integers(0, 60, size=(64, 8, 8))
-    for i, y in enumerate(labels):
-        r, c = divmod(int(y), 2)
-        images[i, 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 180
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    np.savez(path, x=images.astype(np.uint8), y=labels)
-    return path
+    return write_quadrant_npz(tmp_path_factory.mktemp("data"))
 
 
 def _config(data: Path, out: Path, method: str = "simclr", **kw) -> TrainConfig:

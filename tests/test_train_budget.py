@@ -11,30 +11,23 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from contrastkit.checkpoint import load_checkpoint
 from contrastkit.config import TrainConfig
 from contrastkit.train import Trainer
+from tests.helpers import write_quadrant_npz
 
 
 def _slowing(step: int) -> float:
     return 0.125 if step <= 30 else 0.25
 
 
+
 @pytest.fixture(scope="module")
 def tiny_npz(tmp_path_factory) -> Path:
     """64 grey 8x8 images in 4 classes (bright quadrant = class), with noise: 51 train images, 3 steps of 16."""
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 16)
-    images = rng.integers(0, 60, size=(64, 8, 8))
-    for i, y in enumerate(labels):
-        r, c = divmod(int(y), 2)
-        images[i, 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 180
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    np.savez(path, x=images.astype(np.uint8), y=labels)
-    return path
+    return write_quadrant_npz(tmp_path_factory.mktemp("data"))
 
 
 class _SimulatedClock:
