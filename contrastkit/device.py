@@ -3,13 +3,15 @@ CPU has native bf16 (where bf16 autocast + channels_last pays off; ``benchmarks/
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from contrastkit.settings import SettingsError
 
-__all__ = ["cpu_has_fast_bf16", "resolve_device"]
+__all__ = ["cpu_has_fast_bf16", "resolve_device", "torch_threads"]
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -47,3 +49,18 @@ def resolve_device(name: str) -> torch.device:
             raise SettingsError(f"device {name!r} requested but MPS is not available on this machine")
         return device
     raise SettingsError(f"`device` must be one of {accepted}; {name!r} cannot train a model")
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op CPU threads set to ``threads`` for the block and restored after it (None: unchanged);
+    torch's setting is process-wide, so it never outlives the block."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -91,7 +91,7 @@ from contrastkit.data.containers import ArrayDataset, DatasetSplits
 from contrastkit.data.fingerprint import data_fingerprint
 from contrastkit.data.samplers import PKSampler, RankSlice, Sampler, ShuffleSampler
 from contrastkit.data.stream import ImageFiles, StreamLoader, default_workers
-from contrastkit.device import cpu_has_fast_bf16, resolve_device
+from contrastkit.device import cpu_has_fast_bf16, resolve_device, torch_threads
 from contrastkit.distributed import local_rank, local_world_size, rank, threads_per_process, world_size
 from contrastkit.methods.base import Method, as_method, check_method, check_step_output
 from contrastkit.methods.registry import BUILT_AS, GENERIC_TRAINING_DEFAULTS, find_method
@@ -467,15 +467,8 @@ class Trainer:
         threads = self.config.num_threads
         if threads is None and self.world > 1 and local_world_size() > 1:
             threads = threads_per_process(local_world_size())
-        if threads is None:
+        with torch_threads(threads):
             yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
 
     def _prepare_folder(self, resume: bool, overwrite: bool) -> tuple[list[str], bool]:
         """Rank 0: check and lock the output folder, clear or keep its run, and say whether there is a checkpoint

@@ -54,11 +54,12 @@ def spy_block_sizes(monkeypatch, module: object) -> list[int | None]:
     return calls
 
 
-def write_quadrant_npz(folder: Path) -> Path:
-    """``folder/tiny.npz``: 64 grey 8x8 images in 4 classes (a bright quadrant is the class), with noise."""
+def write_quadrant_npz(folder: Path, per_class: int = 16) -> Path:
+    """``folder/tiny.npz``: 4 x ``per_class`` grey 8x8 images in 4 classes (a bright quadrant is the class), with
+    noise."""
     rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 16)
-    images = rng.integers(0, 60, size=(64, 8, 8))
+    labels = np.repeat(np.arange(4), per_class)
+    images = rng.integers(0, 60, size=(len(labels), 8, 8))
     for i, y in enumerate(labels):
         r, c = divmod(int(y), 2)
         images[i, 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 180

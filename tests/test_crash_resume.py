@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
 from contrastkit.checkpoint import load_checkpoint
+from tests.helpers import write_quadrant_npz
 
 BATCH = 16
 EPOCHS = 4
@@ -70,15 +70,7 @@ class Kill:
 @pytest.fixture(scope="module")
 def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """120 grey 8x8 images in 4 classes (a bright quadrant per class) with noise: a run is a few seconds."""
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 30)
-    images = rng.integers(0, 60, size=(120, 8, 8))
-    for i, y in enumerate(labels):
-        r, c = divmod(int(y), 2)
-        images[i, 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 180
-    path = tmp_path_factory.mktemp("crash") / "tiny.npz"
-    np.savez(path, x=images.astype(np.uint8), y=labels)
-    return path
+    return write_quadrant_npz(tmp_path_factory.mktemp("crash"), per_class=30)
 
 
 def _launch(out: Path, args: list[str]) -> subprocess.Popen:

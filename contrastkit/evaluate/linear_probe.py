@@ -61,6 +61,7 @@ import torch
 from sklearn.model_selection import StratifiedKFold
 from torch import Tensor
 
+from contrastkit.device import torch_threads
 from contrastkit.evaluate._inputs import to_numpy
 from contrastkit.evaluate._text import readable
 from contrastkit.evaluate.softmax_regression import LogisticModel, Solution, eigenbasis, fit_softmax, rotate
@@ -317,17 +318,10 @@ def _refit(data: Tensor, codes: Tensor, classes: np.ndarray, C: float, start: So
 @contextlib.contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
     """torch's intra-op threads set to ``threads`` for the block, and restored after it (None: unchanged)."""
-    if threads is None:
-        yield
-        return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"fit_linear_probe: `threads` must be a positive integer or None, got {threads!r}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def linear_probe_accuracy(train_x: object, train_y: object, test_x: object, test_y: object, seed: int = 0, *,
